@@ -1,0 +1,186 @@
+"""Command line of the ``bids-arca`` BIDS App.
+
+The three positionals follow the BIDS-Apps contract (Gorgolewski et al. 2017); option spellings
+follow fMRIPrep and the bids-apps example, whose underscore spellings are kept as aliases because
+workflow managers (CBRAIN, Boutiques descriptors) still generate them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bids_arca import __version__
+from bids_arca.errors import UsageError
+
+ANALYSIS_LEVELS = ('participant', 'group')
+DEVICES = ('auto', 'cpu', 'cuda')
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports usage errors with exit code 64 instead of argparse's 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage()
+        raise UsageError(f'{self.prog}: error: {message}')
+
+
+def _label_without(prefix: str):
+    """Build an argparse type that accepts ``sub-01`` as well as ``01`` and checks the label."""
+
+    def parse(value: str) -> str:
+        label = value.removeprefix(prefix)
+        if not label or not label.isalnum():
+            raise argparse.ArgumentTypeError(
+                f'{value!r} is not a BIDS label (letters and digits, optionally after {prefix!r})'
+            )
+        return label
+
+    return parse
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f'{value} must be a positive integer')
+    return number
+
+
+def _absolute_path(value: str) -> Path:
+    return Path(value).expanduser().absolute()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser; separate from parsing so that tests and Boutiques checks can read it."""
+    parser = _Parser(
+        prog='bids-arca',
+        description=(
+            'Glioma segmentation (whole tumour, tumour core including the resection cavity, '
+            'enhancing tumour) of pre- and post-operative brain MRI, as a BIDS App.'
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    # Arguments as specified by BIDS-Apps: required positionals, directly on the parser.
+    parser.add_argument(
+        'bids_dir',
+        type=_absolute_path,
+        help='the root folder of a BIDS dataset (sub-XXXXX folders at the top level)',
+    )
+    parser.add_argument(
+        'output_dir',
+        type=_absolute_path,
+        help='the output folder, a BIDS derivative dataset; for the group level it holds the '
+        'results of the participant level',
+    )
+    parser.add_argument(
+        'analysis_level',
+        choices=ANALYSIS_LEVELS,
+        help='participant: segment each session independently (can run in parallel into the '
+        'same output folder); group: analyses across participants',
+    )
+    parser.add_argument('--version', action='version', version=f'bids-arca {__version__}')
+
+    filters = parser.add_argument_group('Selecting data')
+    filters.add_argument(
+        '--participant-label',
+        '--participant_label',
+        dest='participant_label',
+        nargs='+',
+        type=_label_without('sub-'),
+        metavar='LABEL',
+        help='participants to analyse (with or without "sub-"); default: all',
+    )
+    filters.add_argument(
+        '--session-label',
+        '--session_label',
+        dest='session_label',
+        nargs='+',
+        type=_label_without('ses-'),
+        metavar='LABEL',
+        help='sessions to analyse (with or without "ses-"); default: all',
+    )
+    filters.add_argument(
+        '--skip-bids-validation',
+        '--skip_bids_validation',
+        '--skip_bids_validator',
+        dest='skip_bids_validation',
+        action='store_true',
+        help='do not check that the input folder is a valid BIDS dataset',
+    )
+
+    perf = parser.add_argument_group('Performance')
+    perf.add_argument(
+        '--nprocs',
+        '--nthreads',
+        '--n-cpus',
+        '--n_cpus',
+        dest='nprocs',
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help='maximum number of processes (sessions and steps run in parallel)',
+    )
+    perf.add_argument(
+        '--omp-nthreads',
+        '--omp_nthreads',
+        dest='omp_nthreads',
+        type=_positive_int,
+        help='maximum number of threads per process (default: the smaller of --nprocs and 8)',
+    )
+    perf.add_argument(
+        '--device',
+        choices=DEVICES,
+        default='auto',
+        help='where the network runs: auto takes a CUDA GPU when one is visible',
+    )
+
+    other = parser.add_argument_group('Other options')
+    other.add_argument(
+        '-w',
+        '--work-dir',
+        '--work_dir',
+        dest='work_dir',
+        type=_absolute_path,
+        default=Path('work').absolute(),
+        help='folder for intermediate results; reusing it resumes an interrupted run',
+    )
+    other.add_argument(
+        '-v',
+        '--verbose',
+        dest='verbose',
+        action='count',
+        default=0,
+        help='more detailed log messages (-vv for debugging)',
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line; raise :class:`UsageError` (exit 64) on any problem."""
+    opts = build_parser().parse_args(argv)
+    if opts.omp_nthreads is None:
+        opts.omp_nthreads = min(opts.nprocs, 8)
+    _check_paths(opts)
+    return opts
+
+
+def _check_paths(opts: argparse.Namespace) -> None:
+    bids_dir, output_dir, work_dir = (
+        opts.bids_dir.resolve(),
+        opts.output_dir.resolve(),
+        opts.work_dir.resolve(),
+    )
+    if output_dir == bids_dir:
+        raise UsageError(
+            f'the output folder {opts.output_dir} is the BIDS input folder; write results to a '
+            f'separate folder, e.g. {bids_dir / "derivatives" / "bids-arca"}'
+        )
+    if output_dir in bids_dir.parents:
+        raise UsageError(
+            f'the output folder {opts.output_dir} contains the BIDS input folder {opts.bids_dir}'
+        )
+    if work_dir == bids_dir or bids_dir in work_dir.parents:
+        raise UsageError(
+            f'the work folder {opts.work_dir} lies inside the BIDS input folder {opts.bids_dir}; '
+            'intermediate files would make the dataset invalid'
+        )

@@ -1,0 +1,100 @@
+"""Entry point of the ``bids-arca`` command: parse, prepare the output, dispatch, map errors to
+exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from argparse import Namespace
+
+from bids_arca import __version__
+from bids_arca.derivatives import check_output_dir, write_dataset_description
+from bids_arca.errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    BidsArcaError,
+    MissingInputError,
+    OutputError,
+)
+
+LOGGER = logging.getLogger('bids_arca')
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * (verbose + 1)  # default INFO, -v DEBUG
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
+        datefmt='%H:%M:%S',
+        stream=sys.stderr,
+    )
+    # Third-party libraries stay quiet unless asked for with -vv.
+    for noisy in ('nipype', 'bids', 'matplotlib', 'PIL'):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; return the BIDS-App exit code (also the process's, via ``sys.exit``)."""
+    from bids_arca.cli.parser import parse_args
+
+    try:
+        opts = parse_args(argv)
+    except BidsArcaError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    setup_logging(opts.verbose)
+    LOGGER.info('bids-arca %s, %s level', __version__, opts.analysis_level)
+    try:
+        check_input(opts)
+        prepare_output(opts)
+    except BidsArcaError as error:
+        LOGGER.error('%s', error)
+        return error.exit_code
+    try:
+        run_level(opts)
+    except BidsArcaError as error:
+        LOGGER.error('%s', error)
+        return error.exit_code
+    except Exception:
+        LOGGER.exception('internal error; please report it with the log above')
+        return EXIT_INTERNAL
+    finally:
+        # The derivative description is written whatever happened, so that partial results
+        # (and the logs) still form a valid, attributable BIDS derivative.
+        write_dataset_description(opts.output_dir, opts.bids_dir)
+    return EXIT_OK
+
+
+def check_input(opts: Namespace) -> None:
+    if not opts.bids_dir.is_dir():
+        raise MissingInputError(f'{opts.bids_dir}: BIDS input folder does not exist')
+
+
+def prepare_output(opts: Namespace) -> None:
+    """Create the output folder; raise :class:`OutputError` (exit 73) when that is impossible."""
+    check_output_dir(opts.output_dir)
+    try:
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        probe = opts.output_dir / f'.bids-arca-write-test-{os.getpid()}'
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(
+            f'{opts.output_dir}: cannot create output folder ({error.strerror})'
+        ) from error
+
+
+def run_level(opts: Namespace) -> None:
+    if opts.analysis_level == 'participant':
+        from bids_arca.workflows.participant import run_participant
+
+        run_participant(opts)
+    else:
+        from bids_arca.workflows.group import run_group
+
+        run_group(opts)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The analysis levels: ``participant`` (per session) and ``group`` (across participants)."""
