@@ -1,0 +1,61 @@
+"""The label scheme of bids-arca and the regions evaluated on it.
+
+Labels follow the BraTS-2024 post-treatment glioma compartments (as converted by nnU-Net's
+``Dataset226_BraTS2024-BraTS-GLI``), so that pre- and post-operative exams share one scheme:
+
+===== ====================================================== ============
+index name                                                   abbreviation
+===== ====================================================== ============
+0     background                                             BG
+1     necrosis and non-enhancing tumour core                 NETC
+2     surrounding non-enhancing FLAIR hyperintensity (edema) SNFH
+3     enhancing tumour                                       ET
+4     resection cavity                                       RC
+===== ====================================================== ============
+
+Regions (Lotan et al. 2022: the tumour core of a post-operative exam includes the cavity):
+WT = 1+2+3+4, TC = 1+3+4, ET = 3; edema = WT - TC = 2.
+Colours follow the paper's figures: edema (WT only) blue, core yellow, enhancing red.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Label(NamedTuple):
+    index: int
+    name: str
+    abbreviation: str
+    color: str
+
+
+BACKGROUND, NETC, SNFH, ET, RC = 0, 1, 2, 3, 4
+LABELS: tuple[Label, ...] = (
+    Label(BACKGROUND, 'background', 'BG', '#000000'),
+    Label(NETC, 'necrosis and non-enhancing tumour core', 'NETC', '#ffd700'),
+    Label(SNFH, 'surrounding non-enhancing FLAIR hyperintensity (edema)', 'SNFH', '#1e90ff'),
+    Label(ET, 'enhancing tumour', 'ET', '#ff0000'),
+    Label(RC, 'resection cavity', 'RC', '#ffa500'),
+)
+REGIONS: dict[str, tuple[int, ...]] = {
+    'WT': (NETC, SNFH, ET, RC),
+    'TC': (NETC, ET, RC),
+    'ET': (ET,),
+}
+
+
+def region_masks(dseg: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks of WT, TC and ET from a label map in this scheme."""
+    return {name: np.isin(dseg, labels) for name, labels in REGIONS.items()}
+
+
+def write_dseg_tsv(path: Path) -> Path:
+    """Write the BIDS segmentation lookup table (``index name abbreviation color``)."""
+    rows = ['index\tname\tabbreviation\tcolor']
+    rows += [f'{lab.index}\t{lab.name}\t{lab.abbreviation}\t{lab.color}' for lab in LABELS[1:]]
+    path.write_text('\n'.join(rows) + '\n')
+    return path
