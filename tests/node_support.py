@@ -116,6 +116,7 @@ def route_four_roles(study_dir: Path) -> Routing:
     It reads one header per series folder, as a router should (routing runs in the node).
     """
     roles: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
     for folder in sorted(p for p in Path(study_dir).iterdir() if p.is_dir()):
         header = dcmread(next(folder.glob('*.dcm')), stop_before_pixels=True)
         if header.Modality != 'MR':
@@ -132,11 +133,11 @@ def route_four_roles(study_dir: Path) -> Routing:
             role = 'T1w'
         else:
             continue
-        roles.setdefault(role, description)
+        if role not in roles:
+            roles[role], descriptions[role] = folder.name, description
     missing = [r for r in ('T1w', 'ce-T1w', 'T2w', 'FLAIR') if r not in roles]
-    if missing:
-        return Routing(False, f'missing {", ".join(missing)}', roles)
-    return Routing(True, '', roles)
+    reason = f'missing {", ".join(missing)}' if missing else ''
+    return Routing(not missing, reason, roles, descriptions)
 
 
 def segment_post_contrast(

@@ -7,12 +7,15 @@ node's own machinery: receiving, spooling, completion, queue, restart, retries, 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +26,7 @@ from pydicom import dcmread
 
 from bids_arca.node import queue as states
 from bids_arca.node.cli import main as node_main
+from bids_arca.node.queue import JobQueue
 from bids_arca.node.spool import MARKER
 from tests.conftest import REPO
 from tests.node_support import (
@@ -121,6 +125,13 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
         assert node_main(['status', '--config', str(config)]) == 0
         printed = capsys.readouterr().out
         assert 'done 1' in printed and 'C-ECHO success' in printed
+
+        # The PACS sends the study again, our results included: nothing to do.
+        pacs.post('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
+        again = node.queue.get(study_uid)
+        assert (again.state, again.generation, again.instances) == (states.DONE, 1, 24)
+        ignored = re.findall(r'(\d+) instance\(s\) ignored: own results', caplog.text)
+        assert sum(map(int, ignored)) == 7  # (Orthanc may use one association per SOP class)
     logged = caplog.text
     assert study_uid in logged and 'ACC0001' in logged
     assert PATIENT_NAME not in logged and PATIENT_NAME.split('^')[0] not in logged
@@ -163,6 +174,17 @@ def test_bursts_shorter_and_longer_than_the_window(tmp_path, orthanc_factory, ph
         history = [(g, s) for _, g, s, _ in node.queue.events(study_uid)]
         assert history.count((1, states.COMPLETE)) == 1
         assert (1, states.SKIPPED) in history and history[-1] == (2, states.DONE)
+        # A late series the model does not read: re-routed, and the results stand.
+        localizer = write_phantom_study(
+            tmp_path / 'late', descriptions=('LOCALIZER',), slices=2, study_uid=study_uid
+        )
+        assert set(send(localizer['LOCALIZER'], port)) == {0}
+        wait_for(lambda: node.queue.get(study_uid).generation == 3, 10, 'the late series')
+        done = wait_for(lambda: finished(node, study_uid, states.DONE), 30, 'routing again')
+        assert (done.generation, done.instances) == (3, 26)
+        assert 'earlier results stand' in node.queue.events(study_uid)[-1][3]
+        assert records(record) == [f'{study_uid} 24']
+        assert len(results_in(pacs, study_uid)['seg']) == 1
 
 
 def _node_process(config: Path, log: Path) -> subprocess.Popen:
@@ -173,6 +195,12 @@ def _node_process(config: Path, log: Path) -> subprocess.Popen:
             stdout=stream,
             stderr=subprocess.STDOUT,
         )
+
+
+def _send_until_cut(files: list[Path], port: int) -> None:
+    """Send, expecting the node to die on the way (the association then breaks)."""
+    with contextlib.suppress(AttributeError, ConnectionError, RuntimeError):
+        send(files, port)
 
 
 def _job_processes(folder: Path) -> list[int]:
@@ -193,7 +221,6 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
     tmp_path, orthanc_factory, phantom
 ):
     study_uid, series = phantom
-    t1, post, t2, flair = series.values()
     port, health_port = free_port(), free_port()
     pacs = orthanc_factory({'node': ('BIDSARCA', '127.0.0.1', port)})
     pacs.start()
@@ -213,11 +240,18 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
         return process
 
     node = start()
-    assert set(send(t1 + post, port)) == {0}
-    node.send_signal(signal.SIGKILL)  # mid-study: half the series in, window still open
+    # Killed in the middle of an association: some instances on disk, the sender told "failed".
+    spool = tmp_path / 'node' / 'spool' / study_uid
+    sending = threading.Thread(target=_send_until_cut, args=(_all(series), port))
+    sending.start()
+    wait_for(lambda: len(list(spool.glob('*/*.dcm'))) >= 3, 60, 'instances', interval=0.02)
+    node.send_signal(signal.SIGKILL)
     node.wait()
+    sending.join(60)
+    assert 3 <= len(list(spool.glob('*/*.dcm'))) < 24
     node = start()
-    assert set(send(t2 + flair, port)) == {0}
+    # The PACS sends the whole study again: repeats replace their files, nothing doubles.
+    assert set(send(_all(series), port)) == {0}
     wait_for(lambda: records(record), 60, 'the job to start')
     jobs = tmp_path / 'node' / 'work' / 'jobs' / study_uid
     node.send_signal(signal.SIGKILL)  # mid-job
@@ -231,6 +265,8 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
         node.send_signal(signal.SIGTERM)
         assert node.wait(60) == 0
     assert records(record) == [f'{study_uid} 24'] * 2  # the killed attempt, then the retry
+    study = JobQueue(tmp_path / 'node' / 'work' / 'queue.sqlite').get(study_uid)
+    assert (study.state, study.instances, study.attempts) == (states.DONE, 24, 2)
     results = results_in(pacs, study_uid)
     assert [len(s['Instances']) for s in results['seg']] == [1]
     assert [len(s['Instances']) for s in results['overlay']] == [6]

@@ -224,7 +224,9 @@ def test_recover_after_kill(jobs):
     (study,) = jobs.promote_quiet(1, now=200)
     jobs.move(study, states.ROUTED)
     jobs.move(jobs.get(UID), states.RUNNING, attempts=1)
-    notes = jobs.recover({UID: 1, '9.9': 3}, max_attempts=2, now=400)
+    jobs.note_instance('5.5', new=True, now=350)
+    notes = jobs.recover({UID: 1, '9.9': 3, '5.5': 1}, max_attempts=2, now=400)
+    assert jobs.get('5.5').last_received == 400  # the window starts again after a restart
     assert len(notes) == 2
     assert (jobs.get(UID).state, jobs.get(UID).attempts) == (states.ROUTED, 1)
     found = jobs.get('9.9')
@@ -281,6 +283,7 @@ def test_job_writes_a_manifest_of_checked_dicom_results(tmp_path):
     manifest = json.loads((out / job.MANIFEST).read_text())
     assert manifest['files'][0] == 'seg.dcm'
     assert len(manifest['files']) == 4  # SEG + one derived image per post-contrast slice
+    assert len(manifest['series']) == 2
 
 
 def test_job_records_final_and_retryable_errors(tmp_path):

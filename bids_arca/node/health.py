@@ -17,7 +17,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bids_arca.node import queue as states
 from bids_arca.node.config import NodeConfig
 from bids_arca.node.queue import JobQueue, Study
 from bids_arca.node.sender import echo
@@ -58,11 +57,7 @@ def collect(
     beat = queue.heartbeat()
     age = None if beat is None else round(now - beat, 1)
     last = queue.last_success()
-    attention = [
-        study_report(s)
-        for s in queue.all()
-        if s.state == states.FAILED or (s.state == states.SENDING and s.send_attempts)
-    ][-ATTENTION:]
+    attention = [study_report(s) for s in queue.needing_attention(ATTENTION)]
     destination: dict[str, Any] = {
         'ae_title': config.destination.ae_title,
         'host': config.destination.host,

@@ -4,7 +4,8 @@ The node runs the pipeline in a child process so that it can stop a job that han
 limit; peers' pipelines have hung for hours on one step) and so that a crash of the pipeline
 cannot take the receiver down with it. The child leaves one of two files in ``OUT``:
 
-- ``manifest.json``: the result files (relative to ``OUT``), each checked to be DICOM;
+- ``manifest.json``: the result files (relative to ``OUT``), each checked to be DICOM, and
+  their series (the node ignores these series when a PACS sends them back);
 - ``error.json``: ``message`` and ``exit_code`` (64 for wrong options, 65/66 for bad or missing
   input: another attempt cannot fix those; anything else may be retried).
 
@@ -24,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_file_meta_info
 
 from bids_arca.errors import EXIT_INTERNAL, BidsArcaError, InputDataError
 from bids_arca.node.steps import load_callable
@@ -37,20 +38,28 @@ ERROR = 'error.json'
 FINAL_EXIT_CODES = (os.EX_USAGE, os.EX_DATAERR, os.EX_NOINPUT)
 
 
-def run(spec: str, study_dir: Path, out_dir: Path, options: dict) -> list[Path]:
-    """Call the pipeline and check what it returns: existing DICOM files under ``out_dir``."""
+def run(spec: str, study_dir: Path, out_dir: Path, options: dict) -> dict[str, list[str]]:
+    """Call the pipeline and check what it returns: DICOM files under ``out_dir``.
+
+    Returns the manifest: ``files`` relative to ``out_dir`` and the ``series`` they form.
+    """
     process = load_callable(spec)
     files = [Path(p).absolute() for p in process(study_dir, out_dir, options)]
     if not files:
         raise InputDataError(f'{study_dir}: the pipeline produced no result to send')
+    series = set()
     for path in files:
         if not path.is_relative_to(out_dir.absolute()):
             raise RuntimeError(f'{path}: result outside the job folder {out_dir}')
         try:
-            read_file_meta_info(path)
-        except (OSError, InvalidDicomError) as error:
-            raise RuntimeError(f'{path}: result is not a DICOM file ({error})') from error
-    return files
+            header = dcmread(path, stop_before_pixels=True, specific_tags=['SeriesInstanceUID'])
+            series.add(str(header.SeriesInstanceUID))
+        except (OSError, InvalidDicomError, AttributeError) as error:
+            raise RuntimeError(f'{path}: result is not a DICOM image ({error})') from error
+    return {
+        'files': [str(p.relative_to(out_dir.absolute())) for p in files],
+        'series': sorted(series),
+    }
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     _exit_with_parent()
     started = time.monotonic()
     try:
-        files = run(spec, study_dir, out_dir, json.loads(options))
+        manifest = run(spec, study_dir, out_dir, json.loads(options))
     except BidsArcaError as error:
         LOGGER.error('%s', error)
         write_json(out_dir / ERROR, {'message': str(error), 'exit_code': error.exit_code})
@@ -97,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         message = f'{type(error).__name__}: {error}'
         write_json(out_dir / ERROR, {'message': message, 'exit_code': EXIT_INTERNAL})
         return EXIT_INTERNAL
-    write_json(out_dir / MANIFEST, {'files': [str(p.relative_to(out_dir)) for p in files]})
-    LOGGER.info('%d result file(s) in %.1f s', len(files), time.monotonic() - started)
+    write_json(out_dir / MANIFEST, manifest)
+    elapsed = time.monotonic() - started
+    LOGGER.info('%d result file(s) in %.1f s', len(manifest['files']), elapsed)
     return 0
 
 

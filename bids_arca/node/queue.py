@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS studies (
     job_dir TEXT NOT NULL DEFAULT '',
     results INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
+    inputs TEXT NOT NULL DEFAULT '',
+    done_inputs TEXT NOT NULL DEFAULT '',
     updated_at REAL NOT NULL,
     done_at REAL,
     purged INTEGER NOT NULL DEFAULT 0
@@ -68,6 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS node (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS own_series (series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL);
 """
 
 
@@ -89,6 +92,8 @@ class Study:
     job_dir: str
     results: int
     reason: str
+    inputs: str
+    done_inputs: str
     updated_at: float
     done_at: float | None
     purged: int
@@ -174,11 +179,33 @@ class JobQueue:
         sql = 'SELECT at, generation, state, detail FROM events WHERE study_uid = ? ORDER BY id'
         return [tuple(row) for row in self._rows(sql, study_uid)]
 
+    def needing_attention(self, limit: int) -> list[Study]:
+        """Failed studies and studies whose results could not be sent yet, newest first."""
+        rows = self._rows(
+            f'SELECT {_COLUMNS} FROM studies WHERE state = ? OR (state = ? AND send_attempts > 0) '
+            'ORDER BY updated_at DESC LIMIT ?',
+            FAILED,
+            SENDING,
+            limit,
+        )
+        return [Study(**row) for row in rows]
+
+    def is_own_series(self, series_uid: str) -> bool:
+        return bool(self._rows('SELECT 1 FROM own_series WHERE series_uid = ?', series_uid))
+
     def heartbeat(self) -> float | None:
         rows = self._rows("SELECT value FROM node WHERE key = 'heartbeat'")
         return rows[0][0] if rows else None
 
     # -- writing ----------------------------------------------------------------------------
+
+    def add_own_series(self, study_uid: str, series_uids: list[str]) -> None:
+        """Remember the node's result series, so that a PACS echoing them back is not a trigger."""
+        with self._transaction() as db:
+            db.executemany(
+                'INSERT OR IGNORE INTO own_series (series_uid, study_uid) VALUES (?, ?)',
+                [(uid, study_uid) for uid in series_uids],
+            )
 
     def beat(self, now: float) -> None:
         with self._transaction() as db:
@@ -273,9 +300,15 @@ class JobQueue:
         - A study in the spool without a row, or with more instances on disk than recorded,
           received instances whose database update a crash cut off: it starts (again) as
           ``received`` with a fresh quiet window.
+        - Every ``received`` study gets a fresh quiet window: while the node was down, senders
+          could not send, so the silence says nothing about the study being complete.
         """
         notes = []
         with self._transaction() as db:
+            db.execute(
+                'UPDATE studies SET last_received = ? WHERE state = ? AND last_received < ?',
+                (now, RECEIVED, now),
+            )
             for uid, generation, attempts in db.execute(
                 'SELECT study_uid, generation, attempts FROM studies WHERE state = ?', (RUNNING,)
             ).fetchall():
@@ -327,6 +360,7 @@ class JobQueue:
             updated = db.execute(
                 'UPDATE studies SET state = ?, generation = generation + 1, attempts = 0, '
                 "send_attempts = 0, next_attempt_at = 0, reason = '', done_at = NULL, "
+                "done_inputs = '', "
                 'updated_at = ? WHERE study_uid = ? AND state IN (?, ?, ?) AND purged = 0 '
                 'RETURNING generation',
                 (COMPLETE, now, study_uid, *FINISHED),

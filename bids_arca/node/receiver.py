@@ -101,6 +101,11 @@ class Receiver:
             self._tally(event, 'refused: not understood')
             return CANNOT_UNDERSTAND
         try:
+            if self.queue.is_own_series(series_uid):
+                # Our own result, sent back by a PACS that forwards everything it receives:
+                # acknowledged, but neither stored nor a reason to process the study again.
+                self._tally(event, 'ignored: own results')
+                return SUCCESS
             new = self.spool.store(study_uid, series_uid, sop_uid, event.encoded_dataset())
             self.queue.note_instance(
                 study_uid,
@@ -131,7 +136,7 @@ class Receiver:
             return
         requestor = event.assoc.requestor
         parts = [
-            f'{n} instance(s) {"" if k.startswith("refused") else "of study "}{k}'
+            f'{n} instance(s) {"" if k.startswith(("refused", "ignored")) else "of study "}{k}'
             for k, n in sorted(tally.items())
         ]
         LOGGER.info('from %s at %s: %s', requestor.ae_title, requestor.address, '; '.join(parts))

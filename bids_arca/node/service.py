@@ -189,17 +189,35 @@ class Node:
                 study, states.FAILED, reason=f'routing failed: {error}', done_at=time.time()
             )
             return
-        if routing.accepted:
-            if self.queue.move(study, states.ROUTED, detail=routing.summary()):
-                LOGGER.info('%s routed: %s', study.label, routing.summary())
-        elif self.queue.move(
-            study,
-            states.SKIPPED,
-            reason=routing.reason,
-            detail=routing.summary(),
-            done_at=time.time(),
-        ):
-            LOGGER.warning('%s not processed: %s', study.label, routing.reason)
+        if not routing.accepted:
+            if self.queue.move(
+                study,
+                states.SKIPPED,
+                reason=routing.reason,
+                detail=routing.summary(),
+                done_at=time.time(),
+            ):
+                LOGGER.warning('%s not processed: %s', study.label, routing.reason)
+            return
+        inputs = self._inputs(study, routing)
+        if study.done_inputs == inputs:
+            # Late instances outside the series the model reads (a localiser, a DWI): the results
+            # already in the PACS stand, and a second, identical set would only confuse readers.
+            detail = 'new instances did not change the series used; earlier results stand'
+            if self.queue.move(study, states.DONE, detail=detail, done_at=time.time()):
+                LOGGER.info('%s: %s', study.label, detail)
+        elif self.queue.move(study, states.ROUTED, inputs=inputs, detail=routing.summary()):
+            LOGGER.info('%s routed: %s', study.label, routing.summary())
+
+    def _inputs(self, study: Study, routing: Routing) -> str:
+        """What the job will read: each role's series and its number of instances (JSON)."""
+        folder = self.spool.study_dir(study.study_uid)
+        return json.dumps(
+            {
+                role: [series, len(list((folder / series).glob('*.dcm')))]
+                for role, series in sorted(routing.roles.items())
+            }
+        )
 
     def _start_job(self, study: Study) -> None:
         assert self.queue is not None
@@ -266,7 +284,9 @@ class Node:
             return
         self._job = None
         if code == 0 and (job.out_dir / MANIFEST).is_file():
-            files = json.loads((job.out_dir / MANIFEST).read_text())['files']
+            manifest = json.loads((job.out_dir / MANIFEST).read_text())
+            files = manifest['files']
+            self.queue.add_own_series(job.study.study_uid, manifest['series'])
             if self.queue.move(
                 job.study,
                 states.SENDING,
@@ -344,6 +364,7 @@ class Node:
                 send_attempts=attempt,
                 reason='',
                 done_at=now,
+                done_inputs=study.inputs,
                 detail=f'{len(files)} file(s) stored at {destination.ae_title}',
             ):
                 LOGGER.info(

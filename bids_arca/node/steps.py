@@ -28,14 +28,23 @@ Pipeline = Callable[[Path, Path, Mapping[str, Any]], list[Path]]
 
 @dataclass(frozen=True)
 class Routing:
-    """A routing decision: ``accepted``, or not with ``reason``; ``roles`` maps role to series."""
+    """A routing decision: ``accepted``, or not with ``reason``.
+
+    ``roles`` maps each role found to its series folder (the SeriesInstanceUID), so that the
+    node can tell whether instances that arrived later changed what the model would read;
+    ``descriptions`` gives the series description per role, for the log.
+    """
 
     accepted: bool
     reason: str = ''
     roles: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
-        roles = ', '.join(f'{role}={series}' for role, series in sorted(self.roles.items()))
+        roles = ', '.join(
+            f'{role}={self.descriptions.get(role, series)!r}'
+            for role, series in sorted(self.roles.items())
+        )
         return '; '.join(part for part in (self.reason, roles) if part)
 
 
