@@ -9,8 +9,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ('tests.orthanc',)  # the `orthanc_factory` fixture: a real PACS on loopback
-
 
 def shared_dir() -> Path:
     """``$BIDS_ARCA_SHARED`` or ``../shared`` beside the repository (data, weights, design)."""

@@ -260,6 +260,7 @@ def node_config(
     participant: Mapping[str, Any] | None = None,
     callers: tuple[tuple[str, str | None], ...] = (('MODALITY', None), ('ORTHANC', '127.0.0.1')),
     router: str = 'tests.node_support:route_four_roles',
+    pipeline: str = 'tests.node_support:segment_post_contrast',
     timeout_s: float = 120,
     attempts: int = 2,
 ) -> Path:
@@ -285,7 +286,7 @@ def node_config(
         '[processing]',
         f'quiet_window_s = {window}',
         f'router = "{router}"',
-        'pipeline = "tests.node_support:segment_post_contrast"',
+        f'pipeline = "{pipeline}"',
         f'timeout_s = {timeout_s}',
         f'attempts = {attempts}',
         '[destination]',

@@ -18,8 +18,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ORTHANC = shutil.which('Orthanc') or '/usr/sbin/Orthanc'
 
 
@@ -126,20 +124,3 @@ class Orthanc:
             {'Level': 'Series', 'Query': {'StudyInstanceUID': study_uid}, 'Expand': True},
         )
         return found
-
-
-@pytest.fixture
-def orthanc_factory(tmp_path):
-    """Make Orthanc instances (started by the caller); all are stopped at the end of the test."""
-    made: list[Orthanc] = []
-
-    def make(modalities: dict[str, tuple[str, str, int]] | None = None) -> Orthanc:
-        server = Orthanc(tmp_path / f'orthanc{len(made)}', modalities)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        if server.process is not None:
-            server.process.kill()
-            server.process.wait()

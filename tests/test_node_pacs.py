@@ -39,10 +39,27 @@ from tests.node_support import (
     wait_for,
     write_phantom_study,
 )
-from tests.orthanc import free_port
+from tests.orthanc import Orthanc, free_port
 
 WINDOW = 2.0
 SEG = '1.2.840.10008.5.1.4.1.1.66.4'
+
+
+@pytest.fixture
+def orthanc_factory(tmp_path):
+    """Make Orthanc servers (the test starts them, and may stop and start them again); all are
+    killed at the end of the test."""
+    made: list[Orthanc] = []
+
+    def make(modalities: dict[str, tuple[str, str, int]]) -> Orthanc:
+        made.append(Orthanc(tmp_path / f'orthanc{len(made)}', modalities))
+        return made[-1]
+
+    yield make
+    for server in made:
+        if server.process is not None:
+            server.process.kill()
+            server.process.wait()
 
 
 @pytest.fixture
@@ -230,7 +247,7 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
         port=port,
         health_port=health_port,
         destination=(pacs.ae_title, pacs.dicom_port),
-        participant={'record': str(record), 'sleep_s': 4},
+        participant={'record': str(record), 'sleep_s': 3},
     )
     log = tmp_path / 'node.log'
 

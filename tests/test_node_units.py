@@ -301,3 +301,31 @@ def test_job_records_final_and_retryable_errors(tmp_path):
     assert (
         'has no function no_such_function' in json.loads((out / job.ERROR).read_text())['message']
     )
+
+
+# -- status and requeue commands ------------------------------------------------------------------
+
+
+def test_status_and_requeue_without_a_running_node(tmp_path, capsys):
+    config = _config(tmp_path, '[health]\nport = 0\n')
+    assert node_main(['status', '--config', str(config)]) == os.EX_USAGE  # never started
+    Spool(tmp_path / 's').initialise()
+    (tmp_path / 'w').mkdir()
+    jobs = JobQueue(tmp_path / 'w' / 'queue.sqlite')
+    jobs.note_instance(UID, new=True, accession='A7', now=100)
+    assert node_main(['requeue', '--config', str(config), UID]) == os.EX_USAGE  # not finished
+    (study,) = jobs.promote_quiet(1, now=200)
+    jobs.move(study, states.FAILED, reason='timed out after 1 s', done_at=210)
+    capsys.readouterr()
+    assert node_main(['status', '--config', str(config), '--no-echo', '--studies']) == (
+        os.EX_UNAVAILABLE
+    )
+    printed = capsys.readouterr().out
+    assert 'NOT RUNNING (last heartbeat never)' in printed
+    assert f'attention   {UID} accession A7 failed' in printed
+    assert printed.rstrip().endswith('timed out after 1 s')
+    assert node_main(['status', '--config', str(config), '--no-echo', '--json']) == 69
+    report = json.loads(capsys.readouterr().out)
+    assert report['queue']['failed'] == 1 and report['spool']['writable']
+    assert node_main(['requeue', '--config', str(config), UID]) == 0
+    assert (jobs.get(UID).state, jobs.get(UID).generation) == (states.COMPLETE, 2)

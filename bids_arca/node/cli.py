@@ -1,8 +1,8 @@
 """``bids-arca-node``: run the DICOM node, or ask it how it is.
 
 - ``serve --config node.toml``: receive, process and send until stopped;
-- ``status --config node.toml``: the health report; exit 73 when the spool cannot store, 69 when
-  the node is not running;
+- ``status --config node.toml``: the health report; exit 73 when the spool or the work folder
+  cannot be written, 69 when the node is not running;
 - ``requeue --config node.toml UID``: process a finished study again;
 - ``example-config``: a documented configuration to start from.
 """
@@ -121,7 +121,7 @@ def status(config: NodeConfig, *, as_json: bool, studies: bool, check_echo: bool
     if studies:
         report['studies'] = [study_report(s) for s in queue.all()]
     print(json.dumps(report, indent=1) if as_json else render(report))
-    if not report['spool']['writable']:
+    if not report['ok']:
         return os.EX_CANTCREAT
     if not report['node']['running']:
         return os.EX_UNAVAILABLE
@@ -137,9 +137,12 @@ def render(report: dict[str, Any]) -> str:
         else f'NOT RUNNING (last heartbeat {node["heartbeat"] or "never"})'
     )
     storage = 'writable' if spool['writable'] else f'NOT WRITABLE: {spool["problem"]}'
+    work = report['work']
     lines = [
         f'node        {node["ae_title"]} port {node["port"]}: {running}',
         f'spool       {spool["path"]}: {storage}, {spool["free_mb"]} MB free',
+        f'work        {work["path"]}: '
+        + ('writable' if work['writable'] else f'NOT WRITABLE: {work["problem"]}'),
         'queue       ' + ', '.join(f'{state} {n}' for state, n in queue.items()),
     ]
     last = report['last_success']

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from bids_arca.node.config import NodeConfig
@@ -48,12 +50,22 @@ def study_report(study: Study) -> dict[str, Any]:
     }
 
 
+def work_problem(folder: Path) -> str:
+    """Why jobs cannot write in the work folder, or '' when they can."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return ''
+    except OSError as error:
+        return f'cannot write: {error.strerror}'
+
+
 def collect(
     config: NodeConfig, queue: JobQueue, spool: Spool, *, check_echo: bool = True
 ) -> dict[str, Any]:
-    """The health report; ``ok`` is False when the spool cannot take instances."""
+    """The health report; ``ok`` is False when the spool or the work folder cannot be written."""
     now = time.time()
     storage = spool.health()
+    work = work_problem(config.storage.work_dir)
     beat = queue.heartbeat()
     age = None if beat is None else round(now - beat, 1)
     last = queue.last_success()
@@ -68,7 +80,7 @@ def collect(
             config.destination, config.calling_ae_title
         )
     return {
-        'ok': storage.writable,
+        'ok': storage.writable and not work,
         'node': {
             'ae_title': config.scp.ae_title,
             'port': config.scp.port,
@@ -82,6 +94,7 @@ def collect(
             'free_mb': round(storage.free_bytes / 2**20),
             'problem': storage.problem,
         },
+        'work': {'path': str(config.storage.work_dir), 'writable': not work, 'problem': work},
         'queue': queue.counts(),
         'last_success': None
         if last is None or last.done_at is None
@@ -97,7 +110,7 @@ def collect(
 
 
 class HealthServer:
-    """``GET /health``: the report as JSON; HTTP 200 when ok, 503 when the spool is not."""
+    """``GET /health``: the report as JSON; HTTP 200 when ok, 503 when storage is not writable."""
 
     def __init__(self, config: NodeConfig, queue: JobQueue, spool: Spool):
         node = self
