@@ -39,7 +39,7 @@ from tests.node_support import (
     wait_for,
     write_phantom_study,
 )
-from tests.orthanc import Orthanc, free_port
+from tests.orthanc import ORTHANC, Orthanc, free_port
 
 WINDOW = 2.0
 SEG = '1.2.840.10008.5.1.4.1.1.66.4'
@@ -49,6 +49,8 @@ SEG = '1.2.840.10008.5.1.4.1.1.66.4'
 def orthanc_factory(tmp_path):
     """Make Orthanc servers (the test starts them, and may stop and start them again); all are
     killed at the end of the test."""
+    if not Path(ORTHANC).is_file():
+        pytest.fail(f'{ORTHANC} not found: apt-get install --no-install-recommends orthanc')
     made: list[Orthanc] = []
 
     def make(modalities: dict[str, tuple[str, str, int]]) -> Orthanc:
@@ -360,7 +362,7 @@ def test_callers_are_checked_and_a_lost_spool_refuses_instances(tmp_path, phanto
         assert node.queue.get(study_uid).instances == 2
 
 
-def test_a_hanging_job_is_stopped_and_the_study_failed_with_the_reason(tmp_path, phantom):
+def test_stop_puts_a_job_back_and_a_hanging_job_fails_with_the_reason(tmp_path, phantom):
     study_uid, series = phantom
     port = free_port()
     config = node_config(
@@ -370,15 +372,20 @@ def test_a_hanging_job_is_stopped_and_the_study_failed_with_the_reason(tmp_path,
         destination=('PACS', free_port()),
         participant={'sleep_s': 60},
         window=0.5,
-        timeout_s=1,
+        timeout_s=2,
         attempts=1,
     )
     with running_node(config) as node:
         assert set(send(_all(series), port)) == {0}
-        failed = wait_for(lambda: finished(node, study_uid), 60, 'the timeout')
+        wait_for(lambda: finished(node, study_uid, states.RUNNING), 30, 'the job', interval=0.05)
+    # A stop (SIGTERM) is no fault of the study: the job goes back, its attempt not counted.
+    study = JobQueue(tmp_path / 'node' / 'work' / 'queue.sqlite').get(study_uid)
+    assert (study.state, study.attempts) == (states.ROUTED, 0)
+    with running_node(config) as node:
+        failed = wait_for(lambda: finished(node, study_uid), 60, 'the time limit')
     assert (failed.state, failed.reason, failed.attempts) == (
         states.FAILED,
-        'timed out after 1 s',
+        'timed out after 2 s',
         1,
     )
 
