@@ -25,6 +25,7 @@ import pytest
 from pydicom import dcmread
 
 from bids_arca.node import queue as states
+from bids_arca.node import service
 from bids_arca.node.cli import main as node_main
 from bids_arca.node.queue import JobQueue
 from bids_arca.node.spool import MARKER
@@ -388,6 +389,33 @@ def test_stop_puts_a_job_back_and_a_hanging_job_fails_with_the_reason(tmp_path, 
         'timed out after 2 s',
         1,
     )
+
+
+def test_a_broken_work_folder_delays_the_job_and_loses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(service, 'WORK_RETRY_S', 0.5)
+    series = write_phantom_study(
+        tmp_path / 'study', descriptions=('T1', 'T1 GAD', 'T2', 'FLAIR'), slices=2
+    )
+    study_uid = dcmread(series['T1'][0]).StudyInstanceUID
+    port = free_port()
+    config = node_config(
+        tmp_path / 'node', port=port, health_port=0, destination=('PACS', free_port()), window=0.5
+    )
+    blocker = tmp_path / 'node' / 'work' / 'jobs' / study_uid
+    with running_node(config) as node:
+        blocker.write_text('not a folder')  # the job folder cannot be made
+        assert set(send(_all(series), port)) == {0}
+        waiting = wait_for(
+            lambda: (s := finished(node, study_uid, states.ROUTED)) and s.reason and s,
+            30,
+            'the failed preparation',
+        )
+        assert waiting.reason.startswith('cannot prepare the job folder')
+        blocker.unlink()
+        # The job runs; its pipeline refuses the study (no post-contrast name): final, with reason.
+        failed = wait_for(lambda: finished(node, study_uid), 60, 'the job')
+    assert (failed.state, failed.attempts) == (states.FAILED, 1)
+    assert 'no post-contrast series' in failed.reason
 
 
 @pytest.mark.slow

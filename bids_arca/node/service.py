@@ -36,6 +36,7 @@ LOGGER = logging.getLogger('bids_arca.node')
 
 TICK_S = 0.25  # how often the scheduler and the sender look at the queue when idle
 PURGE_EVERY_S = 600.0
+WORK_RETRY_S = 60.0  # wait before preparing a job again when the work folder failed
 
 
 @dataclass
@@ -223,9 +224,20 @@ class Node:
         assert self.queue is not None
         attempt = study.attempts + 1
         folder = self.jobs_dir / study.study_uid / f'g{study.generation}-a{attempt}'
-        shutil.rmtree(folder, ignore_errors=True)
-        (folder / 'out').mkdir(parents=True)
-        count = self.spool.snapshot(study.study_uid, folder / 'dicom')
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            (folder / 'out').mkdir(parents=True)
+            count = self.spool.snapshot(study.study_uid, folder / 'dicom')
+        except OSError as error:
+            # The work folder, not the study, is at fault (full, unmounted): wait and try again;
+            # the health check reports the folder meanwhile.
+            message = f'cannot prepare the job folder: {error}'
+            delay = WORK_RETRY_S
+            self.queue.move(
+                study, states.ROUTED, reason=message, next_attempt_at=time.time() + delay
+            )
+            LOGGER.error('%s: %s; next try in %g s', study.label, message, delay)
+            return
         if not self.queue.move(
             study,
             states.RUNNING,
