@@ -15,6 +15,7 @@ from bids_arca.node import queue as states
 from bids_arca.node.cli import example_config
 from bids_arca.node.cli import main as node_main
 from bids_arca.node.config import DEFAULT_PIPELINE, load_config
+from bids_arca.node.participant_options import check_participant_options, participant_arguments
 from bids_arca.node.queue import JobQueue
 from bids_arca.node.sender import backoff
 from bids_arca.node.spool import MARKER, Spool, is_uid
@@ -329,3 +330,25 @@ def test_status_and_requeue_without_a_running_node(tmp_path, capsys):
     assert report['queue']['failed'] == 1 and report['spool']['writable']
     assert node_main(['requeue', '--config', str(config), UID]) == 0
     assert (jobs.get(UID).state, jobs.get(UID).generation) == (states.COMPLETE, 2)
+
+
+# -- participant options --------------------------------------------------------------------------
+
+
+def test_participant_table_becomes_checked_options():
+    options = {'nprocs': 2, 'omp_nthreads': 1, 'device': 'cpu', 'skip_bids_validation': True}
+    assert participant_arguments(options) == [
+        '--nprocs',
+        '2',
+        '--omp-nthreads',
+        '1',
+        '--device',
+        'cpu',
+        '--skip-bids-validation',
+    ]
+    assert participant_arguments({'verbose': False}) == []
+    check_participant_options(options)
+    with pytest.raises(UsageError, match='--device gpu'):
+        check_participant_options({'device': 'gpu'})
+    with pytest.raises(UsageError, match='set by the node itself'):
+        participant_arguments({'work-dir': '/tmp'})

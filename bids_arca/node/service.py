@@ -23,9 +23,10 @@ from pathlib import Path
 
 from bids_arca.errors import OutputError, UsageError
 from bids_arca.node import queue as states
-from bids_arca.node.config import NodeConfig
+from bids_arca.node.config import DEFAULT_PIPELINE, NodeConfig
 from bids_arca.node.health import HEARTBEAT_S, HealthServer
 from bids_arca.node.job import ERROR, FINAL_EXIT_CODES, MANIFEST
+from bids_arca.node.participant_options import check_participant_options
 from bids_arca.node.queue import JobQueue, Study
 from bids_arca.node.receiver import Receiver
 from bids_arca.node.sender import SendError, backoff, send_files
@@ -61,6 +62,8 @@ class Node:
         # Checked without importing: the real pipeline loads torch, which only the job needs.
         if importlib.util.find_spec(module) is None:
             raise UsageError(f'{config.processing.pipeline}: no module {module}')
+        if config.processing.pipeline == DEFAULT_PIPELINE:
+            check_participant_options(config.participant)
         self.queue: JobQueue | None = None
         self.receiver: Receiver | None = None
         self.health: HealthServer | None = None
