@@ -88,7 +88,8 @@ class Receiver:
     def _on_store(self, event: evt.Event) -> int:
         requestor = event.assoc.requestor
         if not self._allowed(event):
-            self._tally(event, 'refused: wrong host')
+            if self._tally(event, 'refused: wrong host') == 1:
+                LOGGER.warning('AE %r may not send from %s', requestor.ae_title, requestor.address)
             return NOT_AUTHORISED
         try:
             dataset = event.dataset
@@ -97,8 +98,8 @@ class Receiver:
             sop_uid = str(event.request.AffectedSOPInstanceUID)
             accession = str(dataset.get('AccessionNumber', '') or '')
         except Exception as error:  # any decoding problem of a peer's data
-            LOGGER.warning('instance from %s not understood: %s', requestor.ae_title, error)
-            self._tally(event, 'refused: not understood')
+            if self._tally(event, 'refused: not understood') == 1:
+                LOGGER.warning('instance from %s not understood: %s', requestor.ae_title, error)
             return CANNOT_UNDERSTAND
         try:
             if self.queue.is_own_series(series_uid):
@@ -115,19 +116,23 @@ class Receiver:
                 now=time.time(),
             )
         except ValueError as error:
-            LOGGER.warning('instance from %s refused: %s', requestor.ae_title, error)
-            self._tally(event, 'refused: bad UID')
+            if self._tally(event, 'refused: bad UID') == 1:
+                LOGGER.warning('instance from %s refused: %s', requestor.ae_title, error)
             return CANNOT_UNDERSTAND
         except Exception as error:  # the spool or the database: the PACS must keep the instance
-            LOGGER.error('cannot store an instance of study %s: %s', study_uid, error)
-            self._tally(event, 'refused: storage')
+            if self._tally(event, 'refused: storage') == 1:
+                LOGGER.error('cannot store instances of study %s: %s', study_uid, error)
             return OUT_OF_RESOURCES
         self._tally(event, study_uid)
         return SUCCESS
 
-    def _tally(self, event: evt.Event, key: str) -> None:
+    def _tally(self, event: evt.Event, key: str) -> int:
+        """Count an outcome for the association's summary line; return its count so far (a
+        problem is logged at its first occurrence only, not once per instance)."""
         with self._lock:
-            self._tallies.setdefault(id(event.assoc), Counter())[key] += 1
+            tally = self._tallies.setdefault(id(event.assoc), Counter())
+            tally[key] += 1
+            return tally[key]
 
     def _on_close(self, event: evt.Event) -> None:
         with self._lock:
