@@ -18,8 +18,8 @@ from bids_arca.derivative_files import (
     voxel_spacing,
 )
 from bids_arca.errors import InputDataError, MissingInputError
-from bids_arca.evaluation.lesionwise import lesion_wise
-from bids_arca.evaluation.metrics import region_scores
+from bids_arca.evaluation.lesionwise import DILATION, lesion_wise
+from bids_arca.evaluation.metrics import bounding_box, region_scores
 from bids_arca.labels import REPORTED_REGIONS
 from bids_arca.schemes import Scheme, scheme_from_table
 
@@ -122,6 +122,12 @@ def score_session(
 ) -> dict[str, dict[str, float]]:
     """Metrics per reported region that both schemes can express."""
     spacing = voxel_spacing(affine)
+    labelled = (reference != 0) | (prediction != 0)
+    if labelled.any():
+        # Every metric is unchanged in the labels' box with a margin wider than the lesion-wise
+        # dilation, and the box is far smaller than the image.
+        box = bounding_box(labelled, margin=DILATION + 1)
+        reference, prediction = reference[box], prediction[box]
     scores = {}
     for region, compartments in REPORTED_REGIONS.items():
         if not (

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bids_arca.evaluation.metrics import HD_PENALTY_MM, dice, hausdorff
+from bids_arca.evaluation.metrics import HD_PENALTY_MM, bounding_box, dice, hausdorff
 
 DILATION = 3
 MIN_VOLUME_MM3 = 50.0
@@ -52,6 +52,13 @@ def lesion_wise(
     min_volume_mm3: float = MIN_VOLUME_MM3,
 ) -> LesionScores:
     """Lesion-wise Dice and HD95 of one region (boolean masks on one grid)."""
+    either = reference | prediction
+    if not either.any():
+        return LesionScores(1.0, 0.0, 0, 0, 0)
+    # Components and dilations within the masks' box grown by the dilation are those of the
+    # whole image: work there (a brain volume is ~100 times larger than a tumour's box).
+    box = bounding_box(either, margin=dilation + 1)
+    reference, prediction = reference[box], prediction[box]
     predicted, n_predicted = ndimage.label(prediction, structure=_CONNECTED)
     lesions = _lesions(reference, dilation)
     voxel_mm3 = float(np.prod(spacing))

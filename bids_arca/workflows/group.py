@@ -13,7 +13,7 @@ import logging
 from argparse import Namespace
 from pathlib import Path
 
-from bids_arca.derivative_files import SessionKey, find_segmentations
+from bids_arca.derivative_files import SessionKey, find_segmentations, session_name
 from bids_arca.errors import MissingInputError, UsageError
 from bids_arca.evaluation import figures as eval_figures
 from bids_arca.evaluation import tables as eval_tables
@@ -60,12 +60,7 @@ def run_group(opts: Namespace) -> list[Path]:
 
 def _our_segmentations(opts: Namespace) -> list[SessionKey]:
     found = find_segmentations(opts.output_dir, desc='tumor', space=None)
-    keys = [
-        key
-        for key in found
-        if (not opts.participant_label or key[0] in opts.participant_label)
-        and (not opts.session_label or key[1] in opts.session_label)
-    ]
+    keys = [key for key in found if _chosen(opts, key)]
     if not keys:
         raise MissingInputError(
             f'{opts.output_dir}: no segmentations (*_desc-tumor_dseg.nii.gz) for the selected '
@@ -74,13 +69,24 @@ def _our_segmentations(opts: Namespace) -> list[SessionKey]:
     return keys
 
 
+def _chosen(opts: Namespace, key: SessionKey) -> bool:
+    """Whether --participant-label and --session-label select this session."""
+    return (not opts.participant_label or key[0] in opts.participant_label) and (
+        not opts.session_label or key[1] in opts.session_label
+    )
+
+
 def run_evaluation(opts: Namespace, ours: list[SessionKey]) -> tuple[str, list[Path]]:
     reference = Source('reference', opts.reference, opts.reference_scheme)
     models = [Source(MODEL_NAME, opts.output_dir, SCHEMES['ours'], desc='tumor')]
     models += [
         Source(name, root, opts.compare_scheme.get(name)) for name, root in opts.compare.items()
     ]
-    keys = [key for key in reference.files() if key in set(ours)]
+    available = reference.files()
+    keys = [key for key in available if key in set(ours)]
+    for key in sorted(set(available) - set(ours), key=lambda k: (k[0], k[1] or '')):
+        if _chosen(opts, key):
+            LOGGER.warning('%s: in the reference but not segmented; skipped', session_name(key))
     if not keys:
         raise MissingInputError(
             f'{opts.reference}: no reference segmentation matches a session of {opts.output_dir}'
