@@ -16,6 +16,7 @@ from scipy import ndimage
 from bids_arca.cli.run import main
 from bids_arca.derivatives import write_dataset_description
 from bids_arca.labels import ET, SNFH, write_dseg_tsv
+from bids_arca.schemes import get_scheme
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +81,64 @@ def test_core_scores_match_independent_computations(hg0015):
     assert float(rows['TC']['hd95_mm']) == pytest.approx(expected_hd, rel=1e-5)
     assert float(rows['TC']['rvd_pct']) > 0  # the grown core is larger
     assert int(rows['TC']['lesion_tp']) >= 1 and rows['TC']['lesion_fn'] == '0'
+
+
+GLI = ('data', 'real', 'brats-gli-00001-000', 'algorithm_segmentations')
+
+
+def _derivative(root, image, desc):
+    anat = root / 'sub-00001' / 'ses-000' / 'anat'
+    anat.mkdir(parents=True)
+    nib.save(image, anat / f'sub-00001_ses-000_desc-{desc}_dseg.nii.gz')
+    return root
+
+
+@pytest.fixture(scope='module')
+def brats_gli(shared, tmp_path_factory):
+    """Two real algorithm outputs of BraTS-GLI-00001-000, in the 2023 (1/2/3) and 2017 (1/2/4)
+    schemes, and our output folder holding the 1/2/4 copy converted to our scheme."""
+    root = tmp_path_factory.mktemp('gli')
+    folder = shared.joinpath(*GLI)
+    raw = root / 'raw'
+    (raw / 'sub-00001').mkdir(parents=True)
+    (raw / 'dataset_description.json').write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
+    sessions = raw / 'sub-00001' / 'sub-00001_sessions.tsv'
+    sessions.write_text('session_id\tsurgery\nses-000\tpreop\n')
+    reference = nib.load(folder / 'seg-BraTS23_1.nii.gz')
+    _derivative(root / 'brats23', reference, 'brats23')
+    _derivative(root / 'isen', nib.load(folder / 'seg-bratstoolkit_isen.nii.gz'), 'isen')
+    # The "mapped" copy lost the original header (RAS, origin 0): keep it for the grid check,
+    # and give our output its voxels converted 1/2/4 -> ours on the original grid.
+    mapped = nib.load(folder / 'seg-BraTS23_1_mapped.nii.gz')
+    _derivative(root / 'mapped', mapped, 'mapped')
+    ours = get_scheme('brats2021').to_ours(np.asarray(mapped.dataobj).astype(np.int16))
+    out = _derivative(root / 'out', nib.Nifti1Image(ours, reference.affine), 'tumor')
+    write_dataset_description(out, raw)
+    return raw, out, root
+
+
+def test_real_algorithm_outputs_in_two_schemes(brats_gli):
+    raw, out, root = brats_gli
+    argv = [str(raw), str(out), 'group', '--evaluate', '--reference', str(root / 'brats23')]
+    argv += ['--reference-scheme', 'brats2023', '--compare', f'isen={root / "isen"}']
+    assert main([*argv, '--compare-scheme', 'isen=brats2021', '--lesion-wise']) == 0
+    with (out / 'group_evaluation.tsv').open(newline='') as handle:
+        rows = list(csv.DictReader(handle, delimiter='\t'))
+    ours = {r['region']: r for r in rows if r['model'] == 'bids-arca'}
+    isen = {r['region']: r for r in rows if r['model'] == 'isen'}
+    # The same segmentation through two schemes: identical once converted (4 is ET in 2017-21).
+    assert [ours[r]['dice'] for r in ('WT', 'TC', 'ET', 'ED', 'NEC')] == ['1'] * 5
+    # BraTS 2023 label counts of the reference: 17,878 NETC, 88,029 edema, 23,327 ET voxels.
+    assert float(ours['ET']['ref_ml']) == pytest.approx(23.327)
+    assert float(ours['WT']['ref_ml']) == pytest.approx(129.234)
+    # Two different algorithms agree well on this case, but not perfectly.
+    assert 0.8 < float(isen['WT']['dice']) < 1 and 0.7 < float(isen['ET']['dice']) < 1
+    assert float(isen['ET']['pred_ml']) == pytest.approx(22.383)
+
+
+def test_real_copy_with_a_lost_header_is_refused(brats_gli, caplog):
+    raw, out, root = brats_gli
+    argv = [str(raw), str(out), 'group', '--evaluate', '--reference', str(root / 'brats23')]
+    argv += ['--reference-scheme', 'brats2023', '--compare', f'mapped={root / "mapped"}']
+    assert main([*argv, '--compare-scheme', 'mapped=brats2021']) == 65
+    assert 'not on the grid of the reference' in caplog.text
