@@ -156,3 +156,15 @@ def test_summary_by_hand():
     assert everything['WT_median'] == pytest.approx(0.6)
     assert everything['ET_n'] == 0 and math.isnan(everything['ET_mean'])
     assert math.isnan(summary[('a', 'post-op')]['WT_sd'])  # one value: no SD
+
+
+def test_dataset_without_sessions(tmp_path):
+    """Single-session datasets (no ses- level) are evaluated too."""
+    labels = labels_with(PRE.counts)
+    out, ref = tmp_path / 'out', tmp_path / 'ref'
+    save(labels, out / 'sub-01' / 'anat' / 'sub-01_desc-tumor_dseg.nii.gz')
+    save(labels, ref / 'sub-01' / 'anat' / 'sub-01_desc-truth_dseg.nii.gz')
+    (ref / 'dseg.tsv').write_text(OUR_TABLE)
+    rows = evaluate(Source('ref', ref), [Source('m', out, get_scheme('ours'), 'tumor')])
+    assert len(rows) == 5 and rows[0]['session_id'] is None
+    assert summarize(rows, ['dice'])[0]['WT_median'] == 1.0

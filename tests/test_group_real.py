@@ -1,4 +1,5 @@
-"""The evaluation on the real expert case BRATS 2012 HG0015 (labels 1 edema, 2 tumour core)."""
+"""The evaluation on real labels: the expert case BRATS 2012 HG0015 (1 edema, 2 tumour core) and
+two algorithm outputs of BraTS-GLI-00001-000 in the 2023 and 2017-2021 schemes."""
 
 from __future__ import annotations
 

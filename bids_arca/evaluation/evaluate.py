@@ -103,6 +103,7 @@ def evaluate(
                     {
                         'participant_id': f'sub-{key[0]}',
                         'session_id': f'ses-{key[1]}' if key[1] else None,
+                        'surgery': None,  # filled in from the raw sessions.tsv by the caller
                         'model': model.name,
                         'region': region,
                         **values,

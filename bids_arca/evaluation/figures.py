@@ -51,7 +51,12 @@ def boxplot(rows: Sequence[dict], metric: str, path: Path) -> Path:
                 color = _MODEL_COLORS[m % len(_MODEL_COLORS)]
                 if values.size:
                     parts = axis.boxplot(
-                        values, positions=[x], widths=0.7, patch_artist=True, showfliers=False
+                        values,
+                        positions=[x],
+                        widths=0.7,
+                        patch_artist=True,
+                        showfliers=False,
+                        medianprops={'color': color, 'linewidth': 2},
                     )
                     for box in parts['boxes']:
                         box.set(facecolor=color, alpha=0.35, edgecolor=color)

@@ -12,12 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 from bids_arca import __version__
+from bids_arca.evaluation.figures import LABELS as METRIC_LABELS
 from bids_arca.labels import REPORTED_REGIONS
 from bids_arca.longitudinal.response import PD_CHANGE_PCT, PR_CHANGE_PCT
 from bids_arca.tables import format_value, write_atomic
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 75em;
+  color: #222; }
 h1 { border-bottom: 2px solid #1e90ff; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
@@ -102,7 +104,8 @@ def evaluation_section(
             for r in rows
         ]
         header = ['model', 'sessions', *regions]
-        parts += [f'<h3>{html.escape(metric)}</h3>', _table(header, body, 2)]
+        title = METRIC_LABELS.get(metric, metric)
+        parts += [f'<h3>{html.escape(title)}</h3>', _table(header, body, 2)]
     parts += [f'<img src="figures/{p.name}" alt="{html.escape(p.stem)}">' for p in figures]
     return '\n'.join([*parts, '</section>'])
 
