@@ -2,7 +2,12 @@
 
 World coordinates are NIfTI's RAS+ (what an affine maps voxel indices to). DICOM positions are
 LPS+, so a DICOM point becomes RAS by negating x and y (:data:`LPS_TO_RAS`). Labels are resampled
-with nearest neighbours only: interpolating label values would invent labels between them.
+with nearest neighbours only: interpolating label values would invent labels between them. A
+voxel covers half a voxel either side of its centre; points beyond that get label 0.
+
+The sampling is a plain gather (``floor(x + 0.5)`` per axis, one 2-D plane at a time), which on a
+256 x 256 x 176 grid is several times faster than ``scipy.ndimage.affine_transform`` with
+``order=0`` and gives the same result.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -40,15 +44,12 @@ def resample_labels(
 ) -> np.ndarray:
     """Resample a label map onto another grid (e.g. the native T1ce labels onto the FLAIR)."""
     matrix = voxel_to_voxel(target_affine, source_affine, target_to_source)
-    return ndimage.affine_transform(
-        np.asarray(labels),
-        matrix[:3, :3],
-        offset=matrix[:3, 3],
-        output_shape=tuple(int(n) for n in target_shape),
-        order=0,
-        mode='grid-constant',  # a voxel reaches half a voxel beyond its centre
-        cval=0,
-    )
+    out = np.zeros(tuple(int(n) for n in target_shape), dtype=np.asarray(labels).dtype)
+    for k in range(out.shape[2]):
+        plane = matrix.copy()
+        plane[:3, 3] += matrix[:3, 2] * k
+        out[:, :, k] = _gather(labels, plane, out.shape[:2])
+    return out
 
 
 def sample_plane(
@@ -59,13 +60,23 @@ def sample_plane(
     ``plane_to_ras`` maps (row, column, 0, 1) to RAS millimetres, e.g. a DICOM slice's geometry.
     """
     matrix = np.linalg.inv(np.asarray(labels_affine, float)) @ np.asarray(plane_to_ras, float)
-    sampled = ndimage.affine_transform(
-        np.asarray(labels),
-        matrix[:3, :3],
-        offset=matrix[:3, 3],
-        output_shape=(int(shape[0]), int(shape[1]), 1),
-        order=0,
-        mode='grid-constant',  # a voxel reaches half a voxel beyond its centre
-        cval=0,
-    )
-    return sampled[..., 0]
+    return _gather(labels, matrix, shape)
+
+
+def _gather(labels: np.ndarray, matrix: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Values of ``labels`` at the voxels nearest to ``matrix @ (a, b, 0, 1)`` over a plane."""
+    labels = np.asarray(labels)
+    a = np.arange(int(shape[0]), dtype=float)[:, None]
+    b = np.arange(int(shape[1]), dtype=float)[None, :]
+    index = [
+        np.floor(matrix[axis, 0] * a + matrix[axis, 1] * b + (matrix[axis, 3] + 0.5)).astype(
+            np.intp
+        )
+        for axis in range(3)
+    ]
+    inside = np.ones(index[0].shape, dtype=bool)
+    for axis, values in enumerate(index):
+        inside &= (values >= 0) & (values < labels.shape[axis])
+    out = np.zeros(inside.shape, dtype=labels.dtype)
+    out[inside] = labels[index[0][inside], index[1][inside], index[2][inside]]
+    return out
