@@ -18,7 +18,7 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
@@ -28,8 +28,8 @@ from bids_arca import __version__
 from bids_arca.dicom_outputs.series import SourceSeries, patient_orientation
 from bids_arca.dicom_outputs.uids import derived_uid
 from bids_arca.labels import ET, LABELS, NETC, SNFH
+from bids_arca.rendering import blend, window
 
-OPACITY = 0.45
 OVERLAY_SERIES_OFFSET = 8000
 BANNER = 'bids-arca: NOT FOR DIAGNOSIS WITHOUT REVIEW'
 LEGEND = (('WT', SNFH), ('TC', NETC), ('ET', ET))
@@ -55,10 +55,10 @@ def display_slices(series: SourceSeries) -> list[np.ndarray]:
     grey = []
     for dataset, value in zip(series.datasets, values, strict=True):
         low, high = _window(dataset, fallback)
-        scaled = np.clip((value - low) / max(high - low, 1e-6), 0.0, 1.0)
-        if dataset.get('PhotometricInterpretation') == 'MONOCHROME1':
-            scaled = 1.0 - scaled
-        grey.append(np.round(scaled * 255).astype(np.uint8))
+        image = window(value, low, high)
+        grey.append(
+            255 - image if dataset.get('PhotometricInterpretation') == 'MONOCHROME1' else image
+        )
     return grey
 
 
@@ -72,17 +72,6 @@ def _window(dataset: Dataset, fallback: np.ndarray) -> tuple[float, float]:
 
 def _first(value) -> float:
     return float(value[0]) if isinstance(value, MultiValue) else float(value)
-
-
-def blend(grey: np.ndarray, labels: np.ndarray, opacity: float = OPACITY) -> np.ndarray:
-    """RGB image of ``grey`` with every label drawn in its colour."""
-    rgb = np.repeat(grey[..., None].astype(np.float32), 3, axis=-1)
-    for label in LABELS[1:]:
-        mask = labels == label.index
-        if mask.any():
-            colour = np.asarray(ImageColor.getrgb(label.color), np.float32)
-            rgb[mask] = (1 - opacity) * rgb[mask] + opacity * colour
-    return np.round(rgb).astype(np.uint8)
 
 
 @cache

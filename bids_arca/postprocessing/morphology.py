@@ -100,3 +100,14 @@ def remove_external(main: np.ndarray, part: np.ndarray, min_overlap: float = 0.5
 def closing(mask: np.ndarray) -> np.ndarray:
     """Binary closing with the 18-connected structure (one iteration), as in Wang's cascade."""
     return ndimage.binary_closing(mask, structure=FOREGROUND)
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices of the smallest box holding ``mask`` plus ``margin`` voxels (within the array)."""
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + margin + 1, mask.shape[axis])))
+    return tuple(box)

@@ -83,7 +83,7 @@ def postprocess(
         masks = {name: mask & np.asarray(brain_mask, bool) for name, mask in masks.items()}
 
     labels = np.zeros(shape, dtype=np.uint8)
-    crop = _bounding_box(np.logical_or.reduce(list(masks.values())), _MARGIN)
+    crop = morphology.bounding_box(np.logical_or.reduce(list(masks.values())), _MARGIN)
     if crop is None:
         return labels
     masks = {name: mask[crop] for name, mask in masks.items()}
@@ -151,13 +151,3 @@ def _wang(
     if cavity is not None:
         cavity = cavity & core & ~et
     return wt | core, core, et, cavity
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
-    if not mask.any():
-        return None
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + margin + 1, mask.shape[axis])))
-    return tuple(box)
