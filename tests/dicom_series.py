@@ -33,6 +33,7 @@ def write_mr_series(
     description: str = 'AX T1 POST',
     series_number: int = 5,
     study_uid: str | None = None,
+    frame_uid: str | None = None,
 ) -> list[Path]:
     """Write ``volume`` (slices, rows, columns) as an MR series; slices in shuffled file order.
 
@@ -41,7 +42,7 @@ def write_mr_series(
     """
     folder.mkdir(parents=True, exist_ok=True)
     study_uid = study_uid or generate_uid()
-    series_uid, frame_uid = generate_uid(), generate_uid()
+    series_uid, frame_uid = generate_uid(), frame_uid or generate_uid()
     x, y, normal = orientation[:, 0], orientation[:, 1], orientation[:, 2]
     paths = []
     order = np.random.default_rng(1).permutation(volume.shape[0])
@@ -97,3 +98,37 @@ def dcm2niix(folder: Path, out: Path) -> nib.Nifti1Image:
         capture_output=True,
     )
     return nib.load(out / 'image.nii.gz')
+
+
+def sphere_series(
+    folder: Path,
+    shape: tuple[int, int, int],
+    *,
+    centre_lps: tuple[float, float, float],
+    radius: float,
+    orientation: np.ndarray,
+    origin: tuple[float, float, float],
+    pixel_spacing: tuple[float, float],
+    slice_spacing: float,
+    **series,
+) -> list[Path]:
+    """A series of ``shape`` (slices, rows, columns) showing a bright sphere at ``centre_lps``."""
+    k, r, c = np.indices(shape, dtype=float)
+    x, y, normal = orientation[:, 0], orientation[:, 1], orientation[:, 2]
+    points = (
+        np.asarray(origin)
+        + k[..., None] * slice_spacing * normal
+        + r[..., None] * pixel_spacing[0] * y
+        + c[..., None] * pixel_spacing[1] * x
+    )
+    inside = np.linalg.norm(points - np.asarray(centre_lps), axis=-1) < radius
+    volume = np.where(inside, 2000, 400).astype(np.int16)
+    return write_mr_series(
+        folder,
+        volume,
+        orientation=orientation,
+        origin=origin,
+        pixel_spacing=pixel_spacing,
+        slice_spacing=slice_spacing,
+        **series,
+    )

@@ -159,10 +159,15 @@ def test_outputs_pass_dciodvfy(written):
 def test_empty_labels_give_overlays_but_no_seg(oblique, tmp_path):
     volume, paths, image = oblique
     files = write_series_outputs(
-        np.zeros(image.shape, np.uint8), image.affine, paths, role='FLAIR',
-        overlay_dir=tmp_path / 'o', seg_path=tmp_path / 'seg.dcm', algorithm='t',
+        np.zeros(image.shape, np.uint8),
+        image.affine,
+        paths,
+        role='FLAIR',
+        overlay_dir=tmp_path / 'o',
+        seg_path=tmp_path / 'seg.dcm',
+        algorithm='t',
         algorithm_version='0',
-    )  # fmt: skip
+    )
     assert len(files) == volume.shape[0] and not (tmp_path / 'seg.dcm').exists()
 
 
@@ -195,11 +200,26 @@ def test_findscu_lists_the_seg(written, orthanc):
     paths, files = written
     orthanc.store([*paths, files[0]])
     result = subprocess.run(
-        ['findscu', '-aet', CALLING_AET, '-aec', orthanc.aet, '-S', '-k',
-         'QueryRetrieveLevel=SERIES', '-k', 'Modality=SEG', '-k', 'SeriesInstanceUID',
-         '127.0.0.1', str(orthanc.dicom_port)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            'findscu',
+            '-aet',
+            CALLING_AET,
+            '-aec',
+            orthanc.aet,
+            '-S',
+            '-k',
+            'QueryRetrieveLevel=SERIES',
+            '-k',
+            'Modality=SEG',
+            '-k',
+            'SeriesInstanceUID',
+            '127.0.0.1',
+            str(orthanc.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     assert pydicom.dcmread(files[0]).SeriesInstanceUID in result.stderr + result.stdout
     assert shutil.which('storescu')
@@ -230,9 +250,15 @@ def test_real_series_and_its_manual_seg_round_trip(shared, tmp_path):
 
     out = tmp_path / 'out'
     written = write_series_outputs(
-        labels, image.affine, files, role='T1ce', overlay_dir=out / 'overlay',
-        seg_path=out / 'seg.dcm', algorithm='round trip', algorithm_version='0',
-    )  # fmt: skip
+        labels,
+        image.affine,
+        files,
+        role='T1ce',
+        overlay_dir=out / 'overlay',
+        seg_path=out / 'seg.dcm',
+        algorithm='round trip',
+        algorithm_version='0',
+    )
     uids = [d.SOPInstanceUID for d in series.datasets]
     ours = hd.seg.segread(written[0]).get_pixels_by_source_instance(
         uids, segment_numbers=[3], assert_missing_frames_are_empty=True

@@ -101,9 +101,12 @@ def test_qc_orders_problems_first():
 
 def test_methods_number_citations_in_order():
     paragraphs, references = methods(
-        model_name='brats17', model_version='1', rules='wang', interval='prediction',
+        model_name='brats17',
+        model_version='1',
+        rules='wang',
+        interval='prediction',
         dicom_outputs=True,
-    )  # fmt: skip
+    )
     text = ' '.join(paragraphs)
     numbers = [int(n) for n in re.findall(r'\[(\d+)\]', text)]
     assert list(dict.fromkeys(numbers)) == list(range(1, len(references) + 1))  # first use

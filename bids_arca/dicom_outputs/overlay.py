@@ -87,8 +87,9 @@ def banner(rows: int, columns: int) -> np.ndarray:
     )
     x, y = margin, margin + int(size * 1.3)
     for text, label in LEGEND:
-        draw.text((x, y), text, font=font, fill=LABELS[label].color, stroke_width=1,
-                  stroke_fill='black')  # fmt: skip
+        draw.text(
+            (x, y), text, font=font, fill=LABELS[label].color, stroke_width=1, stroke_fill='black'
+        )
         x += int(draw.textlength(text + '  ', font=font))
     return np.asarray(canvas)
 
