@@ -32,6 +32,7 @@ rule, and so is a dataset-level label table that differs from ours.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -146,6 +147,13 @@ def bids_uri(path: Path, dataset_root: Path, dataset: str = 'raw') -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's contents (remembered while its size and modification time hold)."""
+    status = Path(path).stat()
+    return _sha256(str(Path(path).absolute()), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as stream:
         for block in iter(lambda: stream.read(1 << 20), b''):
@@ -337,7 +345,9 @@ class SessionWriter:
         header = reference.header.copy()
         header.set_data_dtype(dtype)
         header.set_slope_inter(1.0, 0.0)
-        image = nib.Nifti1Image(np.asarray(data, dtype=dtype), reference.affine, header)
+        # NIfTI stores Fortran order: handing nibabel such an array makes saving ~5x faster.
+        array = np.asfortranarray(np.asarray(data, dtype=dtype))
+        image = nib.Nifti1Image(array, reference.affine, header)
         image.header['descrip'] = f'bids-arca {__version__}'.encode()
         qform, qcode = reference.get_qform(coded=True)
         sform, scode = reference.get_sform(coded=True)

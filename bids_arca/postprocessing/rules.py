@@ -79,14 +79,14 @@ def postprocess(
     if len(spacing) != len(shape):
         raise ValueError(f'spacing {tuple(spacing)} does not match a {len(shape)}-D array')
     masks = {name: binarise(channel, threshold) for name, channel in channels.items()}
-    if brain_mask is not None:
-        masks = {name: mask & np.asarray(brain_mask, bool) for name, mask in masks.items()}
-
     labels = np.zeros(shape, dtype=np.uint8)
     crop = morphology.bounding_box(np.logical_or.reduce(list(masks.values())), _MARGIN)
     if crop is None:
         return labels
     masks = {name: mask[crop] for name, mask in masks.items()}
+    if brain_mask is not None:
+        brain = np.asarray(brain_mask, bool)[crop]
+        masks = {name: mask & brain for name, mask in masks.items()}
     if rules == 'paper':
         masks = {name: _paper_stage(mask, spacing) for name, mask in masks.items()}
         regions = nest(masks['wt'], masks['tc'], masks['et'], masks.get('cavity'))

@@ -115,5 +115,5 @@ def _assemble(tiles: list[np.ndarray], sides: tuple[str, str]) -> tuple[bytes, t
     draw.text((3, height + 1), sides[0], fill='white', font=font)
     draw.text((width - 3, height + 1), sides[1], fill='white', font=font, anchor='ra')
     stream = io.BytesIO()
-    picture.save(stream, format='PNG')
+    picture.save(stream, format='PNG', compress_level=3)
     return stream.getvalue(), picture.size

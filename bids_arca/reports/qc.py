@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from bids_arca.labels import region_masks
+from bids_arca.postprocessing.morphology import bounding_box
 from bids_arca.quantification.volumes import voxel_volume_ml
 
 Status = Literal['ok', 'info', 'warning', 'error']
@@ -100,10 +101,16 @@ def segmentation_checks(
 def mask_edge(tumour: np.ndarray, brain_mask: np.ndarray) -> QCItem:
     """Tumour voxels on the outer layer of the brain mask (or the field of view).
 
-    Many of them suggest that skull stripping, or the field of view, cut the tumour off.
+    Many of them suggest that skull stripping, or the field of view, cut the tumour off. Only
+    the tumour's box (plus one voxel) is eroded: faces of that box inside the array only touch
+    voxels outside the tumour, and at the array border the field of view is an edge.
     """
-    edge = brain_mask & ~ndimage.binary_erosion(brain_mask, border_value=0)
-    touching = int((tumour & edge).sum())
+    box = bounding_box(tumour, margin=1)
+    if box is None:
+        return QCItem('Mask edge', 'ok', 'no tumour')
+    mask = brain_mask[box]
+    edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    touching = int((tumour[box] & edge).sum())
     fraction = touching / max(int(tumour.sum()), 1)
     text = f'{touching} tumour voxels ({fraction:.1%}) lie on the brain-mask edge'
     if fraction >= EDGE_FRACTION:
