@@ -472,7 +472,7 @@ class SessionWriter:
                 keep = {f.as_posix() for f in files}
                 for name in previous.get('Files', []):
                     if name not in keep:
-                        (self.root / name).unlink(missing_ok=True)
+                        self._remove(self.root / name)
             final = []
             for relative in [*files, provenance_name]:
                 destination = self.root / relative
@@ -484,3 +484,14 @@ class SessionWriter:
             raise OutputError(f'{self.root}: cannot move results into place ({error})') from error
         self._committed = True
         return final
+
+    def _remove(self, path: Path) -> None:
+        """Delete an earlier result and the folders it leaves empty (up to the session's)."""
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root or not folder.is_relative_to(self.root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): keep the rest
+                break

@@ -158,8 +158,15 @@ def test_rerun_rules(tmp_path, bids):
     assert not replaced.is_current()
     labels = labels_for()
     labels[labels == ET] = NETC
+    extra = out / names.dicom_overlay('T1ce') / 'IM0001.dcm'
+    extra.parent.mkdir(parents=True)
+    extra.write_bytes(b'old overlay')
+    provenance = json.loads((out / names.provenance).read_text())
+    provenance['Files'].append(extra.relative_to(out).as_posix())
+    (out / names.provenance).write_text(json.dumps(provenance))
     write_session(replaced, root, images, labels=labels)
     assert ET not in np.asarray(nib.load(out / names.dseg).dataobj)
+    assert not extra.exists() and not (out / names.dicom).exists()  # removed with its folders
     assert SessionWriter(names, 'second').is_current()
 
 
