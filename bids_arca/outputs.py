@@ -306,6 +306,8 @@ class SessionWriter:
         staging, self._staging = self._staging, None
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if exc_type is not None and issubclass(exc_type, OSError):  # disk full, permissions
+            raise OutputError(f'{self.root}: cannot write the results ({exc})') from exc
         if exc_type is None and not self._committed:
             raise RuntimeError(f'{self.outputs.prefix}: outputs staged but never committed')
 
@@ -469,6 +471,9 @@ class SessionWriter:
                     )
         try:
             if previous is not None:
+                # Until the new record lands, a crash must not leave the old one vouching for a
+                # mix of old and new files.
+                (self.root / provenance_name).unlink(missing_ok=True)
                 keep = {f.as_posix() for f in files}
                 for name in previous.get('Files', []):
                     if name not in keep:

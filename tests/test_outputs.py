@@ -131,6 +131,10 @@ def test_failure_leaves_nothing_behind(tmp_path):
         writer.write_report('<html>')
         _ = 1 / 0
     assert list(out.iterdir()) == []
+    with pytest.raises(OutputError, match='cannot write'), writer:
+        writer.write_report('<html>')
+        raise OSError(28, 'No space left on device')
+    assert list(out.iterdir()) == []
 
 
 def test_rerun_rules(tmp_path, bids):

@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 from scipy import ndimage
 
 from bids_arca.inputs import SessionInputs
-from bids_arca.labels import ET, LABELS, NETC, SNFH
+from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.reports import SessionQC, left_right
@@ -166,3 +166,31 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     # a re-run with the same inputs is skipped
     again, files_again = run(session, out)
     assert files_again == [] and again.state() == 'current'
+
+
+def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path):
+    bids, inputs, _ = session
+    t1ce = nib.load(inputs.images['T1ce'])
+    p = fake_network(t1ce)
+    inner = ndimage.binary_erosion(p.tc > 0.5, iterations=3)
+    shell = ndimage.binary_erosion(p.tc > 0.5, iterations=1) & ~inner
+    cavity = inner * np.float32(0.8) + shell * np.float32(0.6)  # surer in the middle
+    card = {'Name': 'cavity-model', 'Version': '0'}
+    writer = SessionWriter(SessionOutputs(tmp_path, '01', 'preop'), 'fp')
+    write_results(
+        writer,
+        inputs,
+        bids,
+        RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity),
+        model_card=card,
+        parameters={},
+        qc=SessionQC(),
+    )
+    names = writer.outputs
+    labels = np.asarray(nib.load(tmp_path / names.dseg).dataobj)
+    assert RC in labels and ET in labels
+    rows = [line.split('\t') for line in (tmp_path / names.volumes).read_text().splitlines()]
+    rc = next(row for row in rows if row[0] == 'RC')
+    assert float(rc[2]) <= float(rc[1]) <= float(rc[3]) and float(rc[3]) > float(rc[2])
+    assert (tmp_path / names.probseg('RC')).is_file()
+    assert not (tmp_path / names.dicom).exists()

@@ -34,7 +34,6 @@ BANNER = 'bids-arca: NOT FOR DIAGNOSIS WITHOUT REVIEW'
 LEGEND = (('WT', SNFH), ('TC', NETC), ('ET', ET))
 # Source attributes that place the images and tie them to the source acquisition.
 SERIES_LEVEL = (
-    'ImageOrientationPatient',
     'SliceThickness',
     'SpacingBetweenSlices',
     'FrameOfReferenceUID',

@@ -139,7 +139,8 @@ def threshold_members(
     thresholds: Sequence[float] = THRESHOLD_MEMBERS,
     **postprocess_options,
 ) -> list[np.ndarray]:
-    """Label maps of the fused probabilities at other thresholds, post-processed alike."""
+    """Label maps of the fused probabilities (and ``cavity=``, if given) at other thresholds,
+    post-processed alike."""
     return [
         postprocess(wt, tc, et, spacing, threshold=threshold, **postprocess_options)
         for threshold in thresholds

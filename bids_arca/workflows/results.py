@@ -41,16 +41,18 @@ LOGGER = logging.getLogger(__name__)
 class RegionProbabilities:
     """The network's output on the native T1ce grid (probabilities 0-1 or boolean masks).
 
-    ``members`` holds the (WT, TC, ET) maps of each view and flip when the model gives them;
-    with two or more, the volume intervals are prediction intervals, otherwise threshold ranges.
-    ``cavity`` is a resection-cavity output, for models that have one.
+    ``members`` holds the (WT, TC, ET[, cavity]) maps of each view and flip when the model gives
+    them; with two or more, the volume intervals are prediction intervals, otherwise threshold
+    ranges. ``cavity`` is a resection-cavity output, for models that have one (members without
+    their own cavity map use it as it is, so the RC interval then only reflects the other
+    regions' spread).
     """
 
     wt: np.ndarray
     tc: np.ndarray
     et: np.ndarray
     cavity: np.ndarray | None = None
-    members: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=tuple)
+    members: Sequence[tuple[np.ndarray, ...]] = field(default_factory=tuple)
     views: Sequence[str] = ('axial', 'sagittal', 'coronal')
 
 
@@ -91,10 +93,13 @@ def write_results(
     p = probabilities
     labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
     if len(p.members) >= 2:
-        members = [postprocess(*m, spacing, **options) for m in p.members]
+        members = [
+            postprocess(*m[:3], spacing, cavity=m[3] if len(m) > 3 else p.cavity, **options)
+            for m in p.members
+        ]
         interval = 'prediction'
     else:
-        members = threshold_members(p.wt, p.tc, p.et, spacing, **options)
+        members = threshold_members(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
         interval = 'range'
     has_cavity = p.cavity is not None
     rows = volume_table(
