@@ -13,8 +13,10 @@ import pytest
 from pydicom.uid import generate_uid
 from scipy import ndimage
 
+from bids_arca.derivative_files import find_segmentations
 from bids_arca.inputs import SessionInputs
 from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
+from bids_arca.longitudinal.trajectories import read_volumes
 from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.reports import SessionQC, left_right
@@ -162,6 +164,10 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     report = (out / names.report).read_text()
     assert 'Not for clinical use without review' in report and 'TC' in report
     assert not list(out.glob('.staging-*'))
+
+    # the group level finds and reads these outputs
+    assert find_segmentations(out, desc='tumor', space=None) == {('01', 'preop'): out / names.dseg}
+    assert read_volumes(out / names.volumes)['ET'].ml == pytest.approx(volumes['ET'], abs=1e-4)
 
     # a re-run with the same inputs is skipped
     again, files_again = run(session, out)

@@ -42,20 +42,14 @@ from typing import Literal
 import numpy as np
 from scipy.special import stdtrit
 
-from bids_arca.labels import ET, NETC, RC, SNFH
+from bids_arca.labels import RC, REGION_DESCRIPTIONS, REPORTED_REGIONS
 from bids_arca.postprocessing.rules import postprocess
 
 Interval = Literal['prediction', 'range']
+# The reported regions of :mod:`bids_arca.labels` (shared with the group level), with their
+# descriptions, and the cavity for models that segment it.
 VOLUME_REGIONS: dict[str, tuple[tuple[int, ...], str]] = {
-    'WT': ((NETC, SNFH, ET, RC), 'whole tumour (all tumour labels, with edema and cavity)'),
-    'TC': ((NETC, ET, RC), 'tumour core, including the resection cavity (Lotan et al. 2022)'),
-    'ET': ((ET,), 'enhancing tumour'),
-    'ED': ((SNFH,), 'edema: whole tumour minus tumour core'),
-    'NEC': (
-        (NETC, RC),
-        'tumour core minus enhancing tumour: necrosis, non-enhancing tumour '
-        'and, after surgery, the resection cavity',
-    ),
+    name: (labels, REGION_DESCRIPTIONS[name]) for name, labels in REPORTED_REGIONS.items()
 }
 CAVITY_REGION = ('RC', ((RC,), "resection cavity (from the model's cavity output)"))
 INTERVAL_DESCRIPTIONS: dict[str, str] = {
