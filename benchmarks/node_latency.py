@@ -26,7 +26,7 @@ from pydicom import dcmread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests/ helpers
 from tests.node_support import node_config, running_node, wait_for, write_phantom_study
-from tests.orthanc import Orthanc, free_port
+from tests.orthanc import free_port, start_orthanc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,18 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         files = sorted(p for p in study_dir.rglob('*') if p.is_file())
         study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
         port = free_port()
-        pacs = Orthanc(root / 'orthanc', {'node': ('BIDSARCA', '127.0.0.1', port)})
-        pacs.start()
+        pacs = start_orthanc(root / 'orthanc', {'node': ('BIDSARCA', '127.0.0.1', port)})
         try:
-            pacs.upload(files)
-            (orthanc_id,) = pacs.post(
+            pacs.store(files)
+            (orthanc_id,) = pacs.rest(
                 '/tools/find', {'Level': 'Study', 'Query': {'StudyInstanceUID': study_uid}}
             )
             config = node_config(
                 root / 'node',
                 port=port,
                 health_port=0,
-                destination=(pacs.ae_title, pacs.dicom_port),
+                destination=(pacs.aet, pacs.dicom_port),
                 window=opts.window,
                 participant=json.loads(opts.participant),
                 router=opts.router,
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             with running_node(config) as node:
                 started = time.time()
-                pacs.post(
+                pacs.rest(
                     '/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True}
                 )
                 study = wait_for(

@@ -1,13 +1,21 @@
-"""A real PACS for tests: Debian's Orthanc, started on loopback with a configuration of our own.
+"""A throw-away Orthanc PACS for tests: Debian's ``/usr/sbin/Orthanc`` (apt package ``orthanc``,
+which also brings dcmtk), started on free loopback ports with storage in a temporary folder.
 
-Orthanc 1.10 has no bind-address option; it stays local through its configuration
-(``RemoteAccessAllowed`` false for HTTP, known modalities checked by host for DICOM), as
-measured in ``../shared/design/dependencies.md`` section 5.
+Nothing is installed here. Orthanc 1.10 has no bind-address option and listens on all interfaces;
+the configuration keeps it private: HTTP refuses remote clients (``RemoteAccessAllowed`` false)
+and DICOM accepts only the AE titles of ``modalities`` from their host (``DicomCheckModalityHost``,
+every ``DicomAlwaysAllow*`` false). See ``../shared/design/dependencies.md`` section 5.
+
+    server = start_orthanc(tmp_path, {'bidsarca': ('BIDSARCA', '127.0.0.1', 11112)})
+    server.store(paths, calling_aet='BIDSARCA')
+    server.rest('/statistics')
+    server.stop()
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -15,112 +23,165 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 ORTHANC = shutil.which('Orthanc') or '/usr/sbin/Orthanc'
+CALLING_AET = 'BIDSARCA'
+
+
+def require_tool(path: str, apt_package: str) -> None:
+    """Skip a test when a system tool is missing, except in CI (``CI`` set), where it fails."""
+    if Path(path).is_file() or shutil.which(path):
+        return
+    message = f'{path} not found: install it with apt-get install {apt_package} (make install)'
+    if os.environ.get('CI'):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def free_port() -> int:
-    """A TCP port free on loopback now (the OS picks it; reuse races are rare enough for tests)."""
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return probe.getsockname()[1]
 
 
+@dataclass
 class Orthanc:
-    """One Orthanc process; ``modalities`` maps a name to (AE title, host, port) it knows."""
-
-    def __init__(self, folder: Path, modalities: dict[str, tuple[str, str, int]] | None = None):
-        self.folder = Path(folder)
-        self.ae_title = 'ORTHANC'
-        self.http_port = free_port()
-        self.dicom_port = free_port()
-        self.modalities = dict(modalities or {})
-        self.process: subprocess.Popen | None = None
+    process: subprocess.Popen
+    root: Path
+    aet: str
+    dicom_port: int
+    http_port: int
+    log: Path
+    modalities: Mapping[str, tuple[str, str, int]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f'http://127.0.0.1:{self.http_port}'
 
-    def write_config(self) -> Path:
-        storage = self.folder / 'storage'
-        storage.mkdir(parents=True, exist_ok=True)
-        config = {
-            'Name': 'bids-arca test PACS',
-            'StorageDirectory': str(storage),
-            'IndexDirectory': str(storage),
-            'StorageCompression': False,
-            'Plugins': [],
-            'ConcurrentJobs': 2,
-            'HttpServerEnabled': True,
-            'HttpPort': self.http_port,
-            'RemoteAccessAllowed': False,
-            'AuthenticationEnabled': False,
-            'DicomServerEnabled': True,
-            'DicomAet': self.ae_title,
-            'DicomPort': self.dicom_port,
-            'DicomCheckCalledAet': False,
-            'DicomCheckModalityHost': True,
-            'DicomAlwaysAllowEcho': False,
-            'DicomAlwaysAllowStore': False,
-            'DicomModalities': {name: list(entry) for name, entry in self.modalities.items()},
-            'UnknownSopClassAccepted': False,
-        }
-        path = self.folder / 'orthanc.json'
-        path.write_text(json.dumps(config, indent=1))
-        return path
+    def rest(self, path: str, body: object | None = None) -> object:
+        """GET (or POST with a JSON ``body``) on the REST API; return the decoded JSON."""
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(
+            urllib.request.Request(self.url + path, data), timeout=30
+        ) as r:
+            return json.loads(r.read())
 
-    def start(self, timeout: float = 60) -> None:
-        config = self.write_config()
-        log = (self.folder / 'orthanc.log').open('ab')
-        self.process = subprocess.Popen(
-            [ORTHANC, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f'Orthanc exited, see {self.folder / "orthanc.log"}')
-            try:
-                self.get('/system')
-                return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        raise TimeoutError(f'Orthanc did not answer within {timeout} s')
+    def store(self, paths: Sequence[Path], calling_aet: str = CALLING_AET) -> list[int]:
+        """C-STORE the files over one association; return each status (0 = success)."""
+        from pydicom import dcmread
+        from pynetdicom import AE
 
-    def stop(self, timeout: float = 30) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+        datasets = [dcmread(p) for p in paths]
+        ae = AE(ae_title=calling_aet)
+        for context in {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}:
+            ae.add_requested_context(context[0], context[1])
+        association = ae.associate('127.0.0.1', self.dicom_port, ae_title=self.aet)
+        if not association.is_established:
+            raise ConnectionError(f'{self.aet} refused an association from {calling_aet}')
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+            return [int(association.send_c_store(d).Status) for d in datasets]
+        finally:
+            association.release()
 
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
 
-    def post(self, path: str, body: bytes | dict | list) -> Any:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method='POST')
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
 
-    def file(self, instance_id: str) -> bytes:
-        with urllib.request.urlopen(f'{self.url}/instances/{instance_id}/file', timeout=30) as r:
-            return r.read()
+def orthanc_config(
+    root: Path, aet: str, dicom_port: int, http_port: int, modalities: Mapping
+) -> dict:
+    storage = root / 'storage'
+    storage.mkdir(parents=True, exist_ok=True)
+    return {
+        'Name': 'bids-arca-test-pacs',
+        'StorageDirectory': str(storage),
+        'IndexDirectory': str(storage),
+        'StorageCompression': False,
+        'Plugins': [],
+        'ConcurrentJobs': 1,
+        'HttpServerEnabled': True,
+        'HttpPort': http_port,
+        'HttpThreadsCount': 4,
+        'RemoteAccessAllowed': False,
+        'AuthenticationEnabled': False,
+        'DicomServerEnabled': True,
+        'DicomAet': aet,
+        'DicomPort': dicom_port,
+        'DicomThreadsCount': 2,
+        'DicomCheckCalledAet': True,
+        'DicomCheckModalityHost': True,
+        'DicomAlwaysAllowEcho': False,
+        'DicomAlwaysAllowStore': False,
+        'DicomAlwaysAllowFind': False,
+        'DicomAlwaysAllowGet': False,
+        'DicomAlwaysAllowMove': False,
+        'DicomModalities': {name: list(entry) for name, entry in modalities.items()},
+        'UnknownSopClassAccepted': False,
+        'SaveJobs': False,
+    }
 
-    def upload(self, files: list[Path]) -> None:
-        for path in files:
-            self.post('/instances', path.read_bytes())
 
-    def series(self, study_uid: str) -> list[dict[str, Any]]:
-        """Every series of a study, expanded (MainDicomTags, Instances)."""
-        found = self.post(
-            '/tools/find',
-            {'Level': 'Series', 'Query': {'StudyInstanceUID': study_uid}, 'Expand': True},
+def start_orthanc(
+    root: Path,
+    modalities: Mapping[str, tuple[str, str, int]] | None = None,
+    aet: str = 'ORTHANC',
+    timeout: float = 30.0,
+) -> Orthanc:
+    """Start Orthanc with a configuration written under ``root``; wait until both ports answer."""
+    modalities = dict(modalities or {'bidsarca': (CALLING_AET, '127.0.0.1', free_port())})
+    dicom_port, http_port = free_port(), free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / 'orthanc.json'
+    config.write_text(
+        json.dumps(orthanc_config(root, aet, dicom_port, http_port, modalities), indent=2)
+    )
+    log = root / 'orthanc.log'
+    with open(log, 'wb') as stream:
+        process = subprocess.Popen(
+            [ORTHANC, str(config)], stdout=stream, stderr=subprocess.STDOUT, cwd=root
         )
-        return found
+    server = Orthanc(process, root, aet, dicom_port, http_port, log, modalities)
+    return _wait_until_up(server, timeout)
+
+
+def restart_orthanc(server: Orthanc, timeout: float = 30.0) -> Orthanc:
+    """Start a stopped ``server`` again: same configuration, ports and stored instances (a PACS
+    that was down and comes back)."""
+    with open(server.log, 'ab') as stream:
+        server.process = subprocess.Popen(
+            [ORTHANC, str(server.root / 'orthanc.json')],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            cwd=server.root,
+        )
+    return _wait_until_up(server, timeout)
+
+
+def _wait_until_up(server: Orthanc, timeout: float) -> Orthanc:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f'Orthanc exited with {server.process.returncode}: '
+                f'{server.log.read_text()[-2000:]}'
+            )
+        try:
+            server.rest('/system')
+            with socket.create_connection(('127.0.0.1', server.dicom_port), timeout=1):
+                return server
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.05)
+    server.stop()
+    raise TimeoutError(f'Orthanc did not answer within {timeout} s; log: {server.log}')

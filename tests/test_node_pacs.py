@@ -40,29 +40,28 @@ from tests.node_support import (
     wait_for,
     write_phantom_study,
 )
-from tests.orthanc import ORTHANC, Orthanc, free_port
+from tests.orthanc import ORTHANC, Orthanc, free_port, require_tool, restart_orthanc, start_orthanc
 
 WINDOW = 2.0
 SEG = '1.2.840.10008.5.1.4.1.1.66.4'
 
 
 @pytest.fixture
-def orthanc_factory(tmp_path):
-    """Make Orthanc servers (the test starts them, and may stop and start them again); all are
-    killed at the end of the test."""
-    if not Path(ORTHANC).is_file():
-        pytest.fail(f'{ORTHANC} not found: apt-get install --no-install-recommends orthanc')
+def pacs_for(tmp_path):
+    """Start an Orthanc that accepts the node (AE BIDSARCA at the given port) as a modality; each
+    is killed at the end of the test (a test may stop and restart it)."""
+    require_tool(ORTHANC, 'orthanc')
     made: list[Orthanc] = []
 
-    def make(modalities: dict[str, tuple[str, str, int]]) -> Orthanc:
-        made.append(Orthanc(tmp_path / f'orthanc{len(made)}', modalities))
+    def start(node_port: int) -> Orthanc:
+        modalities = {'node': ('BIDSARCA', '127.0.0.1', node_port)}
+        made.append(start_orthanc(tmp_path / f'orthanc{len(made)}', modalities))
         return made[-1]
 
-    yield make
+    yield start
     for server in made:
-        if server.process is not None:
-            server.process.kill()
-            server.process.wait()
+        server.process.kill()
+        server.process.wait()
 
 
 @pytest.fixture
@@ -80,13 +79,19 @@ def _all(series: dict[str, list[Path]]) -> list[Path]:
 def results_in(pacs, study_uid: str) -> dict[str, list[dict]]:
     """The result series the node stored in ``pacs``: {'seg': [...], 'overlay': [...]}."""
     found: dict[str, list[dict]] = {'seg': [], 'overlay': []}
-    for series in pacs.series(study_uid):
+    query = {'Level': 'Series', 'Query': {'StudyInstanceUID': study_uid}, 'Expand': True}
+    for series in pacs.rest('/tools/find', query):
         tags = series['MainDicomTags']
         if tags.get('Modality') == 'SEG':
             found['seg'].append(series)
         elif tags.get('SeriesDescription') == OVERLAY_DESCRIPTION:
             found['overlay'].append(series)
     return found
+
+
+def instance_file(pacs: Orthanc, instance_id: str) -> bytes:
+    with urllib.request.urlopen(f'{pacs.url}/instances/{instance_id}/file', timeout=30) as r:
+        return r.read()
 
 
 def records(path: Path) -> list[str]:
@@ -105,25 +110,24 @@ def health(port: int) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_study_from_orthanc_comes_back_with_seg_and_overlay(
-    tmp_path, orthanc_factory, phantom, caplog, capsys
+    tmp_path, pacs_for, phantom, caplog, capsys
 ):
     caplog.set_level('INFO')
     study_uid, series = phantom
     port, health_port = free_port(), free_port()
-    pacs = orthanc_factory({'node': ('BIDSARCA', '127.0.0.1', port)})
-    pacs.start()
-    pacs.upload(_all(series))
+    pacs = pacs_for(port)
+    assert set(pacs.store(_all(series))) == {0}
     config = node_config(
         tmp_path / 'node',
         port=port,
         health_port=health_port,
-        destination=(pacs.ae_title, pacs.dicom_port),
+        destination=(pacs.aet, pacs.dicom_port),
     )
     with running_node(config) as node:
-        (orthanc_id,) = pacs.post(
+        (orthanc_id,) = pacs.rest(
             '/tools/find', {'Level': 'Study', 'Query': {'StudyInstanceUID': study_uid}}
         )
-        pacs.post('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
+        pacs.rest('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
         done = wait_for(lambda: finished(node, study_uid), 120, 'the study to finish')
         assert (done.state, done.instances, done.processed_instances) == (states.DONE, 24, 24)
         assert done.calling_ae == 'ORTHANC'
@@ -131,7 +135,7 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
         results = results_in(pacs, study_uid)
         assert [len(s['Instances']) for s in results['seg']] == [1]
         assert [len(s['Instances']) for s in results['overlay']] == [6]
-        seg = dcmread(io.BytesIO(pacs.file(results['seg'][0]['Instances'][0])))
+        seg = dcmread(io.BytesIO(instance_file(pacs, results['seg'][0]['Instances'][0])))
         post_uid = dcmread(series['AX T1 MPRAGE POST GAD'][0]).SeriesInstanceUID
         assert seg.SOPClassUID == SEG
         assert seg.StudyInstanceUID == study_uid
@@ -147,7 +151,7 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
         assert 'done 1' in printed and 'C-ECHO success' in printed
 
         # The PACS sends the study again, our results included: nothing to do.
-        pacs.post('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
+        pacs.rest('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
         again = node.queue.get(study_uid)
         assert (again.state, again.generation, again.instances) == (states.DONE, 1, 24)
         ignored = re.findall(r'(\d+) instance\(s\) ignored: own results', caplog.text)
@@ -158,18 +162,17 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
 
 
 @pytest.mark.slow
-def test_bursts_shorter_and_longer_than_the_window(tmp_path, orthanc_factory, phantom):
+def test_bursts_shorter_and_longer_than_the_window(tmp_path, pacs_for, phantom):
     study_uid, series = phantom
     t1, post, t2, flair = series.values()
     port = free_port()
-    pacs = orthanc_factory({'node': ('BIDSARCA', '127.0.0.1', port)})
-    pacs.start()
+    pacs = pacs_for(port)
     record = tmp_path / 'calls.txt'
     config = node_config(
         tmp_path / 'node',
         port=port,
         health_port=0,
-        destination=(pacs.ae_title, pacs.dicom_port),
+        destination=(pacs.aet, pacs.dicom_port),
         participant={'record': str(record)},
     )
     with running_node(config) as node:
@@ -237,19 +240,16 @@ def _job_processes(folder: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
-    tmp_path, orthanc_factory, phantom
-):
+def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(tmp_path, pacs_for, phantom):
     study_uid, series = phantom
     port, health_port = free_port(), free_port()
-    pacs = orthanc_factory({'node': ('BIDSARCA', '127.0.0.1', port)})
-    pacs.start()
+    pacs = pacs_for(port)
     record = tmp_path / 'calls.txt'
     config = node_config(
         tmp_path / 'node',
         port=port,
         health_port=health_port,
-        destination=(pacs.ae_title, pacs.dicom_port),
+        destination=(pacs.aet, pacs.dicom_port),
         participant={'record': str(record), 'sleep_s': 3},
     )
     log = tmp_path / 'node.log'
@@ -296,16 +296,15 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(
 
 
 @pytest.mark.slow
-def test_pacs_down_while_sending_then_back(tmp_path, orthanc_factory, phantom):
+def test_pacs_down_while_sending_then_back(tmp_path, pacs_for, phantom):
     study_uid, series = phantom
     port, health_port = free_port(), free_port()
-    pacs = orthanc_factory({'node': ('BIDSARCA', '127.0.0.1', port)})
-    pacs.start()
+    pacs = pacs_for(port)
     config = node_config(
         tmp_path / 'node',
         port=port,
         health_port=health_port,
-        destination=(pacs.ae_title, pacs.dicom_port),
+        destination=(pacs.aet, pacs.dicom_port),
         participant={'sleep_s': 1},
     )
     with running_node(config) as node:
@@ -324,13 +323,13 @@ def test_pacs_down_while_sending_then_back(tmp_path, orthanc_factory, phantom):
         assert code == 200  # the spool is fine; the PACS is what is down
         assert report['destination']['echo'] is False
         assert report['attention'][0]['study_uid'] == study_uid
-        pacs.start()
+        restart_orthanc(pacs)
         done = wait_for(lambda: finished(node, study_uid), 60, 'sending after the PACS is back')
         assert done.state == states.DONE and done.send_attempts >= 3
     results = results_in(pacs, study_uid)
     assert [len(s['Instances']) for s in results['seg']] == [1]
     assert [len(s['Instances']) for s in results['overlay']] == [6]
-    assert pacs.get('/statistics')['CountInstances'] == 7
+    assert pacs.rest('/statistics')['CountInstances'] == 7
 
 
 def test_callers_are_checked_and_a_lost_spool_refuses_instances(tmp_path, phantom, capsys):
