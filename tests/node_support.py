@@ -1,28 +1,34 @@
 """Test material for the DICOM node: a small phantom MR study, real stand-ins for the routing and
 processing steps, a sender, and the configuration a test node runs with.
 
-The stand-ins are real functions, not mocks: the processing step writes a real highdicom SEG
-of the post-contrast series and a derived copy of it (standing in for the overlay series), so
-the node's machinery is tested on the files it will carry in production.
+The stand-ins are real functions, not mocks: the processing step thresholds the post-contrast
+series and writes the app's own DICOM results for it (SEG and colour overlay series), so the
+node's machinery is tested on the kind of files it carries in production.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import highdicom as hd
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_file_meta_info
-from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pynetdicom import AE
 
+from bids_arca.dicom_outputs import (
+    build_overlays,
+    build_segmentation,
+    read_series,
+    write_overlays,
+    write_segmentation,
+)
 from bids_arca.errors import InputDataError
 from bids_arca.node.config import load_config
 from bids_arca.node.queue import FINISHED, Study
@@ -31,7 +37,7 @@ from bids_arca.node.steps import Routing
 
 PATIENT_NAME = 'Doe^Jane'
 PHANTOM_SERIES = ('AX T1 SE', 'AX T1 MPRAGE POST GAD', 'AX T2 TSE', 'AX T2 FLAIR')
-OVERLAY_DESCRIPTION = 'bids-arca overlay (node test)'
+OVERLAY_DESCRIPTION = 'bids-arca overlay T1ce (not for diagnosis without review)'
 
 
 def write_phantom_study(
@@ -99,17 +105,6 @@ def _mr_slice(
     return ds
 
 
-def read_series(study_dir: Path) -> dict[str, list[Dataset]]:
-    """The study's instances by series description, each series sorted along its normal."""
-    series: dict[str, list[Dataset]] = {}
-    for path in sorted(Path(study_dir).rglob('*.dcm')):
-        ds = dcmread(path)
-        series.setdefault(str(ds.SeriesDescription), []).append(ds)
-    for datasets in series.values():
-        datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
-    return series
-
-
 def route_four_roles(study_dir: Path) -> Routing:
     """A keyword router standing in for the app's heuristic: needs T1w, ce-T1w, T2w, FLAIR.
 
@@ -143,59 +138,34 @@ def route_four_roles(study_dir: Path) -> Routing:
 def segment_post_contrast(
     study_dir: Path, out_dir: Path, options: Mapping[str, Any]
 ) -> list[Path]:
-    """Threshold the post-contrast series: a highdicom SEG and a derived copy of the series.
+    """Threshold the post-contrast series and write the app's DICOM results for it: the SEG and
+    the colour overlay series (:mod:`bids_arca.dicom_outputs`), with UIDs seeded by the study's
+    instances as the participant level seeds them by its inputs.
 
     ``options``: ``record`` (a file to which each call appends the study UID and the number of
     instances it saw) and ``sleep_s`` (seconds to wait first, so that a test can act mid-job).
     """
-    series = read_series(study_dir)
+    headers = {
+        path: dcmread(path, stop_before_pixels=True) for path in sorted(study_dir.rglob('*.dcm'))
+    }
     if 'record' in options:
-        count = sum(len(v) for v in series.values())
-        study_uid = next(iter(series.values()))[0].StudyInstanceUID
+        study_uid = next(iter(headers.values())).StudyInstanceUID
         with open(options['record'], 'a') as stream:
-            stream.write(f'{study_uid} {count}\n')
+            stream.write(f'{study_uid} {len(headers)}\n')
     time.sleep(float(options.get('sleep_s', 0)))
-    post = [ds for name, datasets in series.items() if 'POST' in name.upper() for ds in datasets]
+    post = [p for p, h in headers.items() if 'POST' in str(h.get('SeriesDescription', '')).upper()]
     if not post:
         raise InputDataError(f'{study_dir}: no post-contrast series')
-    volume = np.stack([ds.pixel_array for ds in post])
-    mask = volume > volume.max() / 2
-    segment = hd.seg.SegmentDescription(
-        segment_number=1,
-        segment_label='lesion',
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Neoplasm,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-        algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name='node test threshold', version='1', family=codes.DCM.ArtificialIntelligence
-        ),
+    series = read_series(post)
+    volume = np.stack([ds.pixel_array for ds in series.datasets])
+    labels = np.where(volume > volume.max() / 2, 3, 0).astype(np.uint8)  # "enhancing tumour"
+    seed = hashlib.sha1(' '.join(sorted(str(h.SOPInstanceUID) for h in headers.values())).encode())
+    common = {'algorithm': 'node test threshold', 'uid_seed': seed.hexdigest()}
+    seg = build_segmentation(labels, series, algorithm_version='1', **common)
+    files = [write_segmentation(out_dir / 'seg.dcm', seg)]
+    files += write_overlays(
+        out_dir / 'overlay', build_overlays(labels, series, role='T1ce', **common)
     )
-    seg = hd.seg.Segmentation(
-        source_images=post,
-        pixel_array=mask,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[segment],
-        series_instance_uid=generate_uid(),
-        series_number=9900,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer='bids-arca',
-        manufacturer_model_name='node test',
-        software_versions='1',
-        device_serial_number='0',
-    )
-    files = [out_dir / 'seg.dcm']
-    seg.save_as(files[0])
-    overlay_series = generate_uid()
-    for index, source in enumerate(post):
-        copy = Dataset(source)
-        copy.file_meta = FileMetaDataset(source.file_meta)
-        copy.SOPInstanceUID = copy.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        copy.SeriesInstanceUID, copy.SeriesNumber = overlay_series, 9901
-        copy.SeriesDescription = OVERLAY_DESCRIPTION
-        copy.ImageType = ['DERIVED', 'SECONDARY']
-        files.append(out_dir / f'overlay{index:03d}.dcm')
-        copy.save_as(files[-1], enforce_file_format=True)
     return files
 
 
