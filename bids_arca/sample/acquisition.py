@@ -84,10 +84,11 @@ def slice_geometry(
     row, col = (np.asarray(v) for v in ORIENTATIONS[orientation])
     row, col = tilt @ row, tilt @ col
     normal = np.cross(row, col)
-    pixel = max(protocol.pixel_mm, resolution)
-    acquired = max(protocol.acquired_mm, resolution)
-    spacing = max(protocol.spacing_mm, resolution)
-    thickness = max(protocol.thickness_mm, resolution)
+    floor = resolution if resolution > 1.0 else 0.0
+    pixel = max(protocol.pixel_mm, floor)
+    acquired = max(protocol.acquired_mm, floor)
+    spacing = max(protocol.spacing_mm, floor)
+    thickness = max(protocol.thickness_mm, floor)
     coverage = protocol.slices * protocol.spacing_mm
     shape = (
         round(protocol.fov_mm[0] / pixel),
@@ -128,7 +129,7 @@ def sample(
     start = np.array([b.start for b in box], dtype=float)
     view = out[box]
     for offset in offsets:
-        shift = mapping[:3, 3] + mapping[:3, :3] @ ([*start, 0.0, 0.0, offset])
+        shift = mapping[:3, 3] + mapping[:3, :3] @ (start + np.array([0.0, 0.0, offset]))
         view += ndi.affine_transform(
             image,
             mapping[:3, :3],

@@ -238,7 +238,7 @@ def _extracranial(depth, axes, shape, r, rng) -> np.ndarray:
     _orbits_and_sinuses(tissue, head, depth, axes, shape, r)
 
     # Skin and subcutaneous fat follow the outer surface everywhere.
-    skin = head & (inside <= 2.0)
+    skin = head & (inside <= max(2.0, r))
     tissue[head & (inside <= 2.0 + fat) & (tissue != Tissue.AIR)] = Tissue.FAT
     tissue[skin] = Tissue.SKIN
     _eyes(tissue, axes, shape)

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from bids_arca.errors import OutputError
 from bids_arca.sample import bids_writer, dicom
-from bids_arca.sample.study import Session, make_session, subject_label
+from bids_arca.sample.study import (
+    Defect,
+    Session,
+    check_session_label,
+    make_session,
+    subject_label,
+)
 
 LOGGER = logging.getLogger('bids_arca.sample')
 FORMATS = ('bids', 'dicom')
@@ -48,6 +54,10 @@ def make_dataset(
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f'unknown format(s) {", ".join(sorted(unknown))}; use bids, dicom')
+    for label in sessions:
+        check_session_label(label)
+    for text in defects:
+        Defect.parse(text)
     _check_target(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))

@@ -268,7 +268,9 @@ def _pick_site(
     wm, gm = head.wm[grid], head.gm[grid]
     parenchyma = brain & (wm + gm > 0.5)  # ventricles and the midline fissure count as outside
     if where == 'dura':
-        ok = (head.tissue[grid] == Tissue.DURA) & (zz > 5) & (np.abs(xx) > 8) & (yy < 60)
+        depth = head.depth[grid]
+        ok = (depth > 0) & (depth <= max(2.0, head.resolution)) & (zz > 5) & (np.abs(xx) > 8)
+        ok &= yy < 60
     else:
         interior = distance_outside(~parenchyma, head.resolution * step, coarse_mm=0)
         ok = brain & (zz > -40) & (zz < 60)

@@ -22,7 +22,7 @@ from bids_arca.labels import LABELS
 
 ROLES = ('T1w', 'T1ce', 'T2w', 'FLAIR')
 PANEL_MM = 200.0  # side of each panel in head space
-PANEL_PX = 170
+PANEL_PX = 156
 ALPHA = 0.45
 
 
@@ -215,5 +215,5 @@ def _save(picture: np.ndarray, title: str, headers: list[str], out: Path) -> Pat
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # An adaptive palette keeps the file small; grey MRI needs few colours.
-    canvas.quantize(colors=160, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    canvas.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
     return out
