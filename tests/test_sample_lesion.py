@@ -103,3 +103,15 @@ def test_metastases_and_meningioma(head):
     # Dural based: the mass reaches the inner surface of the skull and stays out of the bone.
     assert (ndi.binary_dilation(mass) & (head.depth > 0)).any()
     assert not np.isin(head.tissue[mass], [Tissue.BONE, Tissue.MARROW]).any()
+
+
+def test_mass_effect_pushes_brain_away_before_surgery(head):
+    plan, lesion, labels = _draw(head, 'glioma', 100.0, 5, PREOP)
+    assert lesion.info['mass_effect_mm'] > 3.0
+    box, source = lesion.warp
+    grid = np.indices(source.shape[1:]) + np.array([b.start for b in box]).reshape(3, 1, 1, 1)
+    centre = head.to_voxel(plan.foci[0].center).reshape(3, 1, 1, 1)
+    outward = ((grid - source) * (grid - centre)).sum(axis=0)
+    moved = np.abs(grid - source).sum(axis=0) > 0.1
+    assert (outward[moved] > 0).mean() > 0.99  # anatomy comes from nearer the tumour centre
+    assert draw_lesion(head, plan, POSTOP).warp is None

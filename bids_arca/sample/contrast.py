@@ -16,6 +16,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from bids_arca.sample.anatomy import Tissue, build_head, head_shape
 from bids_arca.sample.fields import smooth_noise
@@ -132,12 +133,14 @@ def render(
     compartments: np.ndarray,
     weights: np.ndarray,
     gain: np.ndarray | None = None,
+    warp: tuple[tuple[slice, ...], np.ndarray] | None = None,
 ) -> np.ndarray:
     """The head in ``contrast`` with a lesion painted in.
 
     Each lesion voxel blends towards its compartment's intensity by its weight (oedema fades at
     its front), keeping some of the tissue below (``SHOW_THROUGH``) and a coarse texture.
-    ``gain`` scales compartments per subject."""
+    ``gain`` scales compartments per subject; ``warp`` (box, source coordinates) displaces the
+    anatomy in a box first (mass effect)."""
     index = CONTRASTS.index(contrast)
     table = np.zeros(len(Compartment), dtype=np.float32)
     grain_amplitude = np.zeros(len(Compartment), dtype=np.float32)
@@ -148,7 +151,11 @@ def render(
         show[compartment] = SHOW_THROUGH.get(compartment, 0.0)
     if gain is not None:
         table *= gain
-    image = base_images(resolution)[contrast].copy()
+    base = base_images(resolution)[contrast]
+    image = base.copy()
+    if warp is not None:
+        box, source = warp
+        image[box] = ndi.map_coordinates(base, source, order=1)
     flat = image.reshape(-1)
     below = flat[indices]
     grain = texture(resolution, LESION_GRAIN_MM)

@@ -41,6 +41,8 @@ TRUTH_LABEL[[Compartment.CAVITY, Compartment.CAVITY_RIM]] = RC
 # CSF_CLEFT (the fluid rim around an extra-axial mass) is anatomy, not lesion: label 0.
 
 SIZE_RANGE_ML = (2.0, 150.0)
+# Share of the pre-operative core that displaces brain rather than infiltrating it.
+DISPLACING = {'glioma': 0.5, 'metastases': 0.7, 'meningioma': 1.0}
 RIM_MM = 1.5  # benign enhancement lining a resection cavity
 CORRIDOR_MM = 4.0  # radius of the surgical corridor from the cortex to the cavity
 
@@ -87,11 +89,13 @@ class Stage:
 
 @dataclass
 class LesionMap:
-    """A drawn lesion: flat head-grid indices, their compartments and blend weights."""
+    """A drawn lesion: flat head-grid indices, their compartments and blend weights, and the
+    mass effect as ``warp`` = (box, head-grid coordinates each box voxel takes anatomy from)."""
 
     indices: np.ndarray
     compartments: np.ndarray
     weights: np.ndarray
+    warp: tuple[tuple[slice, ...], np.ndarray] | None = None
     info: dict = field(default_factory=dict)
 
     def labels(self, shape: tuple[int, int, int]) -> np.ndarray:
@@ -194,8 +198,9 @@ def plan_lesion(
 
 def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
     """The lesion of ``plan`` at ``stage`` on ``head``'s grid."""
-    box = _lesion_box(head, plan, stage)
-    region = _Region(head, box, np.random.default_rng(plan.seed))
+    box = _lesion_box(head, plan)
+    source = None if stage.postop else _mass_effect(head, box, plan)
+    region = _Region(head, box, np.random.default_rng(plan.seed), source)
     growth = _residual_growth(plan, stage)
     comp = np.zeros(region.shape, dtype=np.uint8)
     weight = np.ones(region.shape, dtype=np.float32)
@@ -205,7 +210,12 @@ def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
         core_ml = focus.core_ml if not (stage.postop and index) else focus.core_ml * growth
         levels.append(_draw_focus(region, focus, core_ml, voxel_ml, comp))
 
-    info: dict = {'kind': plan.kind, 'postop': stage.postop}
+    info: dict = {'kind': plan.kind, 'postop': stage.postop, 'mass_effect_mm': 0.0}
+    if source is not None:
+        shift = source - np.indices(region.shape, dtype=np.float32).reshape(3, *region.shape)
+        shift -= np.array([b.start for b in box], dtype=np.float32).reshape(3, 1, 1, 1)
+        displaced = np.sqrt((shift**2).sum(axis=0))[region.brain & (comp == 0)]
+        info['mass_effect_mm'] = round(float(displaced.max(initial=0.0)) * head.resolution, 2)
     edema_ml = plan.edema_ml
     if stage.postop:
         _resect(region, plan, stage, levels[0], growth, comp)
@@ -222,7 +232,8 @@ def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
         [c + s.start for c, s in zip(np.unravel_index(local, region.shape), box, strict=True)],
         head.shape,
     )
-    return LesionMap(indices, comp.ravel()[local], weight.ravel()[local], info)
+    warp = (box, source) if source is not None else None
+    return LesionMap(indices, comp.ravel()[local], weight.ravel()[local], warp, info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,10 +305,9 @@ def _pick_site(
     return (float(xx.flat[pick]), float(yy.flat[pick]), float(zz.flat[pick]))
 
 
-def _lesion_box(head: Head, plan: LesionPlan, stage: Stage) -> tuple[slice, slice, slice]:
+def _lesion_box(head: Head, plan: LesionPlan) -> tuple[slice, slice, slice]:
     """The head-grid box that holds the lesion at any stage (fixed per plan, so noise fields
     drawn in it are the same at every session)."""
-    del stage  # the box must not depend on the session
     reach = 1.5 * _radius(plan.wt_ml * 1.5) + 12.0
     lows, highs = [], []
     for focus in plan.foci:
@@ -312,13 +322,25 @@ def _lesion_box(head: Head, plan: LesionPlan, stage: Stage) -> tuple[slice, slic
 
 
 class _Region:
-    """Anatomy, coordinates and noise fields inside the lesion box."""
+    """Anatomy (displaced by ``source`` coordinates if given), coordinates and noise fields
+    inside the lesion box."""
 
-    def __init__(self, head: Head, box: tuple[slice, ...], rng: np.random.Generator):
+    def __init__(
+        self,
+        head: Head,
+        box: tuple[slice, ...],
+        rng: np.random.Generator,
+        source: np.ndarray | None = None,
+    ):
         self.box, self.resolution = box, head.resolution
-        self.tissue = head.tissue[box]
-        self.wm, self.gm = head.wm[box], head.gm[box]
-        self.depth = head.depth[box]
+        if source is None:
+            self.tissue, self.depth = head.tissue[box], head.depth[box]
+            self.wm, self.gm = head.wm[box], head.gm[box]
+        else:
+            self.tissue = ndi.map_coordinates(head.tissue, source, order=0)
+            self.wm, self.gm, self.depth = (
+                ndi.map_coordinates(a, source, order=1) for a in (head.wm, head.gm, head.depth)
+            )
         self.shape = self.tissue.shape
         self.x, self.y, self.z = (
             a[s].reshape([-1 if i == k else 1 for k in range(3)])
@@ -335,6 +357,38 @@ class _Region:
         return np.sqrt(
             (self.x - point[0]) ** 2 + (self.y - point[1]) ** 2 + (self.z - point[2]) ** 2
         )
+
+
+def _mass_effect(head: Head, box: tuple[slice, ...], plan: LesionPlan) -> np.ndarray:
+    """Head-grid coordinates each box voxel takes its anatomy from, as the tumour pushes the
+    brain aside.
+
+    Each focus inserts the displacing share of its core volume at its centre; brain at
+    distance rho' came from rho = (rho'^3 - r^3)^(1/3), which conserves volume (a radial,
+    incompressible push, decaying as 1/rho'^2). The push fades to zero within 12 mm of the
+    skull, which does not move, and towards the box faces.
+    """
+    r = head.resolution
+    shape = tuple(s.stop - s.start for s in box)
+    x, y, z = np.meshgrid(
+        *(a[s] for a, s in zip(head.axes(), box, strict=True)), indexing='ij', sparse=True
+    )
+    inside = distance_outside(head.tissue[box] != Tissue.BRAIN, r, coarse_mm=0)
+    taper = np.clip(inside / 12.0, 0.0, 1.0)
+    for axis, n in enumerate(shape):
+        edge = np.minimum(np.arange(n), np.arange(n)[::-1]) * r
+        taper *= np.clip(edge / 10.0, 0.0, 1.0).reshape([-1 if a == axis else 1 for a in range(3)])
+    shift = np.zeros((3, *shape), dtype=np.float32)
+    for focus in plan.foci:
+        inserted = 3000.0 * DISPLACING[plan.kind] * focus.core_ml / (4 * np.pi)  # r^3, mm^3
+        offset = (x - focus.center[0], y - focus.center[1], z - focus.center[2])
+        rho = np.sqrt(offset[0] ** 2 + offset[1] ** 2 + offset[2] ** 2) + 1e-6
+        pull = 1.0 - np.cbrt(np.maximum(rho**3 - inserted, 0.0)) / rho
+        for axis in range(3):
+            shift[axis] += pull * offset[axis]
+    start = np.array([b.start for b in box], dtype=np.float32).reshape(3, 1, 1, 1)
+    grid = np.indices(shape, dtype=np.float32) + start
+    return grid - shift * taper / r
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -517,9 +571,18 @@ def _edema(region: _Region, tumour: np.ndarray, count: float) -> np.ndarray:
     candidates = np.isfinite(arrival) & ~tumour & region.brain
     if not candidates.any():
         return np.zeros(region.shape, dtype=np.float32)
-    limit = _quantile_level(arrival, candidates, count)
+    # Noise on the arrival times can strand islands; keep what touches the tumour and top up.
+    wanted = count
+    for _ in range(4):
+        limit = _quantile_level(arrival, candidates, count)
+        front = candidates & (arrival <= limit)
+        pieces, _ = ndi.label(front | tumour)
+        inside = front & np.isin(pieces, np.unique(pieces[tumour]))
+        deficit = wanted - inside.sum()
+        if deficit < 0.02 * wanted:
+            break
+        count += deficit
     strength = np.zeros(region.shape, dtype=np.float32)
-    inside = candidates & (arrival <= limit)
     # Oedema fades towards its front rather than stopping at a wall.
     strength[inside] = 0.45 + 0.55 * np.sqrt(1.0 - arrival[inside] / max(limit, 1e-6))
     return strength

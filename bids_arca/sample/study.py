@@ -293,6 +293,7 @@ def make_session(
             lesion_map.compartments,
             lesion_map.weights,
             who.gain,
+            lesion_map.warp,
         )
         for contrast in CONTRASTS
     }
@@ -508,6 +509,7 @@ def _truth_info(
                 for f in plan.foci
             ],
             'PreopEdemaML': round(plan.edema_ml, 3),
+            'MassEffectMaxMM': lesion_map.info['mass_effect_mm'],
             'GrowthPerMonth': round(plan.growth_per_month, 4),
         },
         'HeadToScanner': {
