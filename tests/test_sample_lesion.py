@@ -106,7 +106,7 @@ def test_metastases_and_meningioma(head):
 
 
 def test_mass_effect_pushes_brain_away_before_surgery(head):
-    plan, lesion, labels = _draw(head, 'glioma', 100.0, 5, PREOP)
+    plan, lesion, _ = _draw(head, 'glioma', 100.0, 5, PREOP)
     assert lesion.info['mass_effect_mm'] > 3.0
     box, source = lesion.warp
     grid = np.indices(source.shape[1:]) + np.array([b.start for b in box]).reshape(3, 1, 1, 1)
