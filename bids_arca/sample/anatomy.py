@@ -277,9 +277,11 @@ def _orbits_and_sinuses(tissue, head, depth, axes, shape, r) -> None:
     orbit = _ellipsoid(axes, shape, (-31, 50, -37), (17, 26, 16)) | _ellipsoid(
         axes, shape, (31, 50, -37), (17, 26, 16)
     )
+    nasal = _ellipsoid(axes, shape, (0, 64, -58), (9, 26, 20))
+    septum = nasal & (np.abs(axes[0]) <= max(0.75, r / 2))[:, None, None]
     air = (
         (
-            _ellipsoid(axes, shape, (0, 64, -58), (9, 26, 20))  # nasal cavity
+            (nasal & ~septum)
             | _ellipsoid(axes, shape, (-29, 54, -64), (12, 15, 14))  # maxillary sinuses
             | _ellipsoid(axes, shape, (29, 54, -64), (12, 15, 14))
             | _ellipsoid(axes, shape, (0, 18, -40), (11, 10, 8))  # sphenoid sinus

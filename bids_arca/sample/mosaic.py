@@ -215,5 +215,5 @@ def _save(picture: np.ndarray, title: str, headers: list[str], out: Path) -> Pat
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # An adaptive palette keeps the file small; grey MRI needs few colours.
-    canvas.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    canvas.quantize(colors=80, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
     return out

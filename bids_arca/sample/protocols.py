@@ -136,6 +136,7 @@ SIEMENS = {
         _like(_VOLUME, 'T2_SPACE_3D', 'T2w', **_SPACE),
         _like(_VOLUME, 't2_spc_sag_p2_iso', 'T2w', **_SPACE),
         _like(_AXIAL, 't2_tse_tra'),
+        _like(_AXIAL, 't2_tse_cor', orientation='cor', slices=30),
     ),
     'FLAIR': (
         _like(
@@ -199,7 +200,11 @@ GE = {
         _like(_VOLUME, '3D T1 +C', 'T1ce', **_BRAVO),
         _like(_VOLUME, 'Sag T1 BRAVO +C', 'T1ce', **_BRAVO),
     ),
-    'T2w': (_like(_VOLUME, 'Sag CUBE T2', 'T2w', **_CUBE), _like(_AXIAL, 'AX T2 FSE', **_GE_FSE)),
+    'T2w': (
+        _like(_VOLUME, 'Sag CUBE T2', 'T2w', **_CUBE),
+        _like(_AXIAL, 'AX T2 FSE', **_GE_FSE),
+        _like(_AXIAL, 'COR T2 FSE', orientation='cor', slices=30, **_GE_FSE),
+    ),
     'FLAIR': (
         _like(
             _AXIAL,
