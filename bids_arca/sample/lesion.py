@@ -210,7 +210,7 @@ def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
         core_ml = focus.core_ml if not (stage.postop and index) else focus.core_ml * growth
         levels.append(_draw_focus(region, focus, core_ml, voxel_ml, comp))
 
-    info: dict = {'kind': plan.kind, 'postop': stage.postop, 'mass_effect_mm': 0.0}
+    info: dict = {'mass_effect_mm': 0.0}
     if source is not None:
         shift = source - np.indices(region.shape, dtype=np.float32).reshape(3, *region.shape)
         shift -= np.array([b.start for b in box], dtype=np.float32).reshape(3, 1, 1, 1)

@@ -62,13 +62,18 @@ def file_mosaic(path: Path, out: Path) -> Path:
         raise InputDataError(f'{path}: expected a 3D image, found shape {data.shape}')
     zooms = image.header.get_zooms()[:3]
     centre = [n // 2 for n in data.shape]
-    panels = [
-        _fit(np.rot90(data[:, :, centre[2]]), (zooms[1], zooms[0])),
-        _fit(np.rot90(data[:, centre[1], :]), (zooms[2], zooms[0])),
-        _fit(np.rot90(data[centre[0], :, :]), (zooms[2], zooms[1])),
-    ]
-    low, high = _window(data)
-    row = np.concatenate([_gray(p, low, high) for p in panels], axis=1)
+    window = _window(data)
+    row = np.concatenate(
+        [
+            _fit(_gray(_cut(data, axis, centre[index]), *window), spacing)
+            for axis, index, spacing in (
+                ('z', 2, (zooms[1], zooms[0])),
+                ('y', 1, (zooms[2], zooms[0])),
+                ('x', 0, (zooms[2], zooms[1])),
+            )
+        ],
+        axis=1,
+    )
     return _save(row, Path(path).name, ['axial', 'coronal', 'sagittal'], out)
 
 
@@ -142,18 +147,20 @@ def _cut(volume: np.ndarray, axis: str, index: int) -> np.ndarray:
 
 
 def _compose(columns, rows, affine) -> np.ndarray:
+    """Tiles row by row; a missing series leaves a black tile."""
     spacing = abs(affine[0, 0])
-    tiles = []
     windows = {role: _window(data) for role, data in columns if isinstance(data, np.ndarray)}
+    base, labels = columns[-1][1]
+    tiles = []
     for axis, index in rows:
         row = []
         for role, data in columns:
-            if isinstance(data, tuple):
-                base, labels = data
+            cut_labels = _cut(labels, axis, index)
+            if role == columns[-1][0]:
                 gray = _cut(base, axis, index) if base is not None else None
-                tile = _overlay(gray, _cut(labels, axis, index), windows.get('T1ce'))
+                tile = _overlay(gray, cut_labels, windows.get('T1ce'))
             elif data is None:
-                tile = np.zeros((*_cut(np.zeros(columns[-1][1][1].shape), axis, index).shape, 3))
+                tile = np.zeros((*cut_labels.shape, 3))
             else:
                 tile = _gray(_cut(data, axis, index), *windows[role])
             row.append(_fit(tile, (spacing, spacing)))
