@@ -6,6 +6,8 @@ import gzip
 import shutil
 
 import pytest
+from pydicom import dcmread
+from pydicom.fileset import FileSet
 
 from bids_arca.convert.scan import scan_dicom_dir, summarise
 from bids_arca.convert.sessions import parse_subjects, plan_sessions, read_session_map
@@ -151,3 +153,17 @@ def test_subject_arguments():
         parse_subjects(['01', 'A=02'])
     with pytest.raises(UsageError, match='not a BIDS label'):
         parse_subjects(['sub_01'])
+
+
+def test_dicomdir_media_index_is_skipped_and_images_read(tmp_path):
+    media = FileSet()
+    for path in write_series(tmp_path / 'src', Study(), 2, 'T1W_3D_TFE', slices=10):
+        ds = dcmread(path)
+        ds.StudyID = '1'  # the STUDY directory record needs it
+        media.add(ds)
+    media.write(tmp_path / 'media')
+    scan = scan_dicom_dir(tmp_path / 'media', tmp_path / 'u')
+    assert summarise(scan.problems) == [
+        f'{tmp_path / "media" / "DICOMDIR"}: DICOMDIR index, not an image'
+    ]
+    assert len(scan.studies[0].files) == 10

@@ -241,7 +241,7 @@ THREE_D_NAME = _words(
 TWO_D_NAME = _words('2d', r'\w*2d', r'2d\w*')
 # Contrast cues (step 4). "KM" (German), "MDC" (Italian), "Gd", brand names of agents.
 POST_NAME = _words(
-    'post', 'postcontrast', r'post ?gad\w*', r'post ?gd', 'pc', 'ce', 'c', 'gd', 'gad', 'gado',
+    'post', 'postcontrast', r'post ?gad\w*', r'post ?gd', 'ce', 'c', 'gd', 'gad', 'gado',
     r'gadolinium\w*', 'km', 'mdc', 'contrast', 'enhanced', 'dotarem', 'gadovist', 'magnevist',
     'multihance', 'prohance', 'clariscan', 'omniscan', 't1c', 't1ce', 't1gd', r't1 ?post\w*',
     'kontrast',
