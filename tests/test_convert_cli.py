@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from bids import BIDSLayout
 
-from bids_arca.convert import heuristic_path
+from bids_arca.convert import conversion, heuristic_path
 from bids_arca.convert.cli import main
 from bids_arca.inputs import collect_sessions, load_layout
 from tests.dicom_factory import SEGMENTATION, Study, write_object, write_series
@@ -202,3 +202,38 @@ def test_heuristic_path_option(capsys):
         main(['--heuristic-path'])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == str(heuristic_path())
+
+
+def test_conversion_failure_is_reported_and_leaves_nothing(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError('dcm2niix crashed')
+
+    monkeypatch.setattr(conversion, 'convert_study', crash)
+    write_series(tmp_path / 'dicom' / 't1', Study(), 2, 'T1W_3D_TFE')
+    assert main([str(tmp_path / 'dicom'), str(tmp_path / 'bids')]) == 65
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['dicom']
+
+
+def test_a_role_dcm2niix_did_not_write_is_missing_not_hidden(tmp_path, monkeypatch):
+    original = conversion.convert_study
+
+    def lose_flair(seqinfo, out_dir, *args):
+        original(seqinfo, out_dir, *args)
+        for path in out_dir.glob('sub-*/ses-*/anat/*_FLAIR.nii.gz'):
+            path.unlink()
+
+    monkeypatch.setattr(conversion, 'convert_study', lose_flair)
+    study = Study('P3')
+    write_series(tmp_path / 'dicom' / 't2', study, 3, 'T2W_3D_VISTA')
+    write_series(tmp_path / 'dicom' / 'flair', study, 4, '3D_Brain_VIEW_FLAIR')
+    bids = tmp_path / 'bids'
+    assert main([str(tmp_path / 'dicom'), str(bids)]) == 0
+    (session,) = read_tsv(bids / 'sub-P3' / 'sub-P3_sessions.tsv')
+    assert session['missing_roles'] == 'T1w,T1ce,FLAIR'
+    report = read_tsv(bids / session['routing_report'])
+    flair = [r for r in report if r['role'] == 'FLAIR']
+    assert [(r['series_number'], r['status']) for r in flair] == [
+        ('4', 'skipped'),
+        ('n/a', 'missing'),
+    ]
+    assert flair[1]['reason'].startswith('dcm2niix wrote no anat/sub-P3_ses-20240102_FLAIR.nii.gz')

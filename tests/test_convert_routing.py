@@ -51,7 +51,6 @@ def seqinfo(
         slice_thickness_mm=thickness,
         diffusion_b_value=b_value,
         study_date='20240102',
-        study_time='085500',
         acquisition_date='20240102',
         acquisition_time=clock if acquisition_time is None else acquisition_time,
         series_time=clock,

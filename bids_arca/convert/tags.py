@@ -32,15 +32,12 @@ class DicomExtras(NamedTuple):
     echo_time_ms: float | None = None
     inversion_time_ms: float | None = None
     slice_thickness_mm: float | None = None
-    number_of_frames: int = 0
     diffusion_b_value: float | None = None
     temporal_positions: int = 0
     study_date: str = ''
-    study_time: str = ''
     acquisition_date: str = ''
     acquisition_time: str = ''
     series_time: str = ''
-    manufacturer: str = ''
 
 
 def dicom_extras(ds: Dataset) -> DicomExtras:
@@ -56,15 +53,12 @@ def dicom_extras(ds: Dataset) -> DicomExtras:
         echo_time_ms=_number(_find(ds, 'EchoTime', 'EffectiveEchoTime')),
         inversion_time_ms=_number(_find(ds, 'InversionTime', 'InversionTimes')),
         slice_thickness_mm=_number(_find(ds, 'SliceThickness')),
-        number_of_frames=int(_number(ds.get('NumberOfFrames')) or 0),
         diffusion_b_value=_number(_find(ds, 'DiffusionBValue')),
         temporal_positions=int(_number(ds.get('NumberOfTemporalPositions')) or 0),
         study_date=_text(ds.get('StudyDate')),
-        study_time=_text(ds.get('StudyTime')),
         acquisition_date=acquisition_date,
         acquisition_time=acquisition_time,
         series_time=_text(ds.get('SeriesTime')),
-        manufacturer=_text(ds.get('Manufacturer')),
     )
 
 
