@@ -1,17 +1,26 @@
-"""``bids-arca-convert`` on the real DICOM in ../shared/data/dicom (README there)."""
+"""``bids-arca-convert`` on the real DICOM in ../shared/data/dicom (README there), and the
+heuristic run by HeuDiConv's own command line."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import dcm2niix
 import nibabel as nib
 import pydicom
 import pytest
 
+from bids_arca.convert import heuristic_path
 from bids_arca.convert.cli import main
 from bids_arca.convert.tags import dicom_extras
 from bids_arca.inputs import collect_sessions, load_layout
+from tests.conftest import REPO
+from tests.dicom_factory import Study, write_series
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +76,24 @@ def test_siemens_xa30_enhanced_multiframe_converts_to_t1w(shared, tmp_path):
         900.0,
     )
     assert 'NORM' in extras.image_type
+
+
+def test_heudiconv_command_line_runs_the_heuristic_by_path(tmp_path):
+    """The documented stand-alone use: HeuDiConv's own command line with ``-f <path>``."""
+    study = Study('HDC-1', '20240102')
+    write_series(tmp_path / 'dicom' / 't1', study, 2, 'AX T1 POST GAD', acquisition='2D')
+    write_series(tmp_path / 'dicom' / 't2', study, 3, 'Sag CUBE T2')
+    write_series(tmp_path / 'dicom' / 'loc', study, 1, '3-pl loc', slices=3)
+    env = dict(os.environ, NO_ET='1', PYTHONPATH=str(REPO))
+    env['PATH'] = os.pathsep.join([str(Path(dcm2niix.bin).parent), env.get('PATH', '')])
+    command = [sys.executable, '-m', 'heudiconv.cli.run', '--files', str(tmp_path / 'dicom')]
+    command += ['-o', str(tmp_path / 'bids'), '-f', str(heuristic_path())]
+    command += ['-c', 'dcm2niix', '-b', '--minmeta']
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    anat = tmp_path / 'bids' / 'sub-HDC1' / 'ses-20240102' / 'anat'
+    assert sorted(p.name for p in anat.glob('*.nii.gz')) == [
+        'sub-HDC1_ses-20240102_T2w.nii.gz',
+        'sub-HDC1_ses-20240102_acq-2D_ce-gadolinium_T1w.nii.gz',
+    ]
+    sidecar = anat / 'sub-HDC1_ses-20240102_acq-2D_ce-gadolinium_T1w.json'
+    assert json.loads(sidecar.read_text())['ContrastBolusIngredient'] == 'GADOLINIUM'
