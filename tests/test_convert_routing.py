@@ -391,3 +391,12 @@ def test_enhanced_multiframe_values_come_from_extras():
     assert (series.extras.repetition_time_ms, series.extras.echo_time_ms) == (1800, 2.41)
     legacy = series_from_seqinfo(info._replace(TR=2.3, TE=3.0, custom=None))
     assert (legacy.extras.repetition_time_ms, legacy.extras.echo_time_ms) == (2300, 3.0)
+
+
+def test_names_of_skipped_series_do_not_mark_an_injection():
+    routing = routed(
+        seqinfo(3, 'Sag T2 C-SPINE'),  # "C" here is the cervical spine, not contrast
+        seqinfo(6, 'Sag T1 BRAVO'),
+    )
+    assert outcome(routing, 3).startswith('skipped: non-brain region')
+    assert outcome(routing, 6) == 'T1w'

@@ -446,10 +446,19 @@ def _explicit_post(series: Series, tag_informative: bool) -> str:
 
 
 def _study_contrast(series: Sequence[Series]) -> _ContrastEvidence:
+    """The tag counts on every MR series; names only on routable series and on perfusion (a
+    "C" in "C-SPINE" or a localizer's name says nothing about the injection)."""
     mr = [s for s in series if s.extras.modality in ('', 'MR')]
     tagged = [s for s in mr if _has_agent(s)]
     informative = 0 < len(tagged) < len(mr)
-    posts = [s for s in mr if _explicit_post(s, informative)]
+    witnesses = [
+        s
+        for s in mr
+        if (informative and _has_agent(s))
+        or not skip_reason(s)
+        or skip_reason(s).startswith('perfusion')
+    ]
+    posts = [s for s in witnesses if _explicit_post(s, informative)]
     return _ContrastEvidence(informative, min(posts, key=lambda s: s.order) if posts else None)
 
 
