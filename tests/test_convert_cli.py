@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bids import BIDSLayout
 from bids_arca.convert import conversion, heuristic_path
 from bids_arca.convert.cli import main
 from bids_arca.inputs import collect_sessions, load_layout
+from bids_arca.sessions import POST_OP, PRE_OP, read_sessions
 from tests.dicom_factory import SEGMENTATION, Study, write_object, write_series
 
 T1 = {'tr': 2300.0, 'te': 2.3, 'ti': 900.0}
@@ -158,6 +160,9 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     ]
     found = {s.session: s.missing for s in collect_sessions(load_layout(bids))}
     assert found == {'postop1': ('T1w', 'T1ce', 'T2w'), 'preop': ('T1w', 'FLAIR')}
+    facts = read_sessions(bids, '07')  # what the group level reads back
+    assert (facts['preop'].surgery, facts['postop1'].surgery) == (PRE_OP, POST_OP)
+    assert facts['postop1'].acq_time == datetime(2024, 4, 10, 9, 0)
 
 
 def test_nothing_usable_exits_65_and_writes_nothing(tmp_path):

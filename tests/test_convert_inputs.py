@@ -9,8 +9,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
+from bids_arca.convert.naming import parse_subjects, plan_sessions, read_session_map
 from bids_arca.convert.scan import scan_dicom_dir, summarise
-from bids_arca.convert.sessions import parse_subjects, plan_sessions, read_session_map
 from bids_arca.errors import MissingInputError, UsageError
 from tests.dicom_factory import BASIC_TEXT_SR, SEGMENTATION, Study, write_object, write_series
 

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Convert; return the exit code (also the process's, via ``sys.exit``)."""
     from bids_arca.convert.conversion import Request, convert_dicom_dir
-    from bids_arca.convert.sessions import parse_subjects, read_session_map
+    from bids_arca.convert.naming import parse_subjects, read_session_map
 
     try:
         opts = build_parser().parse_args(argv)

@@ -25,9 +25,9 @@ from bids_arca.convert.heudiconv_runner import (
     read_study,
     versions,
 )
+from bids_arca.convert.naming import MapRow, SessionPlan, plan_sessions
 from bids_arca.convert.routing import route, series_from_seqinfo
 from bids_arca.convert.scan import scan_dicom_dir, summarise
-from bids_arca.convert.sessions import MapRow, SessionPlan, plan_sessions
 from bids_arca.convert.tables import (
     PARTICIPANTS_SIDECAR,
     README,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_arca import __version__
+from bids_arca.convert.naming import SessionPlan
 from bids_arca.convert.routing import ROLES, Routing, missing_reason
-from bids_arca.convert.sessions import SessionPlan
 from bids_arca.derivatives import BIDS_VERSION, CODE_URL
 
 REPORT_DIR = Path('code') / 'bids-arca-convert'

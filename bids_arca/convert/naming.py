@@ -17,7 +17,12 @@ from bids_arca.convert.scan import Study
 from bids_arca.errors import UsageError
 
 LOGGER = logging.getLogger(__name__)
-SURGERY_VALUES = ('pre', 'post', 'n/a')
+# The spellings bids_arca.sessions reads back, written as pre / post.
+SURGERY = {
+    **dict.fromkeys(('pre', 'preop', 'pre-op', 'preoperative'), 'pre'),
+    **dict.fromkeys(('post', 'postop', 'post-op', 'postoperative'), 'post'),
+    'n/a': 'n/a',
+}
 
 
 @dataclass(frozen=True)
@@ -95,16 +100,14 @@ def _map_row(path: Path, line: int, record: dict[str, str | None]) -> MapRow:
     if not study or not session:
         raise UsageError(f'{path}, line {line}: study and session must not be empty')
     surgery = value('surgery').lower()
-    if surgery and surgery not in SURGERY_VALUES:
-        raise UsageError(
-            f'{path}, line {line}: surgery is {surgery!r}; use one of {", ".join(SURGERY_VALUES)}'
-        )
+    if surgery and surgery not in SURGERY:
+        raise UsageError(f'{path}, line {line}: surgery is {surgery!r}; use pre, post or n/a')
     return MapRow(
         line=line,
         study=study,
         session=_checked_label(session, f'{path}, line {line}: session'),
         participant=value('participant_id'),
-        surgery=surgery,
+        surgery=SURGERY.get(surgery, ''),
     )
 
 
