@@ -155,6 +155,7 @@ def test_name_variants(name, acquisition, expected):
         ('AAHead_Scout_64ch-head-coil', {}, 'localizer'),
         ('3-pl loc', {}, 'localizer'),
         ('SmartBrain Survey', {}, 'localizer'),
+        ('sSurvey', {'slices': 30}, 'localizer'),
         ('ASSET calibration', {}, 'localizer'),
         (
             't1_mprage_sag_p2_iso_MPR_tra',

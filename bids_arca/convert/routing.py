@@ -173,7 +173,7 @@ def _words(*words: str) -> str:
 
 # Skip categories (step 1), each with its name pattern and ImageType values.
 LOCALIZER = _words(
-    r'locali[sz]er\w*', 'loc', 'scout', 'survey', r'3 ?pl(?:ane)?', r'tri ?pilot', 'pilot',
+    r'locali[sz]er\w*', 'loc', 'scout', r's?survey', r'3 ?pl(?:ane)?', r'tri ?pilot', 'pilot',
     r'aa ?h?(?:ead)? ?scout', 'aascout', 'autoalign', 'calibration', 'cal', 'asset',
     r'sense ?ref\w*', r'ref ?scan', 'prescan', 'coil', 'smartbrain', 'planscan',
 )  # fmt: skip
