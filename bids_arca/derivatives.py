@@ -17,8 +17,20 @@ HOW_TO_ACKNOWLEDGE = (
     'Please cite Lotan et al., AJNR 2022;43(1):24-32 (AR-CA) and Wang et al., BrainLes 2017, '
     'LNCS 10670 (cascaded anisotropic CNN), and name bids-arca with its version.'
 )
-# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables).
-BIDSIGNORE = ('*_xfm.*', '*.html', 'figures/', 'logs/', 'group_*.tsv', 'group_*.json')
+# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables, volume
+# tables, provenance records, DICOM results).
+BIDSIGNORE = (
+    '*_xfm.*',
+    '*.html',
+    'figures/',
+    'logs/',
+    'group_*.tsv',
+    'group_*.json',
+    '*_volumes.tsv',
+    '*_volumes.json',
+    '*_provenance.json',
+    'dicom/',
+)
 
 
 def container() -> dict[str, str] | None:
