@@ -439,8 +439,12 @@ def test_real_remind_022_is_recorded_incomplete_and_not_processed(tmp_path, shar
         skipped = wait_for(lambda: finished(node, study_uid), 60, 'routing')
     assert skipped.state == states.SKIPPED
     assert skipped.instances == 369
-    assert skipped.reason.startswith(
-        'missing T1w (no series recognised as pre-contrast T1), FLAIR'
+    assert skipped.reason == (
+        'missing T1w (no series recognised as pre-contrast T1), '
+        'FLAIR (no series recognised as FLAIR)'
+    )
+    assert node.queue.events(study_uid)[-1][3].endswith(
+        "T1ce='3D_AX_T1_postcontrast', T2w='3D_AX_T2_SPACE'"
     )
     assert records(record) == []
     assert not (tmp_path / 'node' / 'work' / 'jobs' / study_uid).exists()

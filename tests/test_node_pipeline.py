@@ -1,5 +1,6 @@
-"""The node's default steps on real studies: routing with the conversion's rules (ReMIND-022, a
-phantom from ``bids-arca-sample``), and the DICOM results mapped back onto the source series."""
+"""The node's default steps on a phantom from ``bids-arca-sample``: routing with the conversion's
+rules, and the DICOM results mapped back onto the source series (ReMIND-022's routing is tested
+through the node, in ``test_node_pacs.py``)."""
 
 from __future__ import annotations
 
@@ -37,19 +38,6 @@ def phantom(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp('sample') / 'study'
     assert sample_main(['make', str(root), '--small', '--sessions', 'preop', '--seed', '3']) == 0
     return root
-
-
-@pytest.mark.slow
-def test_remind_022_routes_as_incomplete(tmp_path, shared):
-    source = shared / 'data' / 'dicom' / 'remind-022' / 'example_patients' / 'Brain_resection'
-    study = spool_study(sorted(source.rglob('*.dcm')), tmp_path / 'spool')
-    routing = route_study(study)
-    assert not routing.accepted
-    assert routing.reason.startswith('missing T1w (no series recognised as pre-contrast T1)')
-    assert 'FLAIR' in routing.reason
-    t1ce = dcmread(next((source / '3DAXT1postcontrast_MRI').iterdir()), stop_before_pixels=True)
-    assert routing.roles['T1ce'] == t1ce.SeriesInstanceUID
-    assert routing.descriptions == {'T1ce': '3D_AX_T1_postcontrast', 'T2w': '3D_AX_T2_SPACE'}
 
 
 @pytest.mark.slow
