@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bids_arca.node.participant_options import check_participant_options, partic
 from bids_arca.node.queue import JobQueue
 from bids_arca.node.sender import backoff
 from bids_arca.node.spool import MARKER, Spool, is_uid
-from tests.node_support import write_phantom_study
+from tests.node_support import node_config, write_phantom_study
 
 UID = '1.2.3.4'
 
@@ -352,3 +353,13 @@ def test_participant_table_becomes_checked_options():
         check_participant_options({'device': 'gpu'})
     with pytest.raises(UsageError, match='set by the node itself'):
         participant_arguments({'work-dir': '/tmp'})
+
+
+def test_serve_with_a_port_in_use_is_a_usage_error(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = node_config(tmp_path, port=port, health_port=0, destination=('PACS', 104))
+        assert node_main(['serve', '--config', str(config)]) == os.EX_USAGE
+    assert f'[scp] 127.0.0.1:{port}: cannot listen' in capsys.readouterr().err

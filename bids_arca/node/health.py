@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bids_arca.errors import UsageError
 from bids_arca.node.config import NodeConfig
 from bids_arca.node.queue import JobQueue, Study
 from bids_arca.node.sender import echo
@@ -137,7 +138,13 @@ class HealthServer:
                 LOGGER.debug('health request: ' + format, *args)
 
         self.config, self.queue, self.spool = config, queue, spool
-        self._server = ThreadingHTTPServer((config.health.bind, config.health.port), Handler)
+        address = (config.health.bind, config.health.port)
+        try:
+            self._server = ThreadingHTTPServer(address, Handler)
+        except OSError as error:
+            raise UsageError(
+                f'[health] {address[0]}:{address[1]}: cannot listen ({error})'
+            ) from error
         self._thread = threading.Thread(
             target=self._server.serve_forever, name='health', daemon=True
         )

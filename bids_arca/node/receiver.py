@@ -18,6 +18,7 @@ from typing import Any
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
+from bids_arca.errors import UsageError
 from bids_arca.node.config import NodeConfig
 from bids_arca.node.queue import JobQueue
 from bids_arca.node.spool import Spool
@@ -57,7 +58,12 @@ class Receiver:
             (evt.EVT_CONN_CLOSE, self._on_close),
         ]
         address = (self.config.scp.bind, self.config.scp.port)
-        self._server = ae.start_server(address, block=False, evt_handlers=handlers)
+        try:
+            self._server = ae.start_server(address, block=False, evt_handlers=handlers)
+        except OSError as error:
+            raise UsageError(
+                f'[scp] {address[0]}:{address[1]}: cannot listen ({error})'
+            ) from error
         LOGGER.info(
             'listening as %s on %s:%d', self.config.scp.ae_title, *self._server.server_address
         )

@@ -59,7 +59,7 @@ class Node:
         self.spool = Spool(config.storage.spool_dir, config.storage.min_free_mb * 2**20)
         self.router = load_callable(config.processing.router)
         module = config.processing.pipeline.partition(':')[0]
-        # Checked without importing: the real pipeline loads torch, which only the job needs.
+        # Checked without importing: a pipeline may load libraries (torch) only its job needs.
         if importlib.util.find_spec(module) is None:
             raise UsageError(f'{config.processing.pipeline}: no module {module}')
         if config.processing.pipeline == DEFAULT_PIPELINE:
@@ -130,15 +130,19 @@ class Node:
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT (what ``systemctl stop`` and Ctrl-C send)."""
         stopping = threading.Event()
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, lambda *_: stopping.set())
-        self.start()
+        previous = {
+            number: signal.signal(number, lambda *_: stopping.set())
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
+            self.start()
             while not stopping.wait(1.0):
                 if not all(thread.is_alive() for thread in self._threads):
                     raise RuntimeError('a node thread stopped; see the log above')
         finally:
             self.stop()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def _guard(self, loop) -> None:
         """Run a loop; log what stops it (an unexpected error must never pass in silence)."""
