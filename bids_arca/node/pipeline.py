@@ -117,9 +117,8 @@ def dicom_results(
 
     provenances = sorted(subject_dir.glob('**/anat/*_desc-tumor_provenance.json'))
     if len(provenances) != 1:
-        raise InputDataError(
-            f'{subject_dir}: expected the results of one session, found {len(provenances)}'
-        )
+        found = f'results of {len(provenances)} sessions' if provenances else 'no results'
+        raise InputDataError(f'{subject_dir}: the participant level wrote {found}, not one')
     provenance = json.loads(provenances[0].read_text())
     prefix = provenances[0].name.removesuffix('desc-tumor_provenance.json')
     model = provenance.get('Model', {})
