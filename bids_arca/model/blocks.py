@@ -1,0 +1,267 @@
+"""Building blocks of the cascaded anisotropic CNN (Wang et al. 2017, NiftyNet v0.2.0 semantics).
+
+Layout is NCDHW with D the slice axis. Two behaviours of the TensorFlow original are reproduced
+exactly because the imported weights depend on them:
+
+* ``'same'`` padding follows TensorFlow: for a strided convolution the padding is asymmetric
+  (nothing before, one voxel after on even sizes), and a transposed convolution is the adjoint of
+  that convolution (compute without padding, then crop the end).
+* Batch normalisation may use the statistics of the batch also at inference: Wang's test graphs
+  were built with ``is_training=True`` and his checkpoints hold never-updated moving averages.
+
+Every module's ``forward`` takes an optional ``depth_weights`` mapping (depth -> weight per slice)
+that is passed down to the normalisation layers. It lets a batch of overlapping slabs be packed
+into one long slab without changing the batch statistics (see :mod:`bids_arca.model.packing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DepthWeights = Mapping[int, Tensor]
+# Blocks of slices of about this size stay in cache between two passes over them.
+_CHUNK_BYTES = 4 << 20
+
+
+def _triple(value: int | Sequence[int]) -> tuple[int, int, int]:
+    return (value,) * 3 if isinstance(value, int) else tuple(value)  # type: ignore[return-value]
+
+
+def tf_same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding (before, after) of TensorFlow's ``'SAME'`` along one axis.
+
+    TensorFlow keeps ``ceil(size / stride)`` outputs and puts the odd voxel of padding *after*
+    (``tensorflow/core/framework/common_shape_fns.cc``, ``GetWindowedOutputSizeVerbose``).
+    """
+    extent = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv(nn.Conv3d):
+    """Bias-free 3-D convolution with TensorFlow's ``'same'`` or ``'valid'`` padding."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        dilation: int | Sequence[int] = 1,
+        padding: str = 'same',
+    ):
+        if padding not in ('same', 'valid'):
+            raise ValueError(f'padding must be "same" or "valid", not {padding!r}')
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, bias=False)
+        self.tf_padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.contiguous(memory_format=memory_format_of(self.weight))
+        if self.tf_padding == 'valid':
+            return super().forward(x)
+        pads = [
+            tf_same_padding(size, k, s, d)
+            for size, k, s, d in zip(
+                x.shape[2:], self.kernel_size, self.stride, self.dilation, strict=True
+            )
+        ]
+        if all(before == after for before, after in pads):
+            padding = tuple(before for before, _ in pads)
+            return F.conv3d(x, self.weight, None, self.stride, padding, self.dilation)
+        return F.conv3d(_zero_pad(x, pads), self.weight, None, self.stride, 0, self.dilation)
+
+
+def memory_format_of(tensor: Tensor) -> torch.memory_format:
+    """Channels-last or not. Convolution inputs follow their weight's layout: channels-last on
+    the CPU, where oneDNN is fastest with it (see :func:`bids_arca.model.inference.load_model`)."""
+    if tensor.is_contiguous(memory_format=torch.channels_last_3d) and not tensor.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def _zero_pad(x: Tensor, pads: list[tuple[int, int]]) -> Tensor:
+    """Zero-pad the spatial axes, keeping the memory layout (``F.pad`` returns NCDHW)."""
+    shape = [
+        size + before + after for size, (before, after) in zip(x.shape[2:], pads, strict=True)
+    ]
+    out = x.new_zeros((*x.shape[:2], *shape)).contiguous(memory_format=memory_format_of(x))
+    inner = [
+        slice(before, before + size) for size, (before, _) in zip(x.shape[2:], pads, strict=True)
+    ]
+    out[(..., *inner)] = x
+    return out
+
+
+class ConvTranspose(nn.ConvTranspose3d):
+    """Bias-free transposed convolution, the exact adjoint of :class:`Conv` with ``'same'``.
+
+    TensorFlow's ``conv3d_transpose(padding='SAME')`` returns ``size * stride`` voxels: the full
+    transposed convolution is computed and the forward convolution's SAME padding is cropped
+    off (for kernel 3, stride 2: nothing at the start, one voxel at the end).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int],
+    ):
+        super().__init__(in_channels, out_channels, kernel_size, stride, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.contiguous(memory_format=memory_format_of(self.weight))
+        full = F.conv_transpose3d(x, self.weight, None, self.stride)
+        index = []
+        for size, k, s in zip(x.shape[2:], self.kernel_size, self.stride, strict=True):
+            before, _ = tf_same_padding(size * s, k, s)
+            index.append(slice(before, before + size * s))
+        return full[(..., *index)].contiguous(memory_format=memory_format_of(full))
+
+
+def weighted_moments(x: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and biased variance of ``x`` (N, C, D, H, W) over N, D, H and W, slice
+    ``d`` counted ``weights[d]`` times (a slice shared by overlapping slabs counts once per slab).
+
+    Per-slice sums of x and x^2 are taken on the channels-last layout (a reduction over H and W
+    with channels innermost; x^2 through a batched Gram matrix, which is one fast GEMM) and
+    combined across slices in float64.
+    """
+    depth, channels = x.shape[2], x.shape[1]
+    with torch.autocast(x.device.type, enabled=False):
+        v = x.float().contiguous(memory_format=torch.channels_last_3d)
+        v = v.permute(2, 0, 3, 4, 1).reshape(depth, -1, channels)  # a view when N == 1
+        sums = v.sum(dim=1)
+        squares = torch.diagonal(torch.bmm(v.transpose(1, 2), v), dim1=1, dim2=2)
+    w = torch.ones(depth) if weights is None else weights
+    w = w.to(device=x.device, dtype=torch.float64)
+    w = w / (w.sum() * v.shape[1])
+    mean = w @ sums.double()
+    var = (w @ squares.double() - mean.square()).clamp_min(0)
+    return mean.float(), var.float()
+
+
+class BatchNorm(nn.BatchNorm3d):
+    """Batch normalisation; with ``track_running_stats=False`` it normalises with the statistics
+    of the batch in training *and* inference, as Wang's TensorFlow test graphs do."""
+
+    def forward(self, x: Tensor, depth_weights: DepthWeights | None = None) -> Tensor:
+        if self.training or torch.is_grad_enabled():
+            if depth_weights is not None and not self.track_running_stats:
+                raise ValueError('packed slabs (depth weights) are for inference only')
+            return super().forward(x)
+        scale, shift = self.scale_shift(x, depth_weights)
+        return torch.addcmul(shift, x, scale)
+
+    def scale_shift(
+        self, x: Tensor, depth_weights: DepthWeights | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Per-channel ``scale, shift`` (broadcastable to ``x``) with which this layer maps
+        ``x`` at inference."""
+        if self.track_running_stats:
+            mean, var = self.running_mean, self.running_var
+        else:
+            weights = None if depth_weights is None else depth_weights[x.shape[2]]
+            mean, var = weighted_moments(x, weights)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        shift = self.bias - mean * scale
+        shape = (1, -1, 1, 1, 1)
+        return scale.to(x.dtype).view(shape), shift.to(x.dtype).view(shape)
+
+
+def norm_act(
+    norm: BatchNorm,
+    act: nn.PReLU,
+    x: Tensor,
+    depth_weights: DepthWeights | None = None,
+    inplace: bool = False,
+) -> Tensor:
+    """``act(norm(x))``; at inference fused slice block by slice block, in place if allowed.
+
+    Two full-size passes (normalise, activate), each writing a new tensor, dominate the CPU
+    time of these networks besides the convolutions; done on cache-sized blocks of slices they
+    cost about one read and one write of ``x``.
+    """
+    if norm.training or torch.is_grad_enabled():
+        return act(norm(x, depth_weights))
+    scale, shift = norm.scale_shift(x, depth_weights)
+    out = x if inplace else torch.empty_like(x)
+    per_slice = x[:, :, :1].numel() * x.element_size()
+    step = max(1, _CHUNK_BYTES // per_slice)
+    for source, target in zip(x.split(step, dim=2), out.split(step, dim=2), strict=True):
+        target.copy_(F.prelu(torch.addcmul(shift, source, scale), act.weight))
+    return out
+
+
+def make_norm(channels: int, stats: str) -> BatchNorm:
+    """``stats='batch'``: always batch statistics (Wang); ``'running'``: standard BN."""
+    if stats not in ('batch', 'running'):
+        raise ValueError(f'norm statistics must be "batch" or "running", not {stats!r}')
+    # NiftyNet BNLayer: eps 1e-5, moving-average decay 0.9 (PyTorch momentum 0.1).
+    return BatchNorm(channels, eps=1e-5, momentum=0.1, track_running_stats=stats == 'running')
+
+
+def make_prelu(channels: int, kind: str) -> nn.PReLU:
+    """Channel-wise PReLU (NiftyNet) or one shared slope (ARCNet); slopes start at 0 (ReLU)."""
+    if kind not in ('channel', 'scalar'):
+        raise ValueError(f'prelu must be "channel" or "scalar", not {kind!r}')
+    return nn.PReLU(channels if kind == 'channel' else 1, init=0.0)
+
+
+class ConvNormAct(nn.Module):
+    """Convolution (or transposed convolution) -> batch norm -> PReLU (NiftyNet
+    ``ConvolutionalLayer`` / ``DeconvolutionalLayer``)."""
+
+    def __init__(self, conv: Conv | ConvTranspose, norm_stats: str, prelu: str):
+        super().__init__()
+        self.conv = conv
+        self.norm = make_norm(conv.out_channels, norm_stats)
+        self.act = make_prelu(conv.out_channels, prelu)
+
+    def forward(self, x: Tensor, depth_weights: DepthWeights | None = None) -> Tensor:
+        return norm_act(self.norm, self.act, self.conv(x), depth_weights, inplace=True)
+
+
+class PreActResBlock(nn.Module):
+    """Two pre-activation units (BN -> PReLU -> conv 1x3x3) plus the identity.
+
+    When the block widens the channels (the first block, 4 -> 32), the identity is zero-padded
+    symmetrically in channels, as NiftyNet's ``ElementwiseLayer('SUM')`` does.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        dilation: int = 1,
+        norm_stats: str = 'batch',
+        prelu: str = 'channel',
+    ):
+        super().__init__()
+        if in_channels > out_channels:
+            raise ValueError('a residual block cannot narrow its channels')
+        self.norm0 = make_norm(in_channels, norm_stats)
+        self.act0 = make_prelu(in_channels, prelu)
+        self.conv0 = Conv(in_channels, out_channels, (1, 3, 3), dilation=(1, dilation, dilation))
+        self.norm1 = make_norm(out_channels, norm_stats)
+        self.act1 = make_prelu(out_channels, prelu)
+        self.conv1 = Conv(out_channels, out_channels, (1, 3, 3), dilation=(1, dilation, dilation))
+        # the identity lands on the middle channels: 4 -> 32 pads 14 before and 14 after
+        first = (out_channels - in_channels) // 2
+        self.identity_channels = slice(first, first + in_channels)
+
+    def forward(self, x: Tensor, depth_weights: DepthWeights | None = None) -> Tensor:
+        y = self.conv0(norm_act(self.norm0, self.act0, x, depth_weights))
+        y = self.conv1(norm_act(self.norm1, self.act1, y, depth_weights, inplace=True))
+        y[:, self.identity_channels] += x
+        return y
+
+
+def central_slices(x: Tensor, margin: int) -> Tensor:
+    """Drop ``margin`` slices at both ends of the slice axis (NiftyNet ``TensorSliceLayer``)."""
+    return x[:, :, margin : x.shape[2] - margin] if margin else x
