@@ -29,14 +29,22 @@ SLICES_LOST = 8  # four VALID 3x1x1 fusions
 
 @dataclass(frozen=True)
 class CACNNConfig:
-    """Architecture switches (``model-spec.md`` section 7); the defaults are Wang's."""
+    """Architecture switches (``model-spec.md`` section 7); the defaults are Wang's.
+
+    ARCNet's PyTorch network (``BenZhang89/ARCNet`` ``util/ARCNet.py``) is
+    ``stem='arcnet', prelu='scalar', deconv_kernel=2, padding='symmetric',
+    downsample_twice=True`` (222,597 parameters).
+    """
 
     in_channels: int = 4
     num_classes: int = 2
     base_channels: int = 32
-    downsample_twice: bool = True
+    downsample_twice: bool = True  # False: ENet in Wang's configuration
     norm_stats: str = 'batch'  # 'batch': BN statistics of the batch also at inference (Wang)
-    prelu: str = 'channel'
+    prelu: str = 'channel'  # 'scalar': one slope per layer, shared within a residual block
+    stem: str = 'wang'  # 'arcnet': 3x3x3 convolution to base channels + dropout 0.2 first
+    deconv_kernel: int = 3  # in-plane kernel of the upsampling heads (ARCNet: 2)
+    padding: str = 'same'  # TensorFlow 'same'; 'symmetric': PyTorch's, as ARCNet
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +59,10 @@ class CACNN(nn.Module):
         c, k = cfg.base_channels, cfg.num_classes
         twice = cfg.downsample_twice
 
+        if cfg.stem not in ('wang', 'arcnet'):
+            raise ValueError(f'stem must be "wang" or "arcnet", not {cfg.stem!r}')
+        k_up = (1, cfg.deconv_kernel, cfg.deconv_kernel)
+
         def res(in_ch: int, dilation: int = 1) -> PreActResBlock:
             return PreActResBlock(in_ch, c, dilation, cfg.norm_stats, cfg.prelu)
 
@@ -61,12 +73,18 @@ class CACNN(nn.Module):
             return cna(Conv(c, c, (3, 1, 1), padding='valid'))
 
         def down() -> ConvNormAct:
-            return cna(Conv(c, c, (1, 3, 3), stride=(1, 2, 2)))
+            return cna(Conv(c, c, (1, 3, 3), stride=(1, 2, 2), padding=cfg.padding))
 
         def up(in_ch: int, out_ch: int) -> ConvNormAct:
-            return cna(ConvTranspose(in_ch, out_ch, (1, 3, 3), (1, 2, 2)))
+            return cna(ConvTranspose(in_ch, out_ch, k_up, (1, 2, 2), padding=cfg.padding))
 
-        self.block1_1, self.block1_2 = res(cfg.in_channels), res(c)
+        self.stem = None
+        if cfg.stem == 'arcnet':
+            self.stem = nn.Sequential(
+                Conv(cfg.in_channels, c, 3, padding='symmetric'), nn.Dropout3d(0.2)
+            )
+        self.block1_1 = res(cfg.in_channels if self.stem is None else c)
+        self.block1_2 = res(c)
         self.fuse1 = fuse()
         self.downsample1 = down() if twice else None
         self.block2_1, self.block2_2 = res(c), res(c)
@@ -90,6 +108,12 @@ class CACNN(nn.Module):
         self.final_pred = Conv(7 * k, k, (1, 3, 3))
 
     @property
+    def packable(self) -> bool:
+        """Whether slabs may be packed along the slice axis (no layer pads along it; ARCNet's
+        3x3x3 stem does)."""
+        return self.stem is None
+
+    @property
     def in_plane_multiple(self) -> int:
         return 4 if self.config.downsample_twice else 2
 
@@ -101,6 +125,8 @@ class CACNN(nn.Module):
         if x.shape[3] % multiple or x.shape[4] % multiple:
             raise ValueError(f'in-plane size {tuple(x.shape[3:])} is not a multiple of {multiple}')
         w = depth_weights
+        if self.stem is not None:
+            x = self.stem(x)
         f1 = self.block1_2(self.block1_1(x, w), w)
         f1 = self.fuse1(f1, w)
         if self.downsample1 is not None:

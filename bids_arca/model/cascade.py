@@ -1,13 +1,16 @@
 """The WT -> TC -> ET cascade with Wang's bounding boxes and fusion rules (``model-spec.md`` 2.5).
 
 All arrays here are in model space: (C, D, H, W) with D the axial slice axis, already cropped to
-the brain and with noise outside it (see :mod:`bids_arca.model.inference`).
+the brain and with noise outside it (see :mod:`bids_arca.model.inference`). The images are only
+cropped and handed to the stage predictor, so they may be a NumPy array or a tensor on any
+device; masks and probabilities are NumPy arrays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +29,7 @@ from bids_arca.model.postprocess import (
 from bids_arca.model.settings import CascadeSettings
 
 # stage name, volume (C, D, H, W) -> foreground probability (D, H, W)
-StagePredictor = Callable[[str, np.ndarray], np.ndarray]
+StagePredictor = Callable[[str, Any], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def _inner_box(box: Box, inner: Box) -> Box:
 
 
 def run_cascade(
-    images: np.ndarray,
+    images: Any,
     brain: np.ndarray,
     settings: CascadeSettings,
     predict: StagePredictor,

@@ -72,21 +72,28 @@ def noise_canvas(volume: Tensor, plan: SlabPlan, generator: torch.Generator) -> 
     """The volume (C, D, H, W) placed in N(0, 1) noise covering every slab's input."""
     channels = volume.shape[0]
     length = plan.starts[-1] + plan.slab_slices
-    canvas = torch.randn((channels, length, *plan.tile), generator=generator)
+    canvas = torch.randn(
+        (channels, length, *plan.tile), generator=generator, device=generator.device
+    )
     d0, (h0, w0) = -plan.canvas_start, plan.offset
     _, depth, height, width = volume.shape
     canvas[:, d0 : d0 + depth, h0 : h0 + height, w0 : w0 + width] = volume
     return canvas
 
 
+PACKINGS = ('shared', 'separate', 'none')
+
+
 @dataclass
 class PackedBatch:
-    """One batch of slabs as a single long slab (1, C, T, H, W), with the slice weights for
-    the batch statistics at every depth and where each real slab's output lies."""
+    """One batch of slabs: packed into a single long slab (1, C, T, H, W) with the slice
+    weights for the batch statistics at every depth, or (packing ``'none'``) stacked as
+    (N, C, S, H, W) without weights. ``slabs`` holds, for each real slab, its index, its batch
+    element and where its input starts along the slice axis of that element."""
 
     x: Tensor
-    depth_weights: dict[int, Tensor]
-    slabs: list[tuple[int, int]]  # (slab index, start in the packed input) of the real slabs
+    depth_weights: dict[int, Tensor] | None
+    slabs: list[tuple[int, int, int]]
 
 
 def depth_weights(length: int, window_starts: list[int], window: int) -> dict[int, Tensor]:
@@ -110,32 +117,39 @@ def packed_batches(
     plan: SlabPlan,
     slabs_per_batch: int,
     generator: torch.Generator,
-    share_overlap: bool = True,
+    packing: str = 'shared',
 ) -> Iterator[PackedBatch]:
     """Group the slabs in order, ``slabs_per_batch`` at a time, and pack each group.
 
-    ``canvas`` may live on any device; noise slabs are drawn on the CPU from ``generator`` so
-    that the result does not depend on the device.
+    ``'shared'``: consecutive slabs as one stretch of the canvas (the fast way); ``'separate'``:
+    slabs concatenated along the slice axis; ``'none'``: a plain batch, as in Wang's code (and
+    the only way for a network whose layers pad along the slice axis, see
+    :attr:`CACNN.packable`). Noise slabs are drawn from ``generator``, on its device.
     """
+    if packing not in PACKINGS:
+        raise ValueError(f'packing must be one of {PACKINGS}, not {packing!r}')
     n = plan.slab_slices
     for first in range(0, len(plan.starts), slabs_per_batch):
         members = list(range(first, min(first + slabs_per_batch, len(plan.starts))))
         pieces, windows, slabs = [], [], []
-        if share_overlap:
+        if packing == 'shared':
             begin, end = plan.starts[members[0]], plan.starts[members[-1]] + n
             pieces.append(canvas[:, begin:end])
             for k in members:
                 windows.append(plan.starts[k] - begin)
-                slabs.append((k, windows[-1]))
+                slabs.append((k, 0, windows[-1]))
         else:
-            for k in members:
-                windows.append(sum(p.shape[1] for p in pieces))
-                slabs.append((k, windows[-1]))
+            for b, k in enumerate(members):
+                windows.append(n * b)
+                slabs.append((k, 0, windows[-1]) if packing == 'separate' else (k, b, 0))
                 pieces.append(canvas[:, plan.starts[k] : plan.starts[k] + n])
         for _ in range(slabs_per_batch - len(members)):  # Wang fills the last batch with noise
             windows.append(sum(p.shape[1] for p in pieces))
-            noise = torch.randn((canvas.shape[0], n, *plan.tile), generator=generator)
-            pieces.append(noise.to(canvas.device))
+            shape = (canvas.shape[0], n, *plan.tile)
+            pieces.append(torch.randn(shape, generator=generator, device=canvas.device))
+        if packing == 'none':
+            yield PackedBatch(torch.stack(pieces), None, slabs)
+            continue
         x = torch.cat(pieces, dim=1)[None]
         weights = depth_weights(x.shape[2], windows, n)
         yield PackedBatch(x, {d: w.to(canvas.device) for d, w in weights.items()}, slabs)
@@ -149,24 +163,27 @@ def predict_view(
     slab_slices: int,
     slabs_per_batch: int,
     generator: torch.Generator,
-    share_overlap: bool = True,
+    packing: str | None = None,
 ) -> Tensor:
-    """Foreground probability (D, H, W) of a binary network over a CPU volume (C, D, H, W)
-    whose first spatial axis is the slice axis; computed and returned on the net's device."""
+    """Foreground probability (D, H, W) of a binary network over a volume (C, D, H, W) whose
+    first spatial axis is the slice axis. The volume, the net and ``generator`` (which draws the
+    noise) share one device; the result stays there. ``packing`` (default: ``'shared'`` where
+    the network allows it) changes the speed, not the result."""
     plan = plan_slabs(tuple(volume.shape[1:]), min_tile, slab_slices)
-    device = next(net.parameters()).device
-    canvas = noise_canvas(volume, plan, generator).to(device)
+    device = volume.device
+    canvas = noise_canvas(volume, plan, generator)
     depth, height, width = volume.shape[1:]
     (h0, w0), half = plan.offset, plan.out_slices // 2
     prob = torch.zeros((depth, height, width), device=device)
+    packing = packing or ('shared' if net.packable else 'none')
     layout = memory_format_of(net.block1_1.conv0.weight)
-    for batch in packed_batches(canvas, plan, slabs_per_batch, generator, share_overlap):
+    for batch in packed_batches(canvas, plan, slabs_per_batch, generator, packing):
         logits = net(batch.x.contiguous(memory_format=layout), batch.depth_weights)
-        fg = torch.softmax(logits.float(), dim=1)[0, 1, :, h0 : h0 + height, w0 : w0 + width]
-        for k, start in batch.slabs:
+        fg = torch.softmax(logits.float(), dim=1)[:, 1, :, h0 : h0 + height, w0 : w0 + width]
+        for k, b, start in batch.slabs:
             # output slice j of slab k is volume slice centre - half + j
             centre = plan.canvas_start + plan.starts[k] + slab_slices // 2
             lo, hi = max(centre - half, 0), min(centre - half + plan.out_slices, depth)
             j = start + lo - (centre - half)
-            prob[lo:hi] = fg[j : j + hi - lo]
+            prob[lo:hi] = fg[b, j : j + hi - lo]
     return prob

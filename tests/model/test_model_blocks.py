@@ -121,10 +121,11 @@ def test_conv_transpose_matches_tensorflow_definition(size):
     np.testing.assert_allclose(ours, numpy_conv_transpose_same(x, w_tf, (1, 2, 2)), atol=1e-10)
 
 
-def test_conv_transpose_is_the_adjoint_of_the_strided_conv():
+@pytest.mark.parametrize('padding', ['same', 'symmetric'])
+def test_conv_transpose_is_the_adjoint_of_the_strided_conv(padding):
     torch.manual_seed(0)
-    conv = Conv(3, 5, (1, 3, 3), stride=(1, 2, 2)).double()
-    deconv = ConvTranspose(5, 3, (1, 3, 3), (1, 2, 2)).double()
+    conv = Conv(3, 5, (1, 3, 3), stride=(1, 2, 2), padding=padding).double()
+    deconv = ConvTranspose(5, 3, (1, 3, 3), (1, 2, 2), padding=padding).double()
     deconv.weight.data = conv.weight.data.clone()
     x = torch.randn(1, 3, 2, 10, 8, dtype=torch.float64)
     y = torch.randn(1, 5, 2, 5, 4, dtype=torch.float64)
@@ -184,3 +185,12 @@ def test_identity_of_a_widening_block_is_centred_in_channels():
         out = block(x)
     torch.testing.assert_close(out[:, 14:18], x)
     assert out[:, :14].abs().max() == 0 and out[:, 18:].abs().max() == 0
+
+
+def test_slice_mixing_convolution_fast_path_equals_conv3d():
+    conv = Conv(6, 5, (3, 1, 1), padding='valid')
+    x = torch.randn(1, 6, 9, 7, 8).contiguous(memory_format=torch.channels_last_3d)
+    expected = F.conv3d(x, conv.weight)
+    with torch.no_grad():
+        fast = conv(x)
+    torch.testing.assert_close(fast, expected, atol=1e-5, rtol=1e-5)

@@ -45,3 +45,13 @@ def test_switches_change_the_architecture():
     assert wnet().fuse1.norm.running_mean is None  # Wang: batch statistics, no running averages
     with pytest.raises(ValueError, match='prelu'):
         CACNN(CACNNConfig(prelu='leaky'))
+
+
+def test_arcnet_variant_has_the_parameter_count_of_the_spec():
+    arcnet = CACNN(
+        CACNNConfig(stem='arcnet', prelu='scalar', deconv_kernel=2, padding='symmetric')
+    )
+    assert count_parameters(arcnet) == 222_597  # model-spec.md 5.1
+    assert not arcnet.packable  # its 3x3x3 stem pads along the slice axis
+    with torch.no_grad():
+        assert arcnet.eval()(torch.randn(1, 4, 32, 16, 16)).shape == (1, 2, 24, 16, 16)

@@ -87,14 +87,14 @@ def test_packed_batches_equal_wangs_batched_computation(depth, downsample_twice)
             logits = net(torch.stack(slabs)).detach()
         for k in range(real):
             reference[first + k] = logits[k]
-    for share_overlap in (True, False):
+    for packing in ('shared', 'separate', 'none'):
         generator = torch.Generator().manual_seed(2)
-        for batch in packed_batches(canvas, plan, 5, generator, share_overlap):
+        for batch in packed_batches(canvas, plan, 5, generator, packing):
             with torch.inference_mode():
                 logits = net(batch.x, batch.depth_weights)
-            for k, start in batch.slabs:
+            for k, b, start in batch.slabs:
                 torch.testing.assert_close(
-                    logits[0, :, start : start + 11], reference[k], atol=2e-4, rtol=1e-4
+                    logits[b, :, start : start + 11], reference[k], atol=2e-4, rtol=1e-4
                 )
     assert len(reference) == len(plan.starts)
 
@@ -103,12 +103,13 @@ def test_view_prediction_is_reproducible_and_independent_of_packing():
     net = small_net()
     volume = torch.randn(4, 30, 14, 15)
     runs = [
-        predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(7), share)
-        for share in (True, False, True)
+        predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(7), packing)
+        for packing in ('shared', 'separate', 'none', 'shared')
     ]
     assert runs[0].shape == (30, 14, 15)
-    assert torch.equal(runs[0], runs[2])
+    assert torch.equal(runs[0], runs[3])
     torch.testing.assert_close(runs[0], runs[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(runs[0], runs[2], atol=1e-5, rtol=1e-5)
     other_seed = predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(8))
     assert not torch.equal(runs[0], other_seed)  # the noise matters, so it must be seeded
 
