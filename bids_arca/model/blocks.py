@@ -76,7 +76,12 @@ class Conv(nn.Conv3d):
     def forward(self, x: Tensor) -> Tensor:
         x = x.contiguous(memory_format=memory_format_of(self.weight))
         if self.tf_padding == 'valid':
-            if self._across_slices_only and x.shape[0] == 1 and not torch.is_grad_enabled():
+            if (
+                self._across_slices_only
+                and x.device.type == 'cpu'
+                and x.shape[0] == 1
+                and not torch.is_grad_enabled()
+            ):
                 return _slice_mixing_conv(x, self.weight)
             return super().forward(x)
         pads = [
