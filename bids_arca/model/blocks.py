@@ -11,7 +11,7 @@ exactly because the imported weights depend on them:
 
 Every module's ``forward`` takes an optional ``depth_weights`` mapping (depth -> weight per slice)
 that is passed down to the normalisation layers. It lets a batch of overlapping slabs be packed
-into one long slab without changing the batch statistics (see :mod:`bids_arca.model.packing`).
+into one long slab without changing the batch statistics (see :mod:`bids_arca.model.slabs`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ from torch import Tensor, nn
 DepthWeights = Mapping[int, Tensor]
 # Row blocks of about this size stay in the L2 cache between two passes over them.
 _BLOCK_BYTES = 256 << 10
-
-
-def _triple(value: int | Sequence[int]) -> tuple[int, int, int]:
-    return (value,) * 3 if isinstance(value, int) else tuple(value)  # type: ignore[return-value]
 
 
 def tf_same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -235,7 +231,7 @@ def norm_act(
     Normalising and activating are two passes over memory, each writing a new tensor; besides
     the convolutions they dominate the CPU time of these networks. On channels-last data the
     tensor is a (voxels, channels) matrix: taken in row blocks that fit the L2 cache, both
-    operations cost about one read and one write of ``x`` (3x faster on the 2-core test VM).
+    operations cost about one read and one write of ``x``.
     """
     if norm.training or torch.is_grad_enabled():
         return act(norm(x, depth_weights))

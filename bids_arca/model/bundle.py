@@ -47,12 +47,6 @@ class CascadeModel:
     def device(self) -> torch.device:
         return next(self.nets['wt'][self.settings.views[0]].parameters()).device
 
-    def to(self, device: torch.device | str) -> CascadeModel:
-        for views in self.nets.values():
-            for net in views.values():
-                net.to(device)
-        return self
-
 
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -54,13 +54,12 @@ def load_model(
 ) -> CascadeModel:
     """A model by name, path or ``None`` (the default), on ``device``; a loaded model is moved."""
     target = device if isinstance(device, torch.device) else select_device(device)
-    if isinstance(model, CascadeModel):
-        return model.to(target)
-    loaded = load_bundle(resolve_model(model), target)
-    if target.type == 'cpu':  # oneDNN's fastest layout for these convolutions
-        for views in loaded.nets.values():
-            for net in views.values():
-                net.to(memory_format=torch.channels_last_3d)
+    loaded = model if isinstance(model, CascadeModel) else load_bundle(resolve_model(model))
+    # channels-last is oneDNN's fastest layout for these convolutions; cuDNN takes either
+    layout = torch.channels_last_3d if target.type == 'cpu' else torch.contiguous_format
+    for views in loaded.nets.values():
+        for net in views.values():
+            net.to(target, memory_format=layout)
     return loaded
 
 
@@ -106,12 +105,11 @@ def segment(
     flip_sets = [()] + [tuple(sorted({2 - axis for axis in flip})) for flip in flips]
 
     # Model space (C, Z, Y, X), cropped to the brain box + margin, noise outside the brain.
-    volume = np.ascontiguousarray(images.transpose(0, 3, 2, 1), dtype=np.float32)
-    brain = np.ascontiguousarray(brain.transpose(2, 1, 0))
+    brain = brain.transpose(2, 1, 0)
     window = box_slices(bounding_box(brain, settings.roi_margin))
-    crop_brain = brain[window]
-    crop = torch.from_numpy(np.ascontiguousarray(volume[(slice(None), *window)]))
-    crop = crop.to(torch_device)
+    crop_brain = np.ascontiguousarray(brain[window])
+    crop = images[(slice(None), *window[::-1])].transpose(0, 3, 2, 1)
+    crop = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).to(torch_device)
     noise = torch.randn(crop.shape, generator=_generator(torch_device, seed), device=torch_device)
     crop = torch.where(torch.from_numpy(crop_brain).to(torch_device), crop, noise)
 
@@ -179,6 +177,7 @@ def _check_inputs(images: np.ndarray, mask: np.ndarray, spacing: Sequence[float]
     brain = np.asarray(mask) > 0
     if not brain.any():
         raise InputDataError('the brain mask is empty')
-    if not np.isfinite(images[:, brain]).all():
+    # values outside the brain are replaced by noise, so only the brain must be finite
+    if not np.isfinite(images).all() and not np.isfinite(images[:, brain]).all():
         raise InputDataError('the images contain NaN or infinite values inside the brain')
     return brain

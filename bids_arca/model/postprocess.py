@@ -48,10 +48,27 @@ def closing(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    labels, count = ndimage.label(mask, STRUCTURE)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    return labels, sizes
+class _Components:
+    """Connected components of a mask, labelled inside its bounding box only (a tumour is a
+    small part of the brain box; this makes the rules below several times faster)."""
+
+    def __init__(self, mask: np.ndarray):
+        self.shape = mask.shape
+        box = bounding_box(mask)
+        self.window = box_slices(box) if box is not None else None
+        self.labels, count = (
+            ndimage.label(mask[self.window], STRUCTURE) if box is not None else (None, 0)
+        )
+        self.sizes = (
+            np.bincount(self.labels.ravel(), minlength=count + 1)[1:] if count else np.zeros(0)
+        )
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        """The mask of the components ``k`` with ``keep[k]`` (0-based)."""
+        out = np.zeros(self.shape, dtype=bool)
+        if self.window is not None:
+            out[self.window] = np.concatenate([[False], keep])[self.labels]
+        return out
 
 
 def components_larger_than(mask: np.ndarray, min_size: int) -> np.ndarray:
@@ -60,34 +77,33 @@ def components_larger_than(mask: np.ndarray, min_size: int) -> np.ndarray:
     Wang's ``get_largest_two_component(img, threshold=...)`` returns the input unchanged when it
     has a single component, whatever its size; this quirk is kept for faithfulness.
     """
-    labels, sizes = _components(mask)
-    if len(sizes) <= 1:
+    components = _Components(mask)
+    if len(components.sizes) <= 1:
         return mask.astype(bool)
-    keep = np.concatenate([[False], sizes > min_size])
-    return keep[labels]
+    return components.select(components.sizes > min_size)
 
 
 def largest_two_components(mask: np.ndarray) -> np.ndarray:
     """Keep the largest component, and the second one if it has more than a tenth of its size."""
-    labels, sizes = _components(mask)
+    components = _Components(mask)
+    sizes = components.sizes
     if len(sizes) <= 1:
         return mask.astype(bool)
     order = np.argsort(sizes, kind='stable')[::-1]
-    keep = np.zeros(len(sizes) + 1, dtype=bool)
-    keep[order[0] + 1] = True
-    if sizes[order[1]] * 10 > sizes[order[0]]:
-        keep[order[1] + 1] = True
-    return keep[labels]
+    keep = np.zeros(len(sizes), dtype=bool)
+    keep[order[0]] = True
+    keep[order[1]] = sizes[order[1]] * 10 > sizes[order[0]]
+    return components.select(keep)
 
 
 def remove_external_core(whole: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Drop components of ``core`` lying less than half inside ``whole``."""
-    labels, sizes = _components(core)
-    if not len(sizes):
+    components = _Components(core)
+    if not len(components.sizes):
         return core.astype(bool)
-    inside = np.bincount(labels[whole.astype(bool)], minlength=len(sizes) + 1)[1:]
-    keep = np.concatenate([[False], inside >= 0.5 * sizes])
-    return keep[labels]
+    inside = whole[components.window].astype(bool)
+    overlap = np.bincount(components.labels[inside], minlength=len(components.sizes) + 1)[1:]
+    return components.select(overlap >= 0.5 * components.sizes)
 
 
 def fill_small_holes(mask: np.ndarray, max_voxels: float) -> np.ndarray:

@@ -8,7 +8,7 @@ the last batch filled up with noise slabs, and batch normalisation uses each bat
 
 The slabs of a batch overlap by 8 slices, so a straightforward port computes 8 of every 19
 slices twice. Here each batch is packed into one long slab: the consecutive slabs become one
-stretch of the volume (``share_overlap=True``), noise slabs are appended, and every slice is
+stretch of the volume (packing ``'shared'``), noise slabs are appended, and every slice is
 weighted in the batch statistics by the number of slabs that contain it at that depth of the
 network (:func:`bids_arca.model.blocks.weighted_moments`). Across stretch boundaries the 3x1x1
 fusions mix unrelated slices; those outputs get weight 0 and are never read. The result equals
@@ -31,9 +31,8 @@ from bids_arca.model.cacnn import CACNN, SLICES_LOST
 @dataclass(frozen=True)
 class SlabPlan:
     """Where the slabs of one view lie: slab ``k`` reads canvas slices ``starts[k]`` to
-    ``starts[k] + slab_slices`` and writes volume slices ``outputs[k]``."""
+    ``starts[k] + slab_slices`` and predicts the central ``out_slices`` of them."""
 
-    depth: int
     tile: tuple[int, int]
     offset: tuple[int, int]  # tile index of volume voxel (0, 0) in-plane
     canvas_start: int  # volume slice index of canvas slice 0 (negative: noise before)
@@ -56,7 +55,10 @@ def tile_shape(size: tuple[int, int], min_tile: tuple[int, int], multiple: int =
     return tuple(max(-(-s // multiple) * multiple, m) for s, m in zip(size, min_tile, strict=True))
 
 
-def plan_slabs(shape: tuple[int, int, int], min_tile: tuple[int, int], slab_slices: int):
+def plan_slabs(
+    shape: tuple[int, int, int], min_tile: tuple[int, int], slab_slices: int
+) -> SlabPlan:
+    """Slabs and tile for a volume of ``shape`` (slice axis first)."""
     depth, height, width = shape
     out_slices = slab_slices - SLICES_LOST
     centres = slab_centres(depth, out_slices)
@@ -65,7 +67,7 @@ def plan_slabs(shape: tuple[int, int, int], min_tile: tuple[int, int], slab_slic
     offset = (tile[0] // 2 - height // 2, tile[1] // 2 - width // 2)
     canvas_start = centres[0] - slab_slices // 2
     starts = tuple(c - slab_slices // 2 - canvas_start for c in centres)
-    return SlabPlan(depth, tile, offset, canvas_start, starts, slab_slices)
+    return SlabPlan(tile, offset, canvas_start, starts, slab_slices)
 
 
 def noise_canvas(volume: Tensor, plan: SlabPlan, generator: torch.Generator) -> Tensor:
