@@ -77,6 +77,7 @@ class Conv(nn.Conv3d):
                 and x.device.type == 'cpu'
                 and x.shape[0] == 1
                 and not torch.is_grad_enabled()
+                and not torch.is_autocast_enabled('cpu')
             ):
                 return _slice_mixing_conv(x, self.weight)
             return super().forward(x)
@@ -236,16 +237,17 @@ def norm_act(
     if norm.training or torch.is_grad_enabled():
         return act(norm(x, depth_weights))
     scale, shift = norm.scale_shift(x, depth_weights)
+    slope = act.weight.to(x.dtype)  # bfloat16 under autocast
     out = x if inplace else torch.empty_like(x)
     if x.device.type != 'cpu' or memory_format_of(x) != torch.channels_last_3d:
-        return out.copy_(F.prelu(torch.addcmul(shift, x, scale), act.weight))
+        return out.copy_(F.prelu(torch.addcmul(shift, x, scale), slope))
     channels = x.shape[1]
     rows = max(1, _BLOCK_BYTES // (channels * x.element_size()))
     source = x.permute(0, 2, 3, 4, 1).reshape(-1, channels)
     target = out.permute(0, 2, 3, 4, 1).reshape(-1, channels)
     scale, shift = scale.view(channels), shift.view(channels)
     for block_in, block_out in zip(source.split(rows), target.split(rows), strict=True):
-        block_out.copy_(F.prelu(torch.addcmul(shift, block_in, scale), act.weight))
+        block_out.copy_(F.prelu(torch.addcmul(shift, block_in, scale), slope))
     return out
 
 

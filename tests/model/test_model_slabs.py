@@ -121,3 +121,14 @@ def test_grouping_of_slabs_changes_the_result():
     five = predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(7))
     one = predict_view(net, volume, (16, 16), 19, 1, torch.Generator().manual_seed(7))
     assert (five - one).abs().max() > 1e-3
+
+
+def test_channels_first_bfloat16_path_runs_and_stays_close():
+    """The CUDA code path (NCDHW layout, bfloat16 autocast), exercised on the CPU."""
+    net = small_net()
+    volume = torch.randn(4, 30, 14, 15)
+    reference = predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(7))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = predict_view(net, volume, (16, 16), 19, 5, torch.Generator().manual_seed(7))
+    assert low.dtype == torch.float32
+    assert (low - reference).abs().max() < 0.1
