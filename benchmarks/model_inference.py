@@ -11,6 +11,13 @@ Dice against the reference with the port gates. Run from the repository root::
 The model is taken from the store (``--model``); if it is not installed there, Wang's weights
 are converted from ``<shared>/weights/brats17-cacnn`` into a temporary folder first, so one
 command suffices on a fresh machine. ``--json FILE`` also writes the figures.
+
+For a machine without SimpleITK or the shared folder (the GPU machines), first export the cases
+and the converted model into one folder here (about 30 MB), then carry that folder there::
+
+    python -m benchmarks.model_inference --export gpu-bench      # here
+    python3 -m benchmarks.model_inference --source gpu-bench --model gpu-bench/brats17-cacnn \
+        --device cuda --precision float32,tf32,bfloat16 --repeat 3 --json gpu.json   # there
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from bids_arca.errors import MissingInputError
 from bids_arca.labels import region_masks
 from bids_arca.model.brats17 import import_brats17
 from bids_arca.model.inference import load_model, segment
-from bids_arca.model.reference_cases import CASES, dice, load_case
+from bids_arca.model.reference_cases import CASES, dice, export_case, load_case
 from bids_arca.model.store import resolve_model
 
 # measurements.md: reference port minus about 0.02 (HG0015 axial: our measurement minus 0.02)
@@ -58,7 +65,7 @@ def find_model(name: str | None, shared: Path, scratch: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    shared = Path(args.shared).resolve()
+    shared = Path(args.source).resolve()
     views = tuple(args.views.split(','))
     records = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -130,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         'BIDS_ARCA_SHARED', str(Path(__file__).resolve().parents[2] / 'shared')
     )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--shared', default=default_shared, help='shared reference folder')
+    parser.add_argument(
+        '--source', default=default_shared, help='shared folder, or a folder made by --export'
+    )
+    parser.add_argument('--export', type=Path, help='write cases and model here, then stop')
     parser.add_argument('--cases', default=','.join(CASES), help='comma-separated case names')
     parser.add_argument('--views', default='axial,sagittal,coronal')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
@@ -140,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--model', help='model name or path (default: brats17-cacnn)')
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args(argv)
+    if args.export:
+        for case in args.cases.split(','):
+            print(export_case(Path(args.source), case, args.export))
+        weights = Path(args.source) / 'weights' / 'brats17-cacnn'
+        print(import_brats17(weights, args.export / 'brats17-cacnn', overwrite=True))
+        return 0
     records = run(args)
     if args.json:
         args.json.write_text(json.dumps(records, indent=2) + '\n')

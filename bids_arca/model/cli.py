@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     brats17 = commands.add_parser(
         'import-brats17',
         help="convert Wang et al.'s BraTS-2017 TensorFlow checkpoints (taigw/brats17, "
-        'model17/) into the store; this becomes the default model',
+        f'model17/) into the store, by default as the default model ({DEFAULT_MODEL})',
     )
     brats17.add_argument(
         'path', type=Path, help='folder with the nine msnet_*.ckpt.{index,data-*} files'

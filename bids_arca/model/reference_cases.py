@@ -1,9 +1,11 @@
 """Real cases already in BraTS space, with reference labels: the port checks of
 ``measurements.md``, shared by the tests and ``benchmarks/model_inference.py``.
 
-The cases lie in the shared data folder (``../shared/data/real``); nothing is copied. BraTS
-preprocessing (co-registration, skull stripping, 1 mm) is already done, so only the last step of
-ours is applied here: z-scoring each contrast within the brain (FLAIR > 0, as Wang's loader).
+The cases lie in the shared data folder (``../shared/data/real``); nothing is copied into the
+repository. BraTS preprocessing (co-registration, skull stripping, 1 mm) is already done, so only
+the last step of ours is applied here: z-scoring each contrast within the brain (FLAIR > 0, as
+Wang's loader). :func:`export_case` saves a case's raw arrays as one compressed ``.npz`` so that
+a machine without SimpleITK (the GPU machines) can run the benchmark.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from bids_arca.errors import MissingInputError
 
@@ -54,6 +55,8 @@ CASES = {
 def read_lps(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     """An image as an (X, Y, Z) array whose axes point left, posterior, superior, and its
     spacing. (ITK's orientation code names the direction each index axis points to.)"""
+    import SimpleITK as sitk
+
     image = sitk.DICOMOrient(sitk.ReadImage(str(path)), 'LPS')
     return sitk.GetArrayFromImage(image).transpose(2, 1, 0), image.GetSpacing()
 
@@ -63,18 +66,38 @@ def zscore_within_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return ((image - values.mean()) / values.std()).astype(np.float32)
 
 
-def load_case(shared: Path, name: str):
-    """Images (4, X, Y, Z), brain mask, spacing and reference regions of a reference case."""
+def _raw_case(source: Path, name: str) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The four images and the reference, stacked (5, X, Y, Z), from the shared folder or from
+    an exported ``<source>/<name>.npz``."""
+    exported = Path(source) / f'{name}.npz'
+    if exported.is_file():
+        with np.load(exported) as data:
+            return data['arrays'], tuple(float(s) for s in data['spacing'])
     case = CASES[name]
-    folder = Path(shared) / 'data' / 'real' / case.folder
+    folder = Path(source) / 'data' / 'real' / case.folder
     paths = [folder / f for f in case.channels] + [folder / case.reference]
     for path in paths:
         if not path.is_file():
             raise MissingInputError(f'{path}: reference case file not found')
     arrays, spacings = zip(*(read_lps(p) for p in paths), strict=True)
+    return np.stack(arrays), spacings[0]
+
+
+def load_case(source: Path, name: str):
+    """Images (4, X, Y, Z), brain mask, spacing and reference regions of a reference case;
+    ``source`` is the shared folder or a folder of exported cases."""
+    arrays, spacing = _raw_case(source, name)
     mask = arrays[0] > 0
     images = np.stack([zscore_within_mask(a, mask) for a in arrays[:4]])
-    return images, mask, spacings[0], case.regions(arrays[4])
+    return images, mask, spacing, CASES[name].regions(arrays[4])
+
+
+def export_case(shared: Path, name: str, folder: Path) -> Path:
+    """Save the raw arrays of a case to ``<folder>/<name>.npz`` (about 10 MB)."""
+    arrays, spacing = _raw_case(shared, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / f'{name}.npz', arrays=arrays, spacing=np.asarray(spacing))
+    return folder / f'{name}.npz'
 
 
 def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
