@@ -28,9 +28,9 @@ from safetensors.torch import load_file, save_file
 from bids_arca.errors import InputDataError, MissingInputError, OutputError
 from bids_arca.model.cacnn import CACNN
 from bids_arca.model.settings import CascadeSettings
+from bids_arca.model.store import CARD, FORMAT_VERSION, read_card
 
-WEIGHTS, CARD, LICENSE = 'model.safetensors', 'model.json', 'LICENSE.txt'
-FORMAT_VERSION = 1
+WEIGHTS, LICENSE = 'model.safetensors', 'LICENSE.txt'
 
 
 @dataclass
@@ -98,19 +98,6 @@ def write_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
-
-
-def read_card(folder: Path) -> dict:
-    path = folder / CARD
-    if not path.is_file():
-        raise MissingInputError(f'{path}: model card not found; {folder} is not a bids-arca model')
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputDataError(f'{path}: unreadable model card ({error})') from error
-    if card.get('format_version') != FORMAT_VERSION:
-        raise InputDataError(f'{path}: model format {card.get("format_version")!r} unsupported')
-    return card
 
 
 def load_bundle(folder: Path, device: torch.device | str = 'cpu') -> CascadeModel:

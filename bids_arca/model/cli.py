@@ -16,8 +16,13 @@ from pathlib import Path
 
 from bids_arca.errors import BidsArcaError, UsageError
 from bids_arca.model.brats17 import import_brats17
-from bids_arca.model.bundle import read_card
-from bids_arca.model.store import DEFAULT_MODEL, ENVIRONMENT_VARIABLE, list_models, store_dir
+from bids_arca.model.store import (
+    DEFAULT_MODEL,
+    ENVIRONMENT_VARIABLE,
+    list_models,
+    read_card,
+    store_dir,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,19 +3,22 @@
 The store is ``$BIDS_ARCA_MODELS`` if set, else the user cache folder
 (``$XDG_CACHE_HOME/bids-arca/models``, by default ``~/.cache/bids-arca/models``). Each model is a
 sub-folder (see :mod:`bids_arca.model.bundle`). Nothing is downloaded: models get there through
-``bids-arca-models import-brats17`` (or by copying a model folder).
+``bids-arca-models import-brats17`` (or by copying a model folder). This module needs no
+PyTorch, so a command line can check ``--model`` before loading anything heavy.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from bids_arca.errors import MissingInputError
-from bids_arca.model.bundle import CARD, read_card
+from bids_arca.errors import InputDataError, MissingInputError
 
 DEFAULT_MODEL = 'brats17-cacnn'
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
+CARD = 'model.json'
+FORMAT_VERSION = 1
 
 
 def store_dir() -> Path:
@@ -56,3 +59,17 @@ def list_models() -> list[str]:
     if not store.is_dir():
         return []
     return sorted(p.name for p in store.iterdir() if (p / CARD).is_file())
+
+
+def read_card(folder: Path) -> dict:
+    """The model card of a model folder (checked to be in a format this version reads)."""
+    path = folder / CARD
+    if not path.is_file():
+        raise MissingInputError(f'{path}: model card not found; {folder} is not a bids-arca model')
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputDataError(f'{path}: unreadable model card ({error})') from error
+    if card.get('format_version') != FORMAT_VERSION:
+        raise InputDataError(f'{path}: model format {card.get("format_version")!r} unsupported')
+    return card
