@@ -91,3 +91,21 @@ def test_an_empty_whole_tumour_searches_the_whole_volume(brain):
 def test_unknown_postprocessing_is_refused():
     with pytest.raises(ValueError, match='postprocess'):
         CascadeOptions(postprocess='paper')
+
+
+def test_hole_filling_option(brain):
+    def holed(stage, volume):
+        prob = predictor(spurious=False)(stage, volume)
+        if stage == 'wt':
+            prob[radius(volume, CENTRE + np.array([10, 0, 0])) < 0.5] = 0  # a 1-voxel hole
+            prob[radius(volume, CENTRE + np.array([0, 10, 0])) < 1.5] = 0  # a 19-voxel hole
+        return prob
+
+    settings, none = wang_brats17_settings(), CascadeOptions(postprocess='none')
+    plain = run_cascade(phantom_images(), brain, settings, holed, none)
+    filled = run_cascade(
+        phantom_images(), brain, settings, holed, CascadeOptions('none', fill_holes_mm3=3)
+    )
+    assert plain.labels[42, 32, 32] == 0 and filled.labels[42, 32, 32] == SNFH
+    assert filled.labels[32, 42, 32] == 0  # larger than 3 mm^3: kept
+    assert (filled.labels > 0).sum() - (plain.labels > 0).sum() == 1
