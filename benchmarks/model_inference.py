@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                         'wall_s': round(wall, 2),
                         'cpu_s': round(cpu, 2),
                         'per_view_s': {k: round(v, 2) for k, v in result.seconds.items()},
+                        'per_view_cpu_s': {k: round(v, 2) for k, v in result.cpu_seconds.items()},
                         'peak_rss_gib': round(peak_rss_gib(), 2),
                         'dice': scores,
                         'gates_pass': all(scores[r] >= g for r, g in gates.items()),
@@ -123,11 +124,13 @@ def format_record(r: dict) -> str:
         stage = key.split('/')[0]
         stages[stage] = stages.get(stage, 0) + seconds
     gpu = f', GPU peak {r["gpu_peak_gib"]} GiB' if 'gpu_peak_gib' in r else ''
+    cpu = r['per_view_cpu_s']
+    views = ', '.join(f'{k} {v}/{cpu[k]}' for k, v in r['per_view_s'].items())
     return (
         f'{r["case"]} {r["views"]} view(s) {r["precision"]}: {r["wall_s"]} s wall, '
         f'{r["cpu_s"]} s CPU, peak RSS {r["peak_rss_gib"]} GiB{gpu}\n'
         f'  per stage: {", ".join(f"{k} {v:.2f} s" for k, v in stages.items())}\n'
-        f'  per view: {", ".join(f"{k} {v} s" for k, v in r["per_view_s"].items())}\n'
+        f'  per view (wall / CPU s): {views}\n'
         f'  Dice: {r["dice"]} gates {"pass" if r["gates_pass"] else "FAIL"}'
     )
 

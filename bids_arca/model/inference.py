@@ -46,7 +46,8 @@ class Segmentation:
     labels: np.ndarray
     probabilities: dict[str, np.ndarray]
     model: str
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per 'stage/view'
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time (all threads)
 
 
 def load_model(
@@ -114,12 +115,13 @@ def segment(
     crop = torch.where(torch.from_numpy(crop_brain).to(torch_device), crop, noise)
 
     seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
 
     def predict(stage: str, part: torch.Tensor) -> np.ndarray:
         stage_settings = settings.stages[stage]
         total = torch.zeros(part.shape[1:], device=torch_device)
         for view in views:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for f, flip in enumerate(flip_sets):
                 mirrored = part.flip([1 + a for a in flip]) if flip else part
                 oriented = mirrored.permute(_TO_VIEW[view]).contiguous()
@@ -138,6 +140,7 @@ def segment(
             if torch_device.type == 'cuda':
                 torch.cuda.synchronize(torch_device)
             seconds[f'{stage}/{view}'] = time.perf_counter() - start
+            cpu_seconds[f'{stage}/{view}'] = time.process_time() - cpu_start
         return (total / (len(views) * len(flip_sets))).cpu().numpy()
 
     with inference_context(torch_device, threads, precision):
@@ -150,7 +153,9 @@ def segment(
         full = np.zeros(brain.shape, dtype=np.float32)
         full[window] = values
         probabilities[region] = full.transpose(2, 1, 0)
-    return Segmentation(labels.transpose(2, 1, 0), probabilities, cascade_model.name, seconds)
+    return Segmentation(
+        labels.transpose(2, 1, 0), probabilities, cascade_model.name, seconds, cpu_seconds
+    )
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
