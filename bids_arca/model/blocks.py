@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 DepthWeights = Mapping[int, Tensor]
-# Row blocks of about this size stay in the L2 cache between two passes over them.
+# Row blocks of about this size per thread stay in its L2 cache between two passes over them.
 _BLOCK_BYTES = 256 << 10
 
 
@@ -242,7 +242,8 @@ def norm_act(
     if x.device.type != 'cpu' or memory_format_of(x) != torch.channels_last_3d:
         return out.copy_(F.prelu(torch.addcmul(shift, x, scale), slope))
     channels = x.shape[1]
-    rows = max(1, _BLOCK_BYTES // (channels * x.element_size()))
+    # each thread takes its share of a block: one L2-sized piece per thread and operation
+    rows = max(1, _BLOCK_BYTES * torch.get_num_threads() // (channels * x.element_size()))
     source = x.permute(0, 2, 3, 4, 1).reshape(-1, channels)
     target = out.permute(0, 2, 3, 4, 1).reshape(-1, channels)
     scale, shift = scale.view(channels), shift.view(channels)
