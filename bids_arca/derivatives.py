@@ -94,3 +94,53 @@ def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
     path.write_text(json.dumps(dataset_description(bids_dir), indent=2) + '\n')
     (output_dir / '.bidsignore').write_text('\n'.join(BIDSIGNORE) + '\n')
     return path
+
+
+#: Entity order for derivative names (BIDS 1.10 ``rules/entities.yaml``); ``from``/``to``/``mode``
+#: (transforms, BEP 014) go where fMRIPrep puts them, before ``space``.
+ENTITY_ORDER = (
+    'sub', 'ses', 'task', 'acq', 'ce', 'rec', 'dir', 'run', 'echo', 'part',
+    'from', 'to', 'mode', 'space', 'res', 'label', 'desc',
+)  # fmt: skip
+
+
+def source_entities(source: Path | str) -> dict[str, str]:
+    """The key-value entities of a BIDS file name (``sub-01_ce-gd_T1w.nii.gz`` -> sub, ce)."""
+    stem = Path(source).name.split('.')[0]
+    return dict(part.split('-', 1) for part in stem.split('_')[:-1] if '-' in part)
+
+
+def derivative_name(
+    source: Path | str, suffix: str, extension: str, entities: dict[str, str], keep: tuple = ()
+) -> str:
+    """The derivative file name for ``source`` with ``entities`` added or replaced.
+
+    ``keep`` limits the source entities carried over (empty: all of them), e.g. ``('sub', 'ses')``
+    for a file that describes the whole session rather than one series.
+    """
+    merged = {k: v for k, v in source_entities(source).items() if not keep or k in keep}
+    merged.update(entities)
+    unknown = set(merged) - set(ENTITY_ORDER)
+    if unknown:
+        raise ValueError(f'{source}: entities {sorted(unknown)} have no place in ENTITY_ORDER')
+    parts = [f'{key}-{merged[key]}' for key in ENTITY_ORDER if key in merged]
+    return '_'.join([*parts, suffix]) + extension
+
+
+def session_folder(source: Path | str) -> Path:
+    """The relative folder of a session's anatomical derivatives (``sub-01/ses-pre/anat``)."""
+    entities = source_entities(source)
+    folder = Path(f'sub-{entities["sub"]}')
+    if 'ses' in entities:
+        folder /= f'ses-{entities["ses"]}'
+    return folder / 'anat'
+
+
+def bids_uri(relative: Path | str, dataset: str = '') -> str:
+    """A BIDS URI: ``bids:raw:sub-01/...`` for inputs, ``bids::sub-01/...`` for our own files."""
+    return f'bids:{dataset}:{Path(relative).as_posix()}'
+
+
+def camel_case(name: str) -> str:
+    """BIDS sidecar keys are CamelCase: ``fine_spacing`` -> ``FineSpacing``."""
+    return ''.join(part.capitalize() for part in name.split('_'))
