@@ -51,13 +51,15 @@ class ReferenceGrid(BidsArcaInterface):
         self._results['head_mask'] = str(save_volume(head, t1ce.affine, cwd / 'head_mask.nii.gz'))
         (cwd / 'grid.json').write_text(json.dumps(grid.to_dict()))
         self._results['grid'] = str(cwd / 'grid.json')
-        self._results['t1ce_on_grid'] = str(save_volume(image, grid.affine, cwd / 't1ce.nii.gz'))
+        self._results['t1ce_on_grid'] = str(save_volume(image, grid.affine, cwd / 't1ce.nii'))
 
 
 class _CoregisterInputSpec(BaseInterfaceInputSpec):
     reference = File(exists=True, mandatory=True, desc='the T1ce as stored')
     reference_head = File(exists=True, mandatory=True, desc='head mask on the T1ce grid')
     moving = File(exists=True, mandatory=True, desc='the series to register, as stored')
+    grid = File(exists=True, mandatory=True, desc='JSON: the working grid (for the figure)')
+    t1ce_on_grid = File(exists=True, mandatory=True, desc='T1ce on the working grid')
     fix_left_right = traits.Bool(False, usedefault=True, desc='mirror a mirrored series')
     metadata = traits.Dict(desc='sidecar fields known in advance (Sources)')
 
@@ -65,6 +67,7 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
 class _CoregisterOutputSpec(TraitedSpec):
     transform = File(exists=True, desc='ITK text transform, T1ce world -> series world')
     sidecar = File(exists=True, desc='JSON sidecar of the transform')
+    figure = File(exists=True, desc='PNG: edges of the registered series over the T1ce')
 
 
 class Coregister(BidsArcaInterface):
@@ -75,6 +78,8 @@ class Coregister(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.coregistration import coregister
+        from bids_arca.preprocessing.grid import Grid, resample
+        from bids_arca.preprocessing.qc import registration_figure
         from bids_arca.preprocessing.transforms import write_itk_affine
         from bids_arca.preprocessing.volumes import load_volume, read_volume
 
@@ -89,6 +94,14 @@ class Coregister(BidsArcaInterface):
         sidecar = {**self.inputs.metadata, **result.describe()}
         sidecar['ElapsedSeconds'] = round(time.perf_counter() - start, 2)
         self._results['sidecar'] = _write_json(sidecar, cwd / 'xfm.json')
+        grid = Grid.from_dict(json.loads(Path(self.inputs.grid).read_text()))
+        on_grid, _ = resample(moving, grid, result.matrix)
+        t1ce = read_volume(self.inputs.t1ce_on_grid).data
+        figure = registration_figure(
+            t1ce, on_grid, t1ce > 0, f'{Path(self.inputs.moving).name} (edges) over T1ce',
+            cwd / 'coreg.png',
+        )  # fmt: skip
+        self._results['figure'] = str(figure)
 
 
 class _SkullStripInputSpec(BaseInterfaceInputSpec):
@@ -101,6 +114,7 @@ class _SkullStripInputSpec(BaseInterfaceInputSpec):
 class _SkullStripOutputSpec(TraitedSpec):
     mask = File(exists=True, desc='brain mask on the working grid')
     report = File(exists=True, desc='JSON: method and measurements')
+    figure = File(exists=True, desc='PNG: mask outline over the T1ce')
 
 
 class SkullStrip(BidsArcaInterface):
@@ -110,6 +124,7 @@ class SkullStrip(BidsArcaInterface):
     output_spec = _SkullStripOutputSpec
 
     def _run(self, cwd: Path) -> None:
+        from bids_arca.preprocessing.qc import mask_figure
         from bids_arca.preprocessing.skullstrip import DILATE_MM, brain_mask, method_version
         from bids_arca.preprocessing.volumes import read_volume, save_volume
 
@@ -131,6 +146,8 @@ class SkullStrip(BidsArcaInterface):
             'ElapsedSeconds': round(time.perf_counter() - start, 2),
         }
         self._results['report'] = _write_json(report, cwd / 'skullstrip.json')
+        title = f'brain mask ({self.inputs.method}) over T1ce'
+        self._results['figure'] = str(mask_figure(t1ce.data, mask, title, cwd / 'mask.png'))
 
 
 class _AtlasRegisterInputSpec(BaseInterfaceInputSpec):
@@ -173,20 +190,17 @@ class _ModelSpaceInputSpec(BaseInterfaceInputSpec):
     atlas_transform = File(exists=True, desc='SRI24 -> T1ce (space SRI24 only)')
     mask = File(exists=True, mandatory=True, desc='brain mask on the working grid')
     skullstrip_report = File(exists=True, mandatory=True)
-    mask_metadata = traits.Dict(desc='sidecar fields of the model-grid mask known in advance')
-    native_mask_metadata = traits.Dict(desc='sidecar fields of the native mask')
+    mask_metadata = traits.Dict(desc='sidecar fields of the mask known in advance')
 
 
 class _ModelSpaceOutputSpec(TraitedSpec):
     space = File(exists=True, desc='JSON: SessionSpace (model grid, native grids, matrices)')
     mask = File(exists=True, desc='brain mask on the model grid')
     mask_sidecar = File(exists=True)
-    native_mask = File(exists=True, desc='brain mask on the native T1ce grid')
-    native_mask_sidecar = File(exists=True)
 
 
 class ModelSpace(BidsArcaInterface):
-    """Assemble the session's model space; put the brain mask on the model and T1ce grids."""
+    """Assemble the session's model space and put the brain mask on the model grid."""
 
     input_spec = _ModelSpaceInputSpec
     output_spec = _ModelSpaceOutputSpec
@@ -219,17 +233,41 @@ class ModelSpace(BidsArcaInterface):
         space = SessionSpace(self.inputs.space, grid, native, matrices)
         self._results['space'] = str(space.save(cwd / 'space.json'))
         self._results['mask'] = str(save_volume(inside, grid.affine, cwd / 'brain_mask.nii.gz'))
-        native_mask = space.to_native(inside.astype(np.float32), 'T1ce') >= 0.5
-        self._results['native_mask'] = str(
-            save_volume(native_mask, native['T1ce'].affine, cwd / 'brain_mask_native.nii.gz')
-        )
         report = json.loads(Path(self.inputs.skullstrip_report).read_text())
-        for key, metadata, path in (
-            ('mask_sidecar', self.inputs.mask_metadata, cwd / 'brain_mask.json'),
-            ('native_mask_sidecar', self.inputs.native_mask_metadata, cwd / 'native_mask.json'),
-        ):
-            sidecar = {**metadata, 'Type': 'Brain', 'SkullStripping': report}
-            self._results[key] = _write_json(sidecar, path)
+        sidecar = {**self.inputs.mask_metadata, 'Type': 'Brain', 'SkullStripping': report}
+        self._results['mask_sidecar'] = _write_json(sidecar, cwd / 'brain_mask.json')
+
+
+class _NativeMaskInputSpec(BaseInterfaceInputSpec):
+    space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
+    mask = File(exists=True, mandatory=True, desc='brain mask on the model grid')
+    skullstrip_report = File(exists=True, mandatory=True)
+    metadata = traits.Dict(desc='sidecar fields known in advance')
+
+
+class _NativeMaskOutputSpec(TraitedSpec):
+    mask = File(exists=True, desc='brain mask on the native T1ce grid')
+    sidecar = File(exists=True)
+
+
+class NativeMask(BidsArcaInterface):
+    """The brain mask on the T1ce as stored (the grid users overlay their results on)."""
+
+    input_spec = _NativeMaskInputSpec
+    output_spec = _NativeMaskOutputSpec
+
+    def _run(self, cwd: Path) -> None:
+        from bids_arca.preprocessing.space import SessionSpace
+        from bids_arca.preprocessing.volumes import read_volume, save_volume
+
+        space = SessionSpace.load(self.inputs.space)
+        inside = read_volume(self.inputs.mask).data
+        native = space.to_native(inside, 'T1ce') >= 0.5
+        affine = space.native['T1ce'].affine
+        self._results['mask'] = str(save_volume(native, affine, cwd / 'brain_mask.nii.gz'))
+        report = json.loads(Path(self.inputs.skullstrip_report).read_text())
+        sidecar = {**self.inputs.metadata, 'Type': 'Brain', 'SkullStripping': report}
+        self._results['sidecar'] = _write_json(sidecar, cwd / 'brain_mask.json')
 
 
 class _PreprocessInputSpec(BaseInterfaceInputSpec):
@@ -245,7 +283,6 @@ class _PreprocessInputSpec(BaseInterfaceInputSpec):
 class _PreprocessOutputSpec(TraitedSpec):
     preproc = File(exists=True, desc='z-scored, skull-stripped float32 image on the model grid')
     sidecar = File(exists=True)
-    head = File(exists=True, desc='the resampled image before masking (for the QC figures)')
 
 
 class Preprocess(BidsArcaInterface):
@@ -267,9 +304,6 @@ class Preprocess(BidsArcaInterface):
         self._results['preproc'] = str(
             save_volume(normalised, space.grid.affine, cwd / 'preproc.nii.gz', np.float32)
         )
-        self._results['head'] = str(
-            save_volume(image, space.grid.affine, cwd / 'head.nii.gz', np.float32)
-        )
         sidecar = {
             **self.inputs.metadata,
             'SkullStripped': True,
@@ -283,39 +317,6 @@ class Preprocess(BidsArcaInterface):
         for key, report in zip(self.inputs.report_keys, self.inputs.reports, strict=True):
             sidecar[key] = json.loads(Path(report).read_text())
         self._results['sidecar'] = _write_json(sidecar, cwd / 'preproc.json')
-
-
-class _QCFiguresInputSpec(BaseInterfaceInputSpec):
-    reference = File(exists=True, mandatory=True, desc='T1ce with skull on the model grid')
-    mask = File(exists=True, mandatory=True, desc='brain mask on the model grid')
-    moving = InputMultiObject(File(exists=True), desc='moving series on the model grid, unmasked')
-    moving_roles = traits.List(traits.Str)
-
-
-class _QCFiguresOutputSpec(TraitedSpec):
-    figures = traits.List(File(exists=True), desc='mask figure, then one per moving series')
-
-
-class QCFigures(BidsArcaInterface):
-    """Brain-mask outline and registration edges over the T1ce."""
-
-    input_spec = _QCFiguresInputSpec
-    output_spec = _QCFiguresOutputSpec
-
-    def _run(self, cwd: Path) -> None:
-        from bids_arca.preprocessing.qc import mask_figure, registration_figure
-        from bids_arca.preprocessing.volumes import read_volume
-
-        reference = read_volume(self.inputs.reference).data
-        brain = read_volume(self.inputs.mask).data > 0
-        figures = [mask_figure(reference, brain, 'brain mask over T1ce', cwd / 'mask.png')]
-        for role, path in zip(self.inputs.moving_roles, self.inputs.moving, strict=True):
-            moving = read_volume(path).data
-            title = f'{role} edges over T1ce'
-            figures.append(
-                registration_figure(reference, moving, brain, title, cwd / f'{role}.png')
-            )
-        self._results['figures'] = [str(f) for f in figures]
 
 
 def _write_json(content: dict, path: Path) -> str:

@@ -52,9 +52,9 @@ class RigidSettings:
     """antspyx Rigid parameters (Mattes mutual information, 32 bins, regular sampling)."""
 
     coarse_spacing: float = 6.0
-    coarse_iterations: tuple[int, ...] = (100,)
+    coarse_iterations: tuple[int, ...] = (30,)
     fine_spacing: float = 3.0
-    fine_iterations: tuple[int, ...] = (100, 50)
+    fine_iterations: tuple[int, ...] = (50, 25)
     fine_shrink_factors: tuple[int, ...] = (2, 1)
     fine_smoothing_sigmas: tuple[int, ...] = (1, 0)
     sampling_rate: float = 0.25

@@ -3,8 +3,12 @@
 Graph of one session (``init_preproc_wf``); the three registrations and the skull stripping
 run in parallel under MultiProc::
 
-    reference_grid ─┬─> coreg_<role> ───────┐
-                    └─> skullstrip ─[atlas]─┴─> model_space ─> preproc_<role> ─> qc ─> ds_preproc
+    reference_grid ─┬─> coreg_<role> ───────┐               ┌─> native_mask ───┐
+                    └─> skullstrip ─[atlas]─┴─> model_space ─┴─> preproc_<role> ─┴─> ds_preproc
+
+The QC figures are drawn where their data already are: the mask outline by ``skullstrip``,
+the edges of each series over the T1ce by its ``coreg_<role>`` (on the T1ce-aligned working
+grid, also when the model space is SRI24).
 
 Every number is computed by :mod:`bids_arca.preprocessing`; the nodes only move files. The
 results reach the output folder only through ``ds_preproc``, after everything else succeeded.
@@ -29,8 +33,8 @@ from bids_arca.interfaces.preprocessing import (
     AtlasRegister,
     Coregister,
     ModelSpace,
+    NativeMask,
     Preprocess,
-    QCFigures,
     ReferenceGrid,
     SkullStrip,
 )
@@ -90,17 +94,21 @@ def init_preproc_wf(
             space=options.model_space,
             images=[str(images[role]) for role in (REFERENCE, *MOVING)],
             mask_metadata=names.mask_metadata(model_grid=True),
-            native_mask_metadata=names.mask_metadata(model_grid=False),
         ),
         name='model_space',
     )
-    merge_transforms = pe.Node(niu.Merge(len(MOVING)), name='merge_transforms')
+    native_mask = pe.Node(
+        NativeMask(metadata=names.mask_metadata(model_grid=False)), name='native_mask'
+    )
+    merge_transforms = _utility(niu.Merge(len(MOVING)), 'merge_transforms')
     # fmt: off
     workflow.connect([
         (reference_grid, skullstrip, [('t1ce_on_grid', 't1ce_on_grid')]),
         (reference_grid, model_space, [('grid', 'grid')]),
         (skullstrip, model_space, [('mask', 'mask'), ('report', 'skullstrip_report')]),
         (merge_transforms, model_space, [('out', 'transforms')]),
+        (model_space, native_mask, [('space', 'space'), ('mask', 'mask')]),
+        (skullstrip, native_mask, [('report', 'skullstrip_report')]),
     ])
     # fmt: on
 
@@ -118,7 +126,8 @@ def init_preproc_wf(
         )
         # fmt: off
         workflow.connect([
-            (reference_grid, coreg[role], [('head_mask', 'reference_head')]),
+            (reference_grid, coreg[role], [('head_mask', 'reference_head'), ('grid', 'grid'),
+                                           ('t1ce_on_grid', 't1ce_on_grid')]),
             (coreg[role], merge_transforms, [('transform', f'in{index}')]),
         ])
         # fmt: on
@@ -157,7 +166,7 @@ def init_preproc_wf(
             ),
             name=f'preproc_{role}',
         )
-        merge_reports = pe.Node(niu.Merge(len(reports)), name=f'reports_{role}')
+        merge_reports = _utility(niu.Merge(len(reports)), f'reports_{role}')
         for index, node in enumerate(reports, start=1):
             output = 'sidecar' if node in coreg.values() else 'report'
             workflow.connect(node, output, merge_reports, f'in{index}')
@@ -179,35 +188,24 @@ def init_preproc_wf(
     published += [
         (model_space, 'mask', names.mask('.nii.gz', model_grid=True)),
         (model_space, 'mask_sidecar', names.mask('.json', model_grid=True)),
-        (model_space, 'native_mask', names.mask('.nii.gz', model_grid=False)),
-        (model_space, 'native_mask_sidecar', names.mask('.json', model_grid=False)),
+        (native_mask, 'mask', names.mask('.nii.gz', model_grid=False)),
+        (native_mask, 'sidecar', names.mask('.json', model_grid=False)),
     ]
 
-    merge_channels = pe.Node(niu.Merge(len(CHANNELS)), name='merge_channels')
-    merge_moving = pe.Node(niu.Merge(len(MOVING)), name='merge_moving')
-    qc = pe.Node(QCFigures(moving_roles=list(MOVING)), name='qc')
+    merge_channels = _utility(niu.Merge(len(CHANNELS)), 'merge_channels')
+    for index, role in enumerate(CHANNELS, start=1):
+        workflow.connect(preproc[role], 'preproc', merge_channels, f'in{index}')
     # fmt: off
     workflow.connect([
-        (preproc[REFERENCE], qc, [('head', 'reference')]),
-        (model_space, qc, [('mask', 'mask')]),
-        (merge_moving, qc, [('out', 'moving')]),
         (merge_channels, outputnode, [('out', 'preproc')]),
         (model_space, outputnode, [('mask', 'brain_mask'), ('space', 'space')]),
     ])
     # fmt: on
-    for index, role in enumerate(CHANNELS, start=1):
-        workflow.connect(preproc[role], 'preproc', merge_channels, f'in{index}')
+    published.append((skullstrip, 'figure', names.figure(0)))
     for index, role in enumerate(MOVING, start=1):
-        workflow.connect(preproc[role], 'head', merge_moving, f'in{index}')
+        published.append((coreg[role], 'figure', names.figure(index)))
 
-    select_figures = [
-        pe.Node(niu.Select(index=[i]), name=f'figure_{i}') for i in range(1 + len(MOVING))
-    ]
-    for index, select in enumerate(select_figures):
-        workflow.connect(qc, 'figures', select, 'inlist')
-        published.append((select, 'out', names.figure(index)))
-
-    merge_published = pe.Node(niu.Merge(len(published)), name='merge_published')
+    merge_published = _utility(niu.Merge(len(published)), 'merge_published')
     for index, (node, output, _) in enumerate(published, start=1):
         workflow.connect(node, output, merge_published, f'in{index}')
     ds_preproc = pe.Node(
@@ -219,6 +217,11 @@ def init_preproc_wf(
     )
     workflow.connect(merge_published, 'out', ds_preproc, 'in_files')
     return workflow
+
+
+def _utility(interface, name: str) -> pe.Node:
+    """A bookkeeping node, run in the main process (no worker round trip)."""
+    return pe.Node(interface, name=name, run_without_submitting=True)
 
 
 class _Names:
@@ -290,13 +293,16 @@ class _Names:
         return {'Sources': sources, 'SpatialReference': self.spatial_reference(True)}
 
 
-def run_workflow(workflow: pe.Workflow, work_dir: Path, nprocs: int, verbose: int = 0) -> None:
+def run_workflow(
+    workflow: pe.Workflow, work_dir: Path, nprocs: int, verbose: int = 0, status_callback=None
+) -> None:
     """Run with MultiProc (Linear for one process); re-raise the first node's BidsArcaError.
 
     Sessions are independent: a failing session does not stop the others
     (``stop_on_first_crash`` off), and each publishes its outputs only when it succeeded.
     nipype's own log is silenced unless ``verbose`` > 1: the node's one-line error says what
-    went wrong, and unexpected failures point to the crash files.
+    went wrong, and unexpected failures point to the crash files. ``status_callback(node,
+    status)`` is nipype's hook, called as nodes start and end (the benchmarks time steps with it).
     """
     os.environ.setdefault('NO_ET', '1')  # nipype's version check would reach the network
     _quiet_nipype(verbose)
@@ -311,6 +317,14 @@ def run_workflow(workflow: pe.Workflow, work_dir: Path, nprocs: int, verbose: in
     }
     start = time.time()
     plugin, args = ('Linear', {}) if nprocs == 1 else ('MultiProc', {'n_procs': nprocs})
+    if status_callback is not None:
+        args['status_callback'] = status_callback
+    if plugin == 'MultiProc':
+        # Workers are forked from this process: importing the heavy libraries once here
+        # saves each worker 3-5 s of CPU. Neither starts threads at import, so forking is safe.
+        import ants  # noqa: F401
+        import torch  # noqa: F401
+
     try:
         workflow.run(plugin=plugin, plugin_args=args)
     except RuntimeError as failure:
