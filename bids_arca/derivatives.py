@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from bids_arca import __version__
+from bids_arca.derivative_files import entities
 from bids_arca.errors import OutputError
 
 PIPELINE_NAME = 'bids-arca'
@@ -17,8 +18,20 @@ HOW_TO_ACKNOWLEDGE = (
     'Please cite Lotan et al., AJNR 2022;43(1):24-32 (AR-CA) and Wang et al., BrainLes 2017, '
     'LNCS 10670 (cascaded anisotropic CNN), and name bids-arca with its version.'
 )
-# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables).
-BIDSIGNORE = ('*_xfm.*', '*.html', 'figures/', 'logs/', 'group_*.tsv', 'group_*.json')
+# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables, volume
+# tables, provenance records, DICOM results).
+BIDSIGNORE = (
+    '*_xfm.*',
+    '*.html',
+    'figures/',
+    'logs/',
+    'group_*.tsv',
+    'group_*.json',
+    '*_volumes.tsv',
+    '*_volumes.json',
+    '*_provenance.json',
+    'dicom/',
+)
 
 
 def container() -> dict[str, str] | None:
@@ -104,22 +117,16 @@ ENTITY_ORDER = (
 )  # fmt: skip
 
 
-def source_entities(source: Path | str) -> dict[str, str]:
-    """The key-value entities of a BIDS file name (``sub-01_ce-gd_T1w.nii.gz`` -> sub, ce)."""
-    stem = Path(source).name.split('.')[0]
-    return dict(part.split('-', 1) for part in stem.split('_')[:-1] if '-' in part)
-
-
 def derivative_name(
-    source: Path | str, suffix: str, extension: str, entities: dict[str, str], keep: tuple = ()
+    source: Path | str, suffix: str, extension: str, added: dict[str, str], keep: tuple = ()
 ) -> str:
-    """The derivative file name for ``source`` with ``entities`` added or replaced.
+    """The derivative file name for ``source`` with the ``added`` entities (or replaced).
 
     ``keep`` limits the source entities carried over (empty: all of them), e.g. ``('sub', 'ses')``
     for a file that describes the whole session rather than one series.
     """
-    merged = {k: v for k, v in source_entities(source).items() if not keep or k in keep}
-    merged.update(entities)
+    merged = {k: v for k, v in entities(Path(source).name).items() if not keep or k in keep}
+    merged.update(added)
     unknown = set(merged) - set(ENTITY_ORDER)
     if unknown:
         raise ValueError(f'{source}: entities {sorted(unknown)} have no place in ENTITY_ORDER')
@@ -129,16 +136,11 @@ def derivative_name(
 
 def session_folder(source: Path | str) -> Path:
     """The relative folder of a session's anatomical derivatives (``sub-01/ses-pre/anat``)."""
-    entities = source_entities(source)
-    folder = Path(f'sub-{entities["sub"]}')
-    if 'ses' in entities:
-        folder /= f'ses-{entities["ses"]}'
+    found = entities(Path(source).name)
+    folder = Path(f'sub-{found["sub"]}')
+    if 'ses' in found:
+        folder /= f'ses-{found["ses"]}'
     return folder / 'anat'
-
-
-def bids_uri(relative: Path | str, dataset: str = '') -> str:
-    """A BIDS URI: ``bids:raw:sub-01/...`` for inputs, ``bids::sub-01/...`` for our own files."""
-    return f'bids:{dataset}:{Path(relative).as_posix()}'
 
 
 def camel_case(name: str) -> str:

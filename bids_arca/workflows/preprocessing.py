@@ -25,7 +25,8 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_arca.derivatives import bids_uri, derivative_name, session_folder, source_entities
+from bids_arca.derivative_files import entities
+from bids_arca.derivatives import derivative_name, session_folder
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import collect_errors
 from bids_arca.interfaces.derivatives import DerivativesSink
@@ -38,6 +39,7 @@ from bids_arca.interfaces.preprocessing import (
     ReferenceGrid,
     SkullStrip,
 )
+from bids_arca.outputs import bids_uri
 from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
 
 LOGGER = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def init_preproc_wf(
         JSON of :class:`~bids_arca.preprocessing.space.SessionSpace`: the way back to the native
         T1ce and FLAIR grids.
     """
-    names = _Names(session, bids_dir, options.model_space)
+    names = _Names(session, bids_dir, output_dir, options.model_space)
     workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
     outputnode = pe.Node(
         niu.IdentityInterface(fields=['preproc', 'brain_mask', 'space']), name='outputnode'
@@ -134,8 +136,13 @@ def init_preproc_wf(
 
     published: list[tuple[pe.Node, str, str]] = []  # (node, output, relative destination)
     if options.model_space == 'SRI24':
+        model_mask = names.mask('.nii.gz', model_grid=True)
         atlas = pe.Node(
-            AtlasRegister(metadata={'Sources': [names.raw(REFERENCE), names.own('mask', True)]}),
+            AtlasRegister(
+                metadata={
+                    'Sources': [names.raw(REFERENCE), names.own(names.mask('.nii.gz', True))]
+                }
+            ),
             name='atlas',
             n_procs=threads,
         )
@@ -227,19 +234,19 @@ def _utility(interface, name: str) -> pe.Node:
 class _Names:
     """Derivative file names and BIDS URIs of one session (A2 of the conventions)."""
 
-    def __init__(self, session: SessionInputs, bids_dir: Path, space: str):
+    def __init__(self, session: SessionInputs, bids_dir: Path, output_dir: Path, space: str):
         self.images = session.images
         self.bids_dir = bids_dir
+        self.output_dir = output_dir
         self.space = space
         self.t1ce = session.images[REFERENCE]
         self.folder = session_folder(self.t1ce)
 
     def raw(self, role: str) -> str:
-        return bids_uri(Path(self.images[role]).relative_to(self.bids_dir), 'raw')
+        return bids_uri(self.images[role], self.bids_dir, 'raw')
 
-    def own(self, kind: str, model_grid: bool) -> str:
-        path = self.mask('.nii.gz', model_grid) if kind == 'mask' else kind
-        return bids_uri(path)
+    def own(self, relative: Path) -> str:
+        return bids_uri(self.output_dir / relative, self.output_dir, '')
 
     def _session(self, suffix: str, extension: str, entities: dict) -> Path:
         return self.folder / derivative_name(
@@ -264,7 +271,7 @@ class _Names:
         return self._session('xfm', extension, {'from': REFERENCE, 'to': 'SRI24', 'mode': 'image'})
 
     def figure(self, index: int) -> Path:
-        figures = Path(f'sub-{source_entities(self.t1ce)["sub"]}') / 'figures'
+        figures = Path(f'sub-{entities(Path(self.t1ce).name)["sub"]}') / 'figures'
         if index == 0:
             name = derivative_name(self.t1ce, 'mask', '.png', {'desc': 'brain'}, ('sub', 'ses'))
         else:
@@ -286,10 +293,10 @@ class _Names:
     def preproc_metadata(self, role: str) -> dict:
         sources = [self.raw(role)]
         if role in MOVING:
-            sources.append(bids_uri(self.transform(role, '.txt')))
+            sources.append(self.own(self.transform(role, '.txt')))
         if self.space == 'SRI24':
-            sources.append(bids_uri(self.atlas_transform('.txt')))
-        sources.append(self.own('mask', model_grid=True))
+            sources.append(self.own(self.atlas_transform('.txt')))
+        sources.append(self.own(self.mask('.nii.gz', model_grid=True)))
         return {'Sources': sources, 'SpatialReference': self.spatial_reference(True)}
 
 
