@@ -138,11 +138,7 @@ def init_preproc_wf(
     if options.model_space == 'SRI24':
         model_mask = names.mask('.nii.gz', model_grid=True)
         atlas = pe.Node(
-            AtlasRegister(
-                metadata={
-                    'Sources': [names.raw(REFERENCE), names.own(names.mask('.nii.gz', True))]
-                }
-            ),
+            AtlasRegister(metadata={'Sources': [names.raw(REFERENCE), names.own(model_mask)]}),
             name='atlas',
             n_procs=threads,
         )
