@@ -95,12 +95,10 @@ class Coregister(BidsArcaInterface):
         sidecar['ElapsedSeconds'] = round(time.perf_counter() - start, 2)
         self._results['sidecar'] = _write_json(sidecar, cwd / 'xfm.json')
         grid = Grid.from_dict(json.loads(Path(self.inputs.grid).read_text()))
-        on_grid, _ = resample(moving, grid, result.matrix)
+        on_grid, covered = resample(moving, grid, result.matrix)
         t1ce = read_volume(self.inputs.t1ce_on_grid).data
-        figure = registration_figure(
-            t1ce, on_grid, t1ce > 0, f'{Path(self.inputs.moving).name} (edges) over T1ce',
-            cwd / 'coreg.png',
-        )  # fmt: skip
+        title = f'{Path(self.inputs.moving).name} (edges) over T1ce'
+        figure = registration_figure(t1ce, on_grid, t1ce > 0, title, cwd / 'coreg.png', covered)
         self._results['figure'] = str(figure)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage as ndi
 from skimage.feature import canny
 
 EDGE_COLOUR = (255, 64, 32)
@@ -21,9 +22,23 @@ SLICES_PER_VIEW = 4
 
 
 def registration_figure(
-    reference: np.ndarray, moving: np.ndarray, brain: np.ndarray, title: str, path: Path | str
+    reference: np.ndarray,
+    moving: np.ndarray,
+    brain: np.ndarray,
+    title: str,
+    path: Path | str,
+    covered: np.ndarray | None = None,
 ) -> Path:
-    """The strongest edges of ``moving`` over ``reference`` (model grid, both with skull)."""
+    """The strongest edges of ``moving`` over ``reference`` (same grid, both with skull).
+
+    ``covered`` (where ``moving`` has data) keeps the edge of its field of view out of the
+    picture: it is not anatomy.
+    """
+    inside = (
+        np.ones(moving.shape, bool)
+        if covered is None
+        else ndi.binary_erosion(covered, iterations=3)
+    )
     window = _window(reference)
     rows = []
     for view, positions in _planes(brain).items():
@@ -37,7 +52,7 @@ def registration_figure(
                 high_threshold=0.92,
                 use_quantiles=True,
             )
-            background[edges] = EDGE_COLOUR
+            background[edges & _slice(inside, view, position)] = EDGE_COLOUR
             tiles.append(background)
         rows.append(_row(tiles))
     return _save(_stack(rows), title, path)

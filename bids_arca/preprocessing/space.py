@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from bids_arca.preprocessing.grid import Grid
+from bids_arca.preprocessing.grid import Grid, resample
 from bids_arca.preprocessing.volumes import Volume, voxel_sizes
 
 
@@ -40,8 +40,6 @@ class SessionSpace:
 
     def to_model(self, role: str, volume: Volume, order: int = 1):
         """Resample a native series onto the model grid (image, coverage)."""
-        from bids_arca.preprocessing.grid import resample
-
         return resample(volume, self.grid, self.to_native_world[role], order=order)
 
     def to_native(
