@@ -74,11 +74,12 @@ def main() -> None:
         if len(times) == 2 and times[1] - times[0] >= 0.05:
             print(f'{name:24s} {times[0] - begin:8.1f} {times[1] - times[0]:8.1f}')
     print(f'{"total (workflow)":24s} {"":>8s} {total:8.1f}')
-    peak = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    print(f'CPU time, all processes: {cpu:.1f} s (the wall time on 2 idle cores is about half)')
+    print(
+        f'peak resident memory of one process: {max(u.ru_maxrss for u in usage) / 1024**2:.2f} GB'
     )
-    print(f'peak resident memory of one process: {peak / 1024**2:.2f} GB')
 
 
 if __name__ == '__main__':

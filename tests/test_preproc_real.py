@@ -53,36 +53,44 @@ def make_tcga_bids(shared: Path, root: Path, mirror_flair: bool = False) -> Path
     return root
 
 
-@pytest.fixture(scope='module')
-def tcga_run(shared, tmp_path_factory):
-    root = tmp_path_factory.mktemp('tcga')
-    bids = make_tcga_bids(shared, root / 'bids')
-    out = root / 'out'
-    code = main([str(bids), str(out), 'participant', '-w', str(root / 'work'), '--nprocs', '2'])
-    return code, out / ANAT, root
+def test_raw_exam_from_the_command_line(shared, tmp_path):
+    """One run, several checks: under pytest-xdist a shared fixture would run once per worker."""
+    bids = make_tcga_bids(shared, tmp_path / 'bids')
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    assert main([str(bids), str(out), 'participant', '-w', str(work), '--nprocs', '2']) == 0
+    anat = out / ANAT
+    _check_model_inputs(anat)
+    _check_registrations(anat)
+    _check_brain_mask_against_upstream(shared, anat)
+    (space_file,) = work.rglob('model_space/space.json')
+    _check_way_back_to_flair(SessionSpace.load(space_file), anat, bids)
+    assert len(list((out / 'sub-FG6692' / 'figures').glob('*.png'))) == 4
 
 
-def test_raw_exam_runs_and_writes_the_model_inputs(tcga_run):
-    code, anat, _ = tcga_run
-    assert code == 0
+def _check_model_inputs(anat: Path) -> None:
     mask = read_volume(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-brain_mask.nii.gz').data > 0
-    for suffix in ('FLAIR', 'T1w', 'ce-gadolinium_space-T1ce_desc-preproc_T1w', 'T2w'):
-        name = suffix if '_' in suffix else f'space-T1ce_desc-preproc_{suffix}'
-        path = anat / f'sub-FG6692_ses-preop_{name}.nii.gz'
-        image = nib.load(path)
-        assert image.get_data_dtype() == np.float32
-        data = np.asanyarray(image.dataobj)
-        assert data.shape == mask.shape
-        assert abs(data[mask].mean()) < 0.05 and abs(data[mask].std() - 1) < 0.05
-        assert (data[~mask] == 0).all()
-        sidecar = json.loads(path.with_name(path.name.replace('.nii.gz', '.json')).read_text())
-        assert sidecar['SkullStripped'] is True
-        assert sidecar['SkullStripping']['Method'] == 'deepbet'
-    assert nib.aff2axcodes(nib.load(path).affine) == ('L', 'P', 'S')
+    for name in ('FLAIR', 'T1w', 'T2w'):
+        path = anat / f'sub-FG6692_ses-preop_space-T1ce_desc-preproc_{name}.nii.gz'
+        _check_channel(path, mask)
+    _check_channel(
+        anat / 'sub-FG6692_ses-preop_ce-gadolinium_space-T1ce_desc-preproc_T1w.nii.gz', mask
+    )
 
 
-def test_series_are_registered_and_not_mirrored(tcga_run):
-    _, anat, _ = tcga_run
+def _check_channel(path: Path, mask: np.ndarray) -> None:
+    image = nib.load(path)
+    assert image.get_data_dtype() == np.float32
+    assert nib.aff2axcodes(image.affine) == ('L', 'P', 'S')
+    data = np.asanyarray(image.dataobj)
+    assert data.shape == mask.shape
+    assert abs(data[mask].mean()) < 0.05 and abs(data[mask].std() - 1) < 0.05
+    assert (data[~mask] == 0).all()
+    sidecar = json.loads(path.with_name(path.name.replace('.nii.gz', '.json')).read_text())
+    assert sidecar['SkullStripped'] is True
+    assert sidecar['SkullStripping']['Method'] == 'deepbet'
+
+
+def _check_registrations(anat: Path) -> None:
     for role in ('T1w', 'T2w', 'FLAIR'):
         xfm = anat / f'sub-FG6692_ses-preop_from-{role}_to-T1ce_mode-image_xfm'
         sidecar = json.loads(xfm.with_suffix('.json').read_text())
@@ -92,8 +100,7 @@ def test_series_are_registered_and_not_mirrored(tcga_run):
         assert 5 < rotation_angle(read_itk_affine(xfm.with_suffix('.txt'))) < 16
 
 
-def test_brain_mask_matches_the_upstream_mask_on_the_native_t1ce(shared, tcga_run):
-    _, anat, _ = tcga_run
+def _check_brain_mask_against_upstream(shared: Path, anat: Path) -> None:
     native = nib.load(anat / 'sub-FG6692_ses-preop_desc-brain_mask.nii.gz')
     ours = np.asanyarray(native.dataobj) > 0
     upstream = read_volume(
@@ -106,23 +113,29 @@ def test_brain_mask_matches_the_upstream_mask_on_the_native_t1ce(shared, tcga_ru
     assert dice >= 0.90
 
 
-def test_space_maps_model_grid_results_back_onto_the_flair_grid(tcga_run):
-    _, anat, root = tcga_run
-    (space_file,) = (root / 'work').rglob('model_space/space.json')
-    space = SessionSpace.load(space_file)
+def _check_way_back_to_flair(space: SessionSpace, anat: Path, bids: Path) -> None:
     mask = read_volume(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-brain_mask.nii.gz').data
     on_flair = space.labels_to_native(mask.astype(np.uint8), 'FLAIR')
-    flair = nib.load(next((root / 'bids' / ANAT).glob('*_FLAIR.nii.gz')))
+    flair = nib.load(next((bids / ANAT).glob('*_FLAIR.nii.gz')))
     assert on_flair.shape == flair.shape
     brain_ml = on_flair.sum() * np.prod(flair.header.get_zooms()) / 1000
     assert brain_ml == pytest.approx(mask.sum() / 1000, rel=0.05)
 
 
-def test_mirrored_flair_stops_with_65_and_writes_nothing(shared, tmp_path, caplog):
+def test_mirrored_flair_stops_with_65_then_is_fixed_on_request_resuming(shared, tmp_path, caplog):
     bids = make_tcga_bids(shared, tmp_path / 'bids', mirror_flair=True)
-    out = tmp_path / 'out'
-    code = main([str(bids), str(out), 'participant', '-w', str(tmp_path / 'work')])
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    code = main([str(bids), str(out), 'participant', '-w', str(work)])
     assert code == 65
     assert 'sub-FG6692_ses-preop_FLAIR.nii.gz: mirrored left-right' in caplog.text
     assert '--fix-left-right' in caplog.text
     assert not (out / 'sub-FG6692').exists()
+    (stripped,) = work.rglob('skullstrip/result_skullstrip.pklz')
+    before = stripped.stat().st_mtime_ns
+
+    code = main([str(bids), str(out), 'participant', '-w', str(work), '--fix-left-right'])
+    assert code == 0
+    assert stripped.stat().st_mtime_ns == before  # the work folder made the re-run resume
+    xfm = out / ANAT / 'sub-FG6692_ses-preop_from-FLAIR_to-T1ce_mode-image_xfm'
+    assert json.loads(xfm.with_suffix('.json').read_text())['Mirrored'] is True
+    assert np.linalg.det(read_itk_affine(xfm.with_suffix('.txt'))[:3, :3]) < 0
