@@ -39,7 +39,9 @@ def score_session(study: Path, out: Path, anat: Path, head) -> dict:
     """Registration error per series, brain Dice and tumour kept for one preprocessed session."""
     relative = anat.relative_to(study / 'rawdata')
     truth_path = next(
-        (study / 'derivatives' / 'truth' / relative).glob('*_desc-truth_dseg.nii.gz')
+        path
+        for path in (study / 'derivatives' / 'truth' / relative).glob('*_desc-truth_dseg.nii.gz')
+        if 'space-' not in path.name  # on the T1ce grid, not the template-space copy
     )
     info = json.loads(
         truth_path.with_name(truth_path.name.replace('.nii.gz', '.json')).read_text()
@@ -52,7 +54,9 @@ def score_session(study: Path, out: Path, anat: Path, head) -> dict:
     # Truth brain: the intracranial cavity (depth <= 0) carried into the T1ce's scanner space.
     cavity = Volume((head.depth <= 0).astype(np.float32), head.affine)
     truth = resample(cavity, t1ce, np.linalg.inv(poses['T1ce']))[0] >= 0.5
-    tumour = np.asanyarray(nib.load(truth_path).dataobj) > 0
+    labels = nib.load(truth_path)  # the truth has its own grid in the T1ce's scanner space
+    lesion = Volume((np.asanyarray(labels.dataobj) > 0).astype(np.float32), labels.affine)
+    tumour = resample(lesion, t1ce, order=0)[0] > 0
     index = np.argwhere(truth)[::101]
     points = np.c_[(t1ce.affine[:3, :3] @ index.T).T + t1ce.affine[:3, 3], np.ones(len(index))]
     errors = {}
@@ -71,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--subjects', type=int, default=2)
     parser.add_argument('--small', action='store_true', help='3 mm phantoms (fast, coarse)')
+    parser.add_argument('--keep', type=Path, help='work here and keep it (re-runs only score)')
     args = parser.parse_args()
     try:
         from bids_arca.sample import make_dataset
@@ -80,9 +85,11 @@ def main() -> None:
         sys.exit(2)
     head = build_head(3.0 if args.small else 1.0)
     with tempfile.TemporaryDirectory(prefix='bids-arca-phantoms-') as scratch:
-        root = Path(scratch)
-        study = make_dataset(root / 'study', subjects=args.subjects, sessions=('preop', 'postop'),
-                             small=args.small, formats=('bids',))  # fmt: skip
+        root = args.keep or Path(scratch)
+        study = root / 'study'
+        if not study.is_dir():
+            make_dataset(study, subjects=args.subjects, sessions=('preop', 'postop'),
+                         small=args.small, formats=('bids',))  # fmt: skip
         start = time.perf_counter()
         code = bids_arca([str(study / 'rawdata'), str(root / 'out'), 'participant',
                           '-w', str(root / 'work')])  # fmt: skip
@@ -97,9 +104,10 @@ def main() -> None:
             errors = ' '.join(f'{found["errors"][r]:7.2f}' for r in MOVING)
             print(f'{name:24s} {errors} {found["dice"]:6.3f} {100 * found["tumour_kept"]:10.1f}%')
         for role in MOVING:
-            mirrored = make_dataset(root / f'mirror-{role}', subjects=1, sessions=('preop',),
-                                    small=args.small, formats=('bids',),
-                                    defects=[f'mirror:{role}'])  # fmt: skip
+            mirrored = root / f'mirror-{role}'
+            if not mirrored.is_dir():
+                make_dataset(mirrored, subjects=1, sessions=('preop',), small=args.small,
+                             formats=('bids',), defects=[f'mirror:{role}'])  # fmt: skip
             code = bids_arca([str(mirrored / 'rawdata'), str(root / f'out-{role}'),
                               'participant', '-w', str(root / f'work-{role}')])  # fmt: skip
             print(f'mirror:{role}: exit code {code} (65 expected)')

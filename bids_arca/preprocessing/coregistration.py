@@ -10,7 +10,9 @@ Left-right check (the failure mode of Lotan et al. 2022): every series is regist
 6 mm, as it is and mirrored along its left-right voxel axis. A rigid transform cannot turn one
 into the other, so the orientation that fits the T1ce clearly better is the true one; heads and
 tumours are asymmetric enough for a large margin (measured on TCGA-FG-6692: the right orientation
-scores 1.6-2x the mirrored one). The winner is then refined at 3 mm.
+scores 1.6-2.2x the mirrored one). When the series as stored wins clearly, only it is refined at
+3 mm; otherwise both are, and the refined fits decide (a coarse run stuck in a local optimum,
+seen with few iterations, must not raise a false alarm).
 
 Failure check: the fit is scored with the symmetric uncertainty (normalised mutual information,
 0 = independent, 1 = identical) inside the T1ce's head. A registration that ends far below
@@ -52,7 +54,7 @@ class RigidSettings:
     """antspyx Rigid parameters (Mattes mutual information, 32 bins, regular sampling)."""
 
     coarse_spacing: float = 6.0
-    coarse_iterations: tuple[int, ...] = (30,)
+    coarse_iterations: tuple[int, ...] = (100,)
     fine_spacing: float = 3.0
     fine_iterations: tuple[int, ...] = (50, 25)
     fine_shrink_factors: tuple[int, ...] = (2, 1)
@@ -72,7 +74,8 @@ class Coregistration:
     ``matrix`` maps T1ce-world points (RAS+) to points of the series as stored on disk; when the
     series was mirrored and corrected it includes the mirror (determinant -1). ``similarity`` is
     the final fit, ``similarity_start`` the fit of the headers as they are, ``left_right`` the
-    coarse fits as stored and mirrored.
+    fits as stored and mirrored that decided the left-right check (6 mm, or 3 mm when both
+    orientations had to be refined).
     """
 
     matrix: np.ndarray
@@ -84,7 +87,7 @@ class Coregistration:
 
     @property
     def left_right_ratio(self) -> float:
-        """How much better the chosen orientation fits than the other one (coarse level)."""
+        """How much better the chosen orientation fits than the other one."""
         stored, mirrored = self.left_right
         chosen, other = (mirrored, stored) if self.mirrored else (stored, mirrored)
         return chosen / max(other, 1e-9)
@@ -145,31 +148,40 @@ def coregister(
         }
         if max(scores.values()) < MIN_SIMILARITY:
             raise _failed(name, max(scores.values()), None)
-        mirrored = scores[True] > MIRROR_RATIO * scores[False]
-        if max(scores.values()) < MIRROR_RATIO * min(scores.values()):
-            LOGGER.warning(
-                '%s: left-right check inconclusive (similarity %.3f as stored, %.3f mirrored)',
-                name,
-                scores[False],
-                scores[True],
-            )
-        if mirrored and not fix_left_right:
-            raise InputDataError(
-                f'{name}: mirrored left-right relative to the T1ce (the mirrored series fits '
-                f'{scores[True] / max(scores[False], 1e-9):.1f}x better); fix the header or '
-                'rerun with --fix-left-right to mirror it'
-            )
-        chosen = candidates[mirrored]
-        fine_matrix, _ = _register(
-            fine_fixed,
-            downsample(chosen, settings.fine_spacing),
-            Path(scratch) / 'fine_',
-            iterations=settings.fine_iterations,
-            shrink_factors=settings.fine_shrink_factors,
-            smoothing_sigmas=settings.fine_smoothing_sigmas,
-            sampling_rate=settings.sampling_rate,
-            initial=coarse[mirrored][1],
+
+        def refine(mirrored: bool) -> np.ndarray:
+            return _register(
+                fine_fixed,
+                downsample(candidates[mirrored], settings.fine_spacing),
+                Path(scratch) / f'fine{int(mirrored)}_',
+                iterations=settings.fine_iterations,
+                shrink_factors=settings.fine_shrink_factors,
+                smoothing_sigmas=settings.fine_smoothing_sigmas,
+                sampling_rate=settings.sampling_rate,
+                initial=coarse[mirrored][1],
+            )[0]
+
+        fine = {False: refine(False)}
+        if scores[False] < MIRROR_RATIO * scores[True]:
+            # Not clearly as stored: decide on both refined fits, so that one coarse run that
+            # stopped early can neither raise a false alarm nor hide a mirror.
+            fine[True] = refine(True)
+            scores = {m: _similarity(fine_reference, head, candidates[m], fine[m]) for m in fine}
+    mirrored = scores[True] > MIRROR_RATIO * scores[False]
+    if max(scores.values()) < MIRROR_RATIO * min(scores.values()):
+        LOGGER.warning(
+            '%s: left-right check inconclusive (similarity %.3f as stored, %.3f mirrored)',
+            name,
+            scores[False],
+            scores[True],
         )
+    if mirrored and not fix_left_right:
+        raise InputDataError(
+            f'{name}: mirrored left-right relative to the T1ce (the mirrored series fits '
+            f'{scores[True] / max(scores[False], 1e-9):.1f}x better); fix the header or '
+            'rerun with --fix-left-right to mirror it'
+        )
+    chosen, fine_matrix = candidates[mirrored], fine[mirrored]
     final = _similarity(fine_reference, head, chosen, fine_matrix)
     start = _similarity(fine_reference, head, moving, np.eye(4))
     if final < MIN_SIMILARITY or final < 0.9 * start:
