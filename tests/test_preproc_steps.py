@@ -101,3 +101,21 @@ def test_qc_figures_show_edges_and_outline(tmp_path):
         pixels = np.asarray(Image.open(path).convert('RGB'))
         assert pixels.shape[0] > 3 * 50 and pixels.shape[1] > 4 * 50
         assert (pixels == colour).all(axis=2).sum() > 100
+
+
+def test_sri24_atlas_is_installed_and_lies_on_the_brats_grid():
+    from bids_arca.preprocessing.atlas import SRI24_GRID, load_atlas
+    from bids_arca.preprocessing.grid import resample
+
+    brain, head = load_atlas('brain'), load_atlas('head')
+    assert brain.shape == head.shape == SRI24_GRID.shape
+    brain_on_grid, coverage = resample(brain, SRI24_GRID, order=0)
+    head_on_grid, _ = resample(head, SRI24_GRID, order=0)
+    assert coverage.all()
+    # The two atlas files store their arrays mirrored relative to each other, with headers
+    # that compensate: only through the headers do skull-stripped and head atlas coincide.
+    inside = brain_on_grid > 0
+    through_headers = np.corrcoef(brain_on_grid[inside], head_on_grid[inside])[0, 1]
+    as_arrays = np.corrcoef(brain.data[brain.data > 0], head.data[brain.data > 0])[0, 1]
+    assert through_headers > 0.98 > 0.8 > as_arrays
+    assert 1200 < inside.sum() / 1000 < 1800  # mL of brain at 1 mm

@@ -6,8 +6,9 @@ without). It declares ``numpy<2`` and ``antspyx<0.5``, which conflict with our p
 installed with ``--no-deps`` (Makefile ``install``) and only its two data files are read, through
 :mod:`importlib.resources`; none of its code is imported.
 
-The atlas arrays are mirrored relative to BraTS files and their headers compensate, so the atlas
-is always used through its header; the model grid in SRI24 space is the BraTS grid
+The atlas arrays are stored flipped relative to BraTS files, and the two atlas files relative to
+each other (left-right), with headers that compensate, so the atlas is always used through its
+header; the model grid in SRI24 space is the BraTS grid
 (240 x 240 x 155, 1 mm, voxel axes left-posterior-superior), which coincides with the atlas in
 world coordinates.
 """
