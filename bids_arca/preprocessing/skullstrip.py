@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import tempfile
+import warnings
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -109,7 +110,9 @@ def _deepbet(t1ce: Volume, device: str, threads: int) -> np.ndarray:
     from deepbet.bet import BrainExtraction
 
     target = _torch_device(device, threads)
-    extractor = BrainExtraction(no_gpu=target.type != 'cuda')
+    with warnings.catch_warnings():  # deepbet 1.0.2 loads TorchScript, deprecated in torch 2.13
+        warnings.simplefilter('ignore', DeprecationWarning)
+        extractor = BrainExtraction(no_gpu=target.type != 'cuda')
     image = nib.Nifti1Image(t1ce.data, t1ce.affine)
     with torch.inference_mode():
         _, mask, _ = extractor.run(image)
