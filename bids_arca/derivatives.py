@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from bids_arca import __version__
+from bids_arca.derivative_files import entities
 from bids_arca.errors import OutputError
 
 PIPELINE_NAME = 'bids-arca'
@@ -106,3 +107,42 @@ def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
     path.write_text(json.dumps(dataset_description(bids_dir), indent=2) + '\n')
     (output_dir / '.bidsignore').write_text('\n'.join(BIDSIGNORE) + '\n')
     return path
+
+
+#: Entity order for derivative names (BIDS 1.10 ``rules/entities.yaml``); ``from``/``to``/``mode``
+#: (transforms, BEP 014) go where fMRIPrep puts them, before ``space``.
+ENTITY_ORDER = (
+    'sub', 'ses', 'task', 'acq', 'ce', 'rec', 'dir', 'run', 'echo', 'part',
+    'from', 'to', 'mode', 'space', 'res', 'label', 'desc',
+)  # fmt: skip
+
+
+def derivative_name(
+    source: Path | str, suffix: str, extension: str, added: dict[str, str], keep: tuple = ()
+) -> str:
+    """The derivative file name for ``source`` with the ``added`` entities (or replaced).
+
+    ``keep`` limits the source entities carried over (empty: all of them), e.g. ``('sub', 'ses')``
+    for a file that describes the whole session rather than one series.
+    """
+    merged = {k: v for k, v in entities(Path(source).name).items() if not keep or k in keep}
+    merged.update(added)
+    unknown = set(merged) - set(ENTITY_ORDER)
+    if unknown:
+        raise ValueError(f'{source}: entities {sorted(unknown)} have no place in ENTITY_ORDER')
+    parts = [f'{key}-{merged[key]}' for key in ENTITY_ORDER if key in merged]
+    return '_'.join([*parts, suffix]) + extension
+
+
+def session_folder(source: Path | str) -> Path:
+    """The relative folder of a session's anatomical derivatives (``sub-01/ses-pre/anat``)."""
+    found = entities(Path(source).name)
+    folder = Path(f'sub-{found["sub"]}')
+    if 'ses' in found:
+        folder /= f'ses-{found["ses"]}'
+    return folder / 'anat'
+
+
+def camel_case(name: str) -> str:
+    """BIDS sidecar keys are CamelCase: ``fine_spacing`` -> ``FineSpacing``."""
+    return ''.join(part.capitalize() for part in name.split('_'))

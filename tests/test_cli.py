@@ -116,9 +116,13 @@ def test_foreign_derivative_is_not_overwritten(bids, tmp_path):
     assert json.loads((out / 'dataset_description.json').read_text()) == foreign
 
 
-def test_participant_run_writes_derivative_description(bids, tmp_path):
+def test_participant_run_writes_derivative_description(bids, tmp_path, caplog):
+    # The skeleton's 5 mm cubes are not heads: the run fails on the images (65), writes no
+    # session results, and still describes the derivative dataset.
     out = tmp_path / 'out'
-    assert main([str(bids), str(out), 'participant', '--participant-label', '01']) == 0
+    assert main([str(bids), str(out), 'participant', '--participant-label', '01']) == 65
+    assert 'field of view 5x5x5 mm is too small' in caplog.text
+    assert not (out / 'sub-01').exists()
     description = json.loads((out / 'dataset_description.json').read_text())
     assert description['DatasetType'] == 'derivative'
     assert description['GeneratedBy'][0]['Name'] == 'bids-arca'
@@ -140,10 +144,15 @@ def test_session_missing_a_contrast_fails_with_66(tmp_path, caplog):
     assert 'missing FLAIR' in caplog.text
 
 
-def test_invalid_bids_name_is_65_unless_skipped(bids, tmp_path):
+def test_invalid_bids_name_is_65_unless_skipped(bids, tmp_path, caplog):
     (bids / 'sub-01' / 'ses-preop' / 'anat' / 'notes.txt').write_text('x')
     assert main([str(bids), str(tmp_path / 'o1'), 'participant']) == 65
-    assert main([str(bids), str(tmp_path / 'o2'), 'participant', '--skip-bids-validation']) == 0
+    assert 'notes.txt: file name is not valid BIDS' in caplog.text
+    caplog.clear()
+    # Skipped: the run gets past the names and stops at the (synthetic) images instead.
+    assert main([str(bids), str(tmp_path / 'o2'), 'participant', '--skip-bids-validation']) == 65
+    assert 'not valid BIDS' not in caplog.text
+    assert 'field of view' in caplog.text
 
 
 def test_console_script_version_and_help():

@@ -17,6 +17,8 @@ from bids_arca.schemes import SCHEMES, get_scheme
 
 ANALYSIS_LEVELS = ('participant', 'group')
 DEVICES = ('auto', 'cpu', 'cuda')
+SKULL_STRIP_METHODS = ('deepbet', 'hdbet', 'template')
+MODEL_SPACES = ('T1ce', 'SRI24')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,6 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DEVICES,
         default='auto',
         help='where the network runs: auto takes a CUDA GPU when one is visible',
+    )
+
+    preproc = parser.add_argument_group('Preprocessing')
+    preproc.add_argument(
+        '--skull-strip',
+        '--skull_strip',
+        dest='skull_strip',
+        choices=SKULL_STRIP_METHODS,
+        default='deepbet',
+        help='brain extraction: deepbet (fast on CPU), hdbet (HD-BET, trained with tumour '
+        'patients; practical on a GPU) or template (SRI24 atlas registration, no network)',
+    )
+    preproc.add_argument(
+        '--model-space',
+        '--model_space',
+        dest='model_space',
+        choices=MODEL_SPACES,
+        default='T1ce',
+        help='grid the network works on: T1ce (1 mm, aligned with the T1ce, cropped to the head) '
+        'or SRI24 (the BraTS atlas space, through an affine registration)',
+    )
+    preproc.add_argument(
+        '--fix-left-right',
+        '--fix_left_right',
+        dest='fix_left_right',
+        action='store_true',
+        help='mirror a series whose left and right are swapped relative to the T1ce instead of '
+        'stopping with an error; the T1ce is taken as correct',
     )
 
     group = parser.add_argument_group(

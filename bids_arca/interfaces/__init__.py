@@ -1,0 +1,1 @@
+"""nipype interfaces: thin shells that read files, call plain functions and write files."""

@@ -1,0 +1,357 @@
+"""The per-session preprocessing workflow (nipype), built the way fMRIPrep builds its own.
+
+Graph of one session (``init_preproc_wf``); the three registrations and the skull stripping
+run in parallel under MultiProc::
+
+    reference_grid ─┬─> coreg_<role> ───────┐               ┌─> native_mask ───┐
+                    └─> skullstrip ─[atlas]─┴─> model_space ─┴─> preproc_<role> ─┴─> ds_preproc
+
+The QC figures are drawn where their data already are: the mask outline by ``skullstrip``,
+the edges of each series over the T1ce by its ``coreg_<role>`` (on the T1ce-aligned working
+grid, also when the model space is SRI24).
+
+Every number is computed by :mod:`bids_arca.preprocessing`; the nodes only move files. The
+results reach the output folder only through ``ds_preproc``, after everything else succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from bids_arca.derivative_files import entities
+from bids_arca.derivatives import derivative_name, session_folder
+from bids_arca.inputs import SessionInputs
+from bids_arca.interfaces.base import collect_errors
+from bids_arca.interfaces.derivatives import DerivativesSink
+from bids_arca.interfaces.preprocessing import (
+    AtlasRegister,
+    Coregister,
+    ModelSpace,
+    NativeMask,
+    Preprocess,
+    ReferenceGrid,
+    SkullStrip,
+)
+from bids_arca.outputs import bids_uri
+from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
+
+LOGGER = logging.getLogger(__name__)
+SRI24_REFERENCE = 'https://www.nitrc.org/projects/sri24/'
+
+
+@dataclass(frozen=True)
+class PreprocOptions:
+    """What the command line decides about preprocessing."""
+
+    skull_strip: str = 'deepbet'
+    model_space: str = 'T1ce'
+    fix_left_right: bool = False
+    device: str = 'cpu'
+    omp_nthreads: int = 1
+
+
+def init_preproc_wf(
+    session: SessionInputs,
+    bids_dir: Path,
+    output_dir: Path,
+    options: PreprocOptions,
+    name: str | None = None,
+) -> pe.Workflow:
+    """Preprocess one session into the model space and publish its derivatives.
+
+    Outputs (``outputnode``)
+    ------------------------
+    preproc
+        The four z-scored, skull-stripped float32 images on the model grid, in channel order
+        FLAIR, T1w, T1ce, T2w.
+    brain_mask
+        The brain mask on the model grid.
+    space
+        JSON of :class:`~bids_arca.preprocessing.space.SessionSpace`: the way back to the native
+        T1ce and FLAIR grids.
+    """
+    names = _Names(session, bids_dir, output_dir, options.model_space)
+    workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
+    outputnode = pe.Node(
+        niu.IdentityInterface(fields=['preproc', 'brain_mask', 'space']), name='outputnode'
+    )
+    images = session.images
+    threads = options.omp_nthreads
+
+    reference_grid = pe.Node(ReferenceGrid(t1ce=str(images[REFERENCE])), name='reference_grid')
+    skullstrip = pe.Node(
+        SkullStrip(method=options.skull_strip, device=options.device, num_threads=threads),
+        name='skullstrip',
+        n_procs=threads,
+    )
+    model_space = pe.Node(
+        ModelSpace(
+            space=options.model_space,
+            images=[str(images[role]) for role in (REFERENCE, *MOVING)],
+            mask_metadata=names.mask_metadata(model_grid=True),
+        ),
+        name='model_space',
+    )
+    native_mask = pe.Node(
+        NativeMask(metadata=names.mask_metadata(model_grid=False)), name='native_mask'
+    )
+    merge_transforms = _utility(niu.Merge(len(MOVING)), 'merge_transforms')
+    # fmt: off
+    workflow.connect([
+        (reference_grid, skullstrip, [('t1ce_on_grid', 't1ce_on_grid')]),
+        (reference_grid, model_space, [('grid', 'grid')]),
+        (skullstrip, model_space, [('mask', 'mask'), ('report', 'skullstrip_report')]),
+        (merge_transforms, model_space, [('out', 'transforms')]),
+        (model_space, native_mask, [('space', 'space'), ('mask', 'mask')]),
+        (skullstrip, native_mask, [('report', 'skullstrip_report')]),
+    ])
+    # fmt: on
+
+    coreg = {}
+    for index, role in enumerate(MOVING, start=1):
+        coreg[role] = pe.Node(
+            Coregister(
+                reference=str(images[REFERENCE]),
+                moving=str(images[role]),
+                fix_left_right=options.fix_left_right,
+                metadata={'Sources': [names.raw(role), names.raw(REFERENCE)]},
+            ),
+            name=f'coreg_{role}',
+            n_procs=threads,
+        )
+        # fmt: off
+        workflow.connect([
+            (reference_grid, coreg[role], [('head_mask', 'reference_head'), ('grid', 'grid'),
+                                           ('t1ce_on_grid', 't1ce_on_grid')]),
+            (coreg[role], merge_transforms, [('transform', f'in{index}')]),
+        ])
+        # fmt: on
+
+    published: list[tuple[pe.Node, str, str]] = []  # (node, output, relative destination)
+    if options.model_space == 'SRI24':
+        model_mask = names.mask('.nii.gz', model_grid=True)
+        atlas = pe.Node(
+            AtlasRegister(metadata={'Sources': [names.raw(REFERENCE), names.own(model_mask)]}),
+            name='atlas',
+            n_procs=threads,
+        )
+        # fmt: off
+        workflow.connect([
+            (reference_grid, atlas, [('t1ce_on_grid', 't1ce_on_grid')]),
+            (skullstrip, atlas, [('mask', 'mask')]),
+            (atlas, model_space, [('transform', 'atlas_transform')]),
+        ])
+        # fmt: on
+        published += [
+            (atlas, 'transform', names.atlas_transform('.txt')),
+            (atlas, 'sidecar', names.atlas_transform('.json')),
+        ]
+
+    preproc = {}
+    for role in CHANNELS:
+        reports, keys = [skullstrip], ['SkullStripping']
+        if role in MOVING:
+            reports.insert(0, coreg[role])
+            keys.insert(0, 'Coregistration')
+        preproc[role] = pe.Node(
+            Preprocess(
+                image=str(images[role]),
+                role=role,
+                report_keys=keys,
+                metadata=names.preproc_metadata(role),
+            ),
+            name=f'preproc_{role}',
+        )
+        merge_reports = _utility(niu.Merge(len(reports)), f'reports_{role}')
+        for index, node in enumerate(reports, start=1):
+            output = 'sidecar' if node in coreg.values() else 'report'
+            workflow.connect(node, output, merge_reports, f'in{index}')
+        # fmt: off
+        workflow.connect([
+            (model_space, preproc[role], [('space', 'space'), ('mask', 'mask')]),
+            (merge_reports, preproc[role], [('out', 'reports')]),
+        ])
+        # fmt: on
+        published += [
+            (preproc[role], 'preproc', names.preproc(role, '.nii.gz')),
+            (preproc[role], 'sidecar', names.preproc(role, '.json')),
+        ]
+    for role in MOVING:
+        published += [
+            (coreg[role], 'transform', names.transform(role, '.txt')),
+            (coreg[role], 'sidecar', names.transform(role, '.json')),
+        ]
+    published += [
+        (model_space, 'mask', names.mask('.nii.gz', model_grid=True)),
+        (model_space, 'mask_sidecar', names.mask('.json', model_grid=True)),
+        (native_mask, 'mask', names.mask('.nii.gz', model_grid=False)),
+        (native_mask, 'sidecar', names.mask('.json', model_grid=False)),
+    ]
+
+    merge_channels = _utility(niu.Merge(len(CHANNELS)), 'merge_channels')
+    for index, role in enumerate(CHANNELS, start=1):
+        workflow.connect(preproc[role], 'preproc', merge_channels, f'in{index}')
+    # fmt: off
+    workflow.connect([
+        (merge_channels, outputnode, [('out', 'preproc')]),
+        (model_space, outputnode, [('mask', 'brain_mask'), ('space', 'space')]),
+    ])
+    # fmt: on
+    published.append((skullstrip, 'figure', names.figure(0)))
+    for index, role in enumerate(MOVING, start=1):
+        published.append((coreg[role], 'figure', names.figure(index)))
+
+    merge_published = _utility(niu.Merge(len(published)), 'merge_published')
+    for index, (node, output, _) in enumerate(published, start=1):
+        workflow.connect(node, output, merge_published, f'in{index}')
+    ds_preproc = pe.Node(
+        DerivativesSink(
+            output_dir=str(output_dir), out_names=[str(dest) for _, _, dest in published]
+        ),
+        name='ds_preproc',
+        run_without_submitting=True,
+    )
+    workflow.connect(merge_published, 'out', ds_preproc, 'in_files')
+    return workflow
+
+
+def _utility(interface, name: str) -> pe.Node:
+    """A bookkeeping node, run in the main process (no worker round trip)."""
+    return pe.Node(interface, name=name, run_without_submitting=True)
+
+
+class _Names:
+    """Derivative file names and BIDS URIs of one session (A2 of the conventions)."""
+
+    def __init__(self, session: SessionInputs, bids_dir: Path, output_dir: Path, space: str):
+        self.images = session.images
+        self.bids_dir = bids_dir
+        self.output_dir = output_dir
+        self.space = space
+        self.t1ce = session.images[REFERENCE]
+        self.folder = session_folder(self.t1ce)
+
+    def raw(self, role: str) -> str:
+        return bids_uri(self.images[role], self.bids_dir, 'raw')
+
+    def own(self, relative: Path) -> str:
+        return bids_uri(self.output_dir / relative, self.output_dir, '')
+
+    def _session(self, suffix: str, extension: str, entities: dict) -> Path:
+        return self.folder / derivative_name(
+            self.t1ce, suffix, extension, entities, keep=('sub', 'ses')
+        )
+
+    def preproc(self, role: str, extension: str) -> Path:
+        source = self.images[role]
+        suffix = Path(source).name.split('.')[0].rsplit('_', 1)[1]
+        entities = {'space': self.space, 'desc': 'preproc'}
+        return self.folder / derivative_name(source, suffix, extension, entities)
+
+    def mask(self, extension: str, model_grid: bool) -> Path:
+        entities = {'space': self.space} if model_grid else {}
+        return self._session('mask', extension, entities | {'desc': 'brain'})
+
+    def transform(self, role: str, extension: str) -> Path:
+        entities = {'from': role, 'to': REFERENCE, 'mode': 'image'}
+        return self._session('xfm', extension, entities)
+
+    def atlas_transform(self, extension: str) -> Path:
+        return self._session('xfm', extension, {'from': REFERENCE, 'to': 'SRI24', 'mode': 'image'})
+
+    def figure(self, index: int) -> Path:
+        figures = Path(f'sub-{entities(Path(self.t1ce).name)["sub"]}') / 'figures'
+        if index == 0:
+            name = derivative_name(self.t1ce, 'mask', '.png', {'desc': 'brain'}, ('sub', 'ses'))
+        else:
+            role = MOVING[index - 1]
+            name = derivative_name(self.t1ce, role, '.png', {'desc': 'coreg'}, ('sub', 'ses'))
+        return figures / name
+
+    def spatial_reference(self, model_grid: bool) -> str:
+        if model_grid and self.space == 'SRI24':
+            return SRI24_REFERENCE
+        return self.raw(REFERENCE)
+
+    def mask_metadata(self, model_grid: bool) -> dict:
+        return {
+            'Sources': [self.raw(REFERENCE)],
+            'SpatialReference': self.spatial_reference(model_grid),
+        }
+
+    def preproc_metadata(self, role: str) -> dict:
+        sources = [self.raw(role)]
+        if role in MOVING:
+            sources.append(self.own(self.transform(role, '.txt')))
+        if self.space == 'SRI24':
+            sources.append(self.own(self.atlas_transform('.txt')))
+        sources.append(self.own(self.mask('.nii.gz', model_grid=True)))
+        return {'Sources': sources, 'SpatialReference': self.spatial_reference(True)}
+
+
+def run_workflow(
+    workflow: pe.Workflow, work_dir: Path, nprocs: int, verbose: int = 0, status_callback=None
+) -> None:
+    """Run with MultiProc (Linear for one process); re-raise the first node's BidsArcaError.
+
+    Sessions are independent: a failing session does not stop the others
+    (``stop_on_first_crash`` off), and each publishes its outputs only when it succeeded.
+    nipype's own log is silenced unless ``verbose`` > 1: the node's one-line error says what
+    went wrong, and unexpected failures point to the crash files. ``status_callback(node,
+    status)`` is nipype's hook, called as nodes start and end (the benchmarks time steps with it).
+    """
+    os.environ.setdefault('NO_ET', '1')  # nipype's version check would reach the network
+    _quiet_nipype(verbose)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    workflow.base_dir = str(work_dir)
+    crash_dir = work_dir / 'crash'
+    workflow.config['execution'] = {
+        'crashdump_dir': str(crash_dir),
+        'crashfile_format': 'txt',
+        'poll_sleep_duration': 0.2,
+        'stop_on_first_crash': False,
+    }
+    start = time.time()
+    plugin, args = ('Linear', {}) if nprocs == 1 else ('MultiProc', {'n_procs': nprocs})
+    if status_callback is not None:
+        args['status_callback'] = status_callback
+    if plugin == 'MultiProc':
+        # Workers are forked from this process: importing the heavy libraries once here
+        # saves each worker 3-5 s of CPU. Neither starts threads at import, so forking is safe.
+        import ants  # noqa: F401
+        import torch  # noqa: F401
+
+    try:
+        workflow.run(plugin=plugin, plugin_args=args)
+    except RuntimeError as failure:
+        found = collect_errors(work_dir / workflow.name, start)
+        if not found:
+            crashes = sorted(p for p in crash_dir.glob('crash-*') if p.stat().st_mtime >= start)
+            for crash in crashes:
+                LOGGER.error('node failed, see %s', crash)
+            raise
+        for error in found[1:]:
+            LOGGER.error('%s', error)
+        first = found[0]
+        if len(found) > 1:
+            raise type(first)(f'{first} (and {len(found) - 1} more, see above)') from failure
+        raise first from failure
+
+
+def _quiet_nipype(verbose: int) -> None:
+    """nipype logs to stdout with its own handler; route it through ours, at our level."""
+    from nipype import config as nipype_config
+    from nipype import logging as nipype_logging
+
+    level = 'INFO' if verbose > 1 else 'CRITICAL'
+    for key in ('workflow_level', 'interface_level', 'utils_level'):
+        nipype_config.set('logging', key, level)
+    nipype_logging.update_logging(nipype_config)
+    logging.getLogger('nipype').handlers.clear()
