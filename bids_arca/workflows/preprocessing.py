@@ -17,6 +17,7 @@ results reach the output folder only through ``ds_preproc``, after everything el
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -323,10 +324,14 @@ def run_workflow(
     if status_callback is not None:
         args['status_callback'] = status_callback
     if plugin == 'MultiProc':
-        # Workers are forked from this process: importing the heavy libraries once here
-        # saves each worker 3-5 s of CPU. Neither starts threads at import, so forking is safe.
-        import ants  # noqa: F401
-        import torch  # noqa: F401
+        # Workers come from a fork server, not from this process: once torch has computed here
+        # (a model run, an earlier session) its thread pools do not survive a fork and a forked
+        # worker hangs in its first torch call. The server imports the heavy libraries once, so
+        # each worker still starts without paying 3-5 s of imports.
+        multiprocessing.set_forkserver_preload(
+            ['ants', 'torch', 'bids_arca.interfaces.preprocessing']
+        )
+        args['mp_context'] = 'forkserver'
 
     try:
         workflow.run(plugin=plugin, plugin_args=args)
