@@ -17,14 +17,14 @@ FROM ${BASE_IMAGE} AS python
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 
 FROM python AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11-venv \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 # Extra pip options: empty installs from PyPI; `--no-index` installs only from the wheels copied
 # from containers/wheels/ (offline builds).
 ARG PIP_OPTIONS=""

@@ -12,7 +12,8 @@
 #   4. builds the image from a copy of the working tree, with those wheels (pip --no-index) and
 #      the BraTS-2017 checkpoints from ../shared;
 #   5. runs --version, makes a small phantom and runs the participant level on it inside the
-#      image, as an arbitrary uid, with a read-only root file system and no network;
+#      image, as an arbitrary uid, with a read-only root file system and no network; then, when
+#      bosh is installed, the same through `bosh exec launch boutiques.json`;
 #   6. prints the image size, stops dockerd and unmounts its network namespace.
 #
 # Usage: containers/build-local.sh [--purge]
@@ -21,7 +22,8 @@
 #   STATE_DIR      dockerd's data, the base image and the wheels (default /var/tmp/bids-arca-docker)
 #   TAG            image tag (default bids-arca/bids-arca:<version>)
 #   BRATS17_DIR    folder with the checkpoints (default $BIDS_ARCA_SHARED/weights/brats17-cacnn)
-#   PYTHON         host Python 3.11 used for `pip download` (default python3.11)
+#   PYTHON         host Python 3.11 used for `pip wheel` (default python3.11)
+#   BOSH           Boutiques' bosh; when found (default: on PATH) the descriptor is launched too
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +31,7 @@ SHARED=${BIDS_ARCA_SHARED:-$REPO/../shared}
 BRATS17_DIR=${BRATS17_DIR:-$SHARED/weights/brats17-cacnn}
 STATE_DIR=${STATE_DIR:-/var/tmp/bids-arca-docker}
 PYTHON=${PYTHON:-python3.11}
+BOSH=${BOSH-$(command -v bosh || true)}
 VERSION=$(sed -n "s/^__version__ = '\(.*\)'$/\1/p" "$REPO/bids_arca/__init__.py")
 TAG=${TAG:-bids-arca/bids-arca:$VERSION}
 BASE=local/debian:bookworm-minbase
@@ -44,6 +47,10 @@ esac
 if [[ $EUID -ne 0 ]]; then
     echo "$0: must run as root (it starts dockerd)" >&2
     exit 77
+fi
+if ! compgen -G "$BRATS17_DIR/*.ckpt.index" >/dev/null; then
+    echo "$0: $BRATS17_DIR: no BraTS-2017 checkpoints (set BRATS17_DIR or BIDS_ARCA_SHARED)" >&2
+    exit 66
 fi
 
 DATA_ROOT=$STATE_DIR/data-root
@@ -123,9 +130,12 @@ with open(sys.argv[1], 'rb') as stream:
 print('\n'.join(project['project']['dependencies'] + project['build-system']['requires']))
 EOF
 # `pip wheel` rather than `pip download`: packages published only as source (docopt, for
-# heudiconv) are built here, so that the image needs neither a compiler nor setuptools.
-if ! "$PYTHON" -m pip wheel --wheel-dir "$WHEELS" -r "$STATE_DIR/requirements.txt" \
-    >"$STATE_DIR/pip-wheel.log" 2>&1; then
+# heudiconv) are built here, so that the image needs neither a compiler nor setuptools. The
+# wheels of an earlier run are reused when they still satisfy the pins.
+if ! "$PYTHON" -m pip wheel --no-index --find-links "$WHEELS" --wheel-dir "$WHEELS" \
+        -r "$STATE_DIR/requirements.txt" >"$STATE_DIR/pip-wheel.log" 2>&1 \
+    && ! "$PYTHON" -m pip wheel --wheel-dir "$WHEELS" -r "$STATE_DIR/requirements.txt" \
+        >"$STATE_DIR/pip-wheel.log" 2>&1; then
     tail -20 "$STATE_DIR/pip-wheel.log" >&2
     exit 1
 fi
@@ -173,6 +183,18 @@ if ((foreign)); then
     exit 1
 fi
 grep -q '"Type": "docker"' "$RUN_DIR/out/dataset_description.json"
+
+if [[ -n $BOSH ]]; then
+    step "through Boutiques: bosh exec launch boutiques.json"
+    mkdir -p "$RUN_DIR/bosh"
+    cp -r "$RUN_DIR/sample/rawdata" "$RUN_DIR/bosh/rawdata"
+    printf '{"bids_dir": "rawdata", "output_dir_name": "out", "analysis_level": "participant"}' \
+        >"$RUN_DIR/bosh/invocation.json"
+    # bosh calls `docker`: the engine's own client first on PATH.
+    (cd "$RUN_DIR/bosh" && PATH=/usr/bin:$PATH "$BOSH" exec launch --user --no-pull \
+        --skip-data-collection "$REPO/boutiques.json" invocation.json)
+    test -f "$RUN_DIR/bosh/out/dataset_description.json"
+fi
 
 step "result"
 size=$("$DOCKER" image inspect --format '{{.Size}}' "$TAG")

@@ -158,7 +158,7 @@ def test_run_steps_are_valid_shell_and_clean_apt_lists():
         assert check.returncode == 0, f'{arguments}\n{check.stderr}'
         if 'apt-get install' in arguments:
             assert '--no-install-recommends' in arguments
-            assert 'rm -rf /var/lib/apt/lists/*' in arguments
+            assert 'apt-get clean && rm -rf /var/lib/apt/lists/*' in arguments
 
 
 # --------------------------------------------------------------------------------------------
