@@ -28,11 +28,14 @@ from tests.bids_skeleton import ALL_ROLES, make_bids
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTOR = REPO / 'boutiques.json'
 IGNORED = (argparse._HelpAction, argparse._VersionAction)
+# Options that take no value: a Boutiques Flag (or, for counts and --x/--no-x, a String whose
+# choices are the option's spellings).
 FLAG_ACTIONS = (
     argparse._StoreTrueAction,
     argparse._StoreFalseAction,
     argparse._StoreConstAction,
     argparse._CountAction,
+    argparse.BooleanOptionalAction,
 )
 # Values for the simulated invocations when the generic ones ('01', '/sim/<id>', 2) do not
 # parse, keyed by input id.
@@ -56,14 +59,29 @@ def returns(action: argparse.Action) -> type:
     return typing.get_type_hints(action.type).get('return', str)
 
 
-def repeats_short_flag(choices: list, action: argparse.Action) -> bool:
-    """``-v``, ``-vv``: value choices that repeat one of a count action's short flags."""
-    return isinstance(action, argparse._CountAction) and all(
-        isinstance(c, str)
-        and len(c) > 1
-        and f'-{c[1]}' in action.option_strings
-        and c == '-' + c[1] * (len(c) - 1)
-        for c in choices
+def is_option_word(word, action: argparse.Action) -> bool:
+    """``--no-x`` of a ``--x/--no-x`` option, or ``-vv``: a short flag of a counting option
+    repeated."""
+    if not isinstance(word, str) or not word.startswith('-'):
+        return False
+    if word in action.option_strings:
+        return True
+    return (
+        isinstance(action, argparse._CountAction)
+        and len(word) > 2
+        and f'-{word[1]}' in action.option_strings
+        and word == '-' + word[1] * (len(word) - 1)
+    )
+
+
+def gives_options(item: dict) -> bool:
+    """An input without flag whose choices are spellings of an option (``-v``/``-vv``,
+    ``--longitudinal``/``--no-longitudinal``): how Boutiques writes counts and tri-states."""
+    choices = item.get('value-choices', [])
+    return (
+        'command-line-flag' not in item
+        and bool(choices)
+        and all(isinstance(c, str) and c.startswith('-') for c in choices)
     )
 
 
@@ -71,10 +89,8 @@ def action_of(item: dict, actions: list[argparse.Action]) -> argparse.Action:
     """The parser action a descriptor input stands for; fails when there is not exactly one."""
     if flag := item.get('command-line-flag'):
         found = [a for a in actions if flag in a.option_strings]
-    elif item.get('value-choices') and all(
-        isinstance(c, str) and c.startswith('-') for c in item['value-choices']
-    ):
-        found = [a for a in actions if repeats_short_flag(item['value-choices'], a)]
+    elif gives_options(item):
+        found = [a for a in actions if all(is_option_word(c, a) for c in item['value-choices'])]
     else:
         found = [
             a
@@ -182,8 +198,8 @@ def test_types_lists_choices_and_optionality_agree(dest):
     action, items = next((a, items) for a, items in inputs_by_action() if a.dest == dest)
     for item in items:
         where = f'boutiques.json input {item["id"]!r} (option {dest!r})'
-        if isinstance(action, argparse._CountAction):
-            assert item['type'] in ('Flag', 'String'), where
+        if gives_options(item):
+            assert item['type'] == 'String' and isinstance(action, FLAG_ACTIONS), where
         elif isinstance(action, FLAG_ACTIONS):
             assert item['type'] == 'Flag', where
         elif returns(action) in (int, float):
@@ -195,7 +211,7 @@ def test_types_lists_choices_and_optionality_agree(dest):
             assert item['type'] == 'String', where
         is_list = action.nargs in ('+', '*') or isinstance(action, argparse._AppendAction)
         assert item.get('list', False) == is_list, where
-        if action.choices is not None:
+        if action.choices is not None and not gives_options(item):
             assert [str(c) for c in item['value-choices']] == [str(c) for c in action.choices]
         if action.option_strings:
             assert item.get('optional', False) == (not action.required), where
@@ -221,7 +237,7 @@ def test_defaults_agree(monkeypatch):
                     f'{where}: default depends on the machine'
                 )
                 assert as_parsed(action, item['default-value']) == action.default, where
-            elif action.default not in (None, False, 0) and action.dest not in machine_dependent:
+            elif action.default and action.dest not in machine_dependent:
                 raise AssertionError(f'{where}: give "default-value" for {action.default!r}')
             elif action.dest in machine_dependent:
                 assert 'Default:' in item['description'], f'{where}: say what the default is'
@@ -279,10 +295,14 @@ def sample_value(item: dict, action: argparse.Action):
 
 
 def expected_value(item: dict, action: argparse.Action, value):
-    if isinstance(action, argparse._CountAction):
-        return 1 if value is True else len(value) - 1
-    if isinstance(action, FLAG_ACTIONS):
-        return action.const if not isinstance(action, argparse._StoreFalseAction) else False
+    """What the parser should store for the value an invocation gives to ``item``."""
+    if gives_options(item) or isinstance(action, FLAG_ACTIONS):
+        word = value if gives_options(item) else item['command-line-flag']
+        if isinstance(action, argparse._CountAction):
+            return 1 if word in action.option_strings else len(word) - 1
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return not word.startswith('--no-')
+        return action.const
     return as_parsed(action, value)
 
 
@@ -321,7 +341,8 @@ def simulate(invocation: dict, descriptor_path: Path = DESCRIPTOR) -> list[str]:
 @pytest.mark.parametrize('invocation', invocations(), ids=lambda inv: '-'.join(sorted(inv))[:60])
 def test_simulated_command_line_parses_to_the_intended_values(invocation):
     argv = simulate(invocation)
-    opts = cli_parser.parse_args(argv)
+    cli_parser.parse_args(argv)  # accepted, consistency checks included
+    opts = cli_parser.build_parser().parse_args(argv)  # the values as argparse stores them
     actions = user_actions()
     reaching = {}  # value-key: the input whose value reaches the command line (the first one)
     for item in descriptor()['inputs']:
