@@ -66,9 +66,12 @@ def ensure_checkpoints(folder: Path, commit: str, manifest: dict[str, str]) -> l
         download(RAW_URL.format(commit=commit, path=f'model17/{name}'), folder / name)
     if missing and not (folder / LICENCE).is_file():
         download(RAW_URL.format(commit=commit, path=LICENCE), folder / LICENCE)
-    missing_after, wrong = missing_or_wrong(folder, manifest)
-    if missing_after or wrong:
-        raise SystemExit(f'{folder}: downloaded files do not match {MANIFEST.name}: {wrong}')
+    still_missing, wrong = missing_or_wrong(folder, manifest)
+    if still_missing or wrong:
+        raise SystemExit(
+            f'{folder}: after download, missing {still_missing}, checksum mismatch {wrong} '
+            f'(see {MANIFEST.name})'
+        )
     return missing
 
 

@@ -185,6 +185,12 @@ def test_every_parser_option_is_in_the_descriptor():
     )
 
 
+def test_every_descriptor_input_is_an_option_of_the_parser():
+    actions = user_actions()
+    for item in descriptor()['inputs']:
+        action_of(item, actions)  # fails naming the input when it matches no option, or several
+
+
 def test_every_input_is_on_the_command_line_once():
     content = descriptor()
     command = content['command-line']
