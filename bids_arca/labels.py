@@ -46,6 +46,16 @@ REGIONS: dict[str, tuple[int, ...]] = {
     'TC': (NETC, ET, RC),
     'ET': (ET,),
 }
+# The regions reported in volume tables and evaluations (docs/outputs.md): the three above, edema
+# (WT - TC) and the rest of the core (TC - ET: necrosis, non-enhancing tumour and the cavity).
+REPORTED_REGIONS: dict[str, tuple[int, ...]] = {**REGIONS, 'ED': (SNFH,), 'NEC': (NETC, RC)}
+REGION_DESCRIPTIONS = {
+    'WT': 'whole tumour (NETC + SNFH + ET + RC)',
+    'TC': 'tumour core including the resection cavity (NETC + ET + RC)',
+    'ET': 'enhancing tumour',
+    'ED': 'edema, WT - TC (SNFH)',
+    'NEC': 'TC - ET: necrosis, non-enhancing tumour and the resection cavity (NETC + RC)',
+}
 
 
 def region_masks(dseg: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.errors import UsageError
+from bids_arca.schemes import SCHEMES, get_scheme
 
 ANALYSIS_LEVELS = ('participant', 'group')
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -49,6 +50,25 @@ def _positive_int(value: str) -> int:
 
 def _absolute_path(value: str) -> Path:
     return Path(value).expanduser().absolute()
+
+
+def _scheme(value: str):
+    try:
+        return get_scheme(value)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _named(convert):
+    """Build an argparse type for ``NAME=VALUE`` pairs (``VALUE`` converted by ``convert``)."""
+
+    def parse(value: str) -> tuple[str, object]:
+        name, sep, rest = value.partition('=')
+        if not sep or not name or not rest:
+            raise argparse.ArgumentTypeError(f'{value!r} is not NAME=VALUE')
+        return name, convert(rest)
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +154,61 @@ def build_parser() -> argparse.ArgumentParser:
         help='where the network runs: auto takes a CUDA GPU when one is visible',
     )
 
+    group = parser.add_argument_group(
+        'Group level',
+        'Analyses across participants, run after the participant level (see docs/group.md).',
+    )
+    group.add_argument(
+        '--evaluate',
+        action='store_true',
+        help='score the segmentations against --reference: Dice, Jaccard, HD95, volume '
+        'differences per region and session, summaries pre-op/post-op, box plots',
+    )
+    group.add_argument(
+        '--reference',
+        type=_absolute_path,
+        metavar='DERIV_DIR',
+        help='a BIDS derivative with reference label maps (*_dseg.nii.gz) on the native T1ce '
+        'grid, e.g. manual segmentations',
+    )
+    schemes = ', '.join(SCHEMES)
+    group.add_argument(
+        '--reference-scheme',
+        type=_scheme,
+        metavar='SCHEME',
+        help=f'label scheme of the reference: {schemes}, or the BraTS year (e.g. brats2021); '
+        "unless given, read from the reference's label table (dseg.tsv)",
+    )
+    group.add_argument(
+        '--compare',
+        nargs='+',
+        type=_named(_absolute_path),
+        default=[],
+        metavar='NAME=DERIV_DIR',
+        help='other segmentations (derivative folders) to evaluate beside ours, one summary '
+        'block per NAME',
+    )
+    group.add_argument(
+        '--compare-scheme',
+        nargs='+',
+        type=_named(_scheme),
+        default=[],
+        metavar='NAME=SCHEME',
+        help='label scheme of a --compare folder without label table',
+    )
+    group.add_argument(
+        '--lesion-wise',
+        action='store_true',
+        help='also compute the BraTS-2023 lesion-wise Dice and HD95',
+    )
+    group.add_argument(
+        '--longitudinal',
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="follow each participant's volumes across sessions, with changes and a volumetric "
+        'response category; unless given, on when a participant has several sessions',
+    )
+
     other = parser.add_argument_group('Other options')
     other.add_argument(
         '-w',
@@ -161,7 +236,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if opts.omp_nthreads is None:
         opts.omp_nthreads = min(opts.nprocs, 8)
     _check_paths(opts)
+    _check_group_options(opts)
     return opts
+
+
+def _check_group_options(opts: argparse.Namespace) -> None:
+    """Turn ``NAME=VALUE`` lists into dicts and refuse options that cannot work together."""
+    given = [
+        flag
+        for flag, value in (
+            ('--evaluate', opts.evaluate),
+            ('--compare', opts.compare),
+            ('--compare-scheme', opts.compare_scheme),
+            ('--lesion-wise', opts.lesion_wise),
+            ('--longitudinal', opts.longitudinal),
+        )
+        if value
+    ]
+    if opts.analysis_level != 'group' and given:
+        raise UsageError(f'{", ".join(given)}: only for the group level')
+    if opts.evaluate and opts.reference is None:
+        raise UsageError('--evaluate needs --reference DERIV_DIR (the reference segmentations)')
+    needs_evaluate = [f for f in given if f in ('--compare', '--compare-scheme', '--lesion-wise')]
+    if needs_evaluate and not opts.evaluate:
+        raise UsageError(f'{", ".join(needs_evaluate)}: only with --evaluate')
+    for flag, pairs in (('--compare', opts.compare), ('--compare-scheme', opts.compare_scheme)):
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise UsageError(f'{flag}: a NAME is given twice')
+    opts.compare, opts.compare_scheme = dict(opts.compare), dict(opts.compare_scheme)
+    unknown = sorted(set(opts.compare_scheme) - set(opts.compare))
+    if unknown:
+        raise UsageError(f'--compare-scheme: no --compare folder named {", ".join(unknown)}')
+    if 'bids-arca' in opts.compare:
+        raise UsageError('--compare: the name bids-arca is taken by this output folder')
 
 
 def _check_paths(opts: argparse.Namespace) -> None:

@@ -1,0 +1,1 @@
+"""Evaluation against reference segmentations: metrics, per-session and summary tables, plots."""

@@ -1,0 +1,1 @@
+"""Longitudinal follow-up: volumes per session date, changes, volumetric response, plots."""

@@ -1,0 +1,162 @@
+"""Per-subject volume trajectories from the participant outputs and the raw ``sessions.tsv``.
+
+Sessions are ordered by ``acq_time``; where a subject has a session without one they are ordered
+by label instead (with a warning) and ``days`` is left empty. The baseline is the first
+post-operative session when the subject has one (the response is judged after treatment; RANO
+and Ellingson et al. 2017 take a post-treatment baseline), otherwise the first session. Sessions
+before the baseline are listed with their volumes but get no change nor category. Every run reads
+all sessions again, so a session added later updates the tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bids_arca.derivative_files import SessionKey, find_files
+from bids_arca.errors import InputDataError, MissingInputError
+from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.longitudinal.response import Change, Volume, change, response
+from bids_arca.sessions import POST_OP, SessionInfo, read_sessions
+
+LOGGER = logging.getLogger(__name__)
+BASELINE = 'baseline'
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One session of a subject: when, before or after surgery, and its region volumes."""
+
+    session: str | None
+    info: SessionInfo
+    volumes: dict[str, Volume]
+
+
+def read_volumes(path: Path) -> dict[str, Volume]:
+    """A participant ``*_desc-tumor_volumes.tsv``: region -> volume with its 95% interval."""
+    with path.open(newline='') as handle:
+        rows = list(csv.DictReader(handle, delimiter='\t'))
+    needed = {'region', 'volume_ml', 'ci_low_ml', 'ci_high_ml'}
+    if not rows or not needed <= set(rows[0]):
+        raise InputDataError(f'{path}: needs columns {", ".join(sorted(needed))}')
+    try:
+        return {
+            row['region']: Volume(
+                float(row['volume_ml']), _optional(row['ci_low_ml']), _optional(row['ci_high_ml'])
+            )
+            for row in rows
+        }
+    except ValueError as error:
+        raise InputDataError(f'{path}: {error}') from None
+
+
+def _optional(cell: str) -> float | None:
+    return None if cell.strip() in ('', 'n/a') else float(cell)
+
+
+def collect(
+    output_dir: Path,
+    bids_dir: Path,
+    participants: list[str] | None = None,
+    sessions: list[str] | None = None,
+) -> dict[str, list[Visit]]:
+    """The visits of each subject in the output folder, in time order."""
+    tables = find_files(output_dir, 'volumes', ('.tsv',), desc='tumor')
+    selected: dict[str, list[tuple[SessionKey, Path]]] = {}
+    for key, path in tables.items():
+        if (participants and key[0] not in participants) or (sessions and key[1] not in sessions):
+            continue
+        selected.setdefault(key[0], []).append((key, path))
+    if not selected:
+        raise MissingInputError(
+            f'{output_dir}: no volumes tables (*_desc-tumor_volumes.tsv); run the participant '
+            'level first'
+        )
+    visits = {}
+    for subject, found in sorted(selected.items()):
+        infos = read_sessions(bids_dir, subject)
+        listed = [
+            Visit(key[1], infos.get(key[1] or '', SessionInfo()), read_volumes(path))
+            for key, path in found
+        ]
+        visits[subject] = _in_time_order(subject, listed)
+    return visits
+
+
+def _in_time_order(subject: str, visits: list[Visit]) -> list[Visit]:
+    if all(v.info.acq_time is not None for v in visits):
+        return sorted(visits, key=lambda v: v.info.acq_time)  # type: ignore[arg-type,return-value]
+    LOGGER.warning(
+        'sub-%s: acq_time missing in sessions.tsv for some sessions; ordered by session label',
+        subject,
+    )
+    return sorted(visits, key=lambda v: v.session or '')
+
+
+def baseline_index(visits: list[Visit]) -> int:
+    post = [i for i, v in enumerate(visits) if v.info.surgery == POST_OP]
+    return post[0] if post else 0
+
+
+def table_rows(subject: str, visits: list[Visit]) -> list[dict]:
+    """One row per (session, region): volume, changes from baseline and nadir, category."""
+    start = baseline_index(visits)
+    dated = all(v.info.acq_time is not None for v in visits)
+    rows = []
+    for region in REPORTED_REGIONS:
+        if not all(region in v.volumes for v in visits):
+            continue
+        series = [v.volumes[region] for v in visits]
+        for i, visit in enumerate(visits):
+            row = _session_columns(subject, visit, visits[start], dated) | {
+                'region': region,
+                'volume_ml': series[i].ml,
+                'ci_low_ml': series[i].low,
+                'ci_high_ml': series[i].high,
+            }
+            if i == start:
+                row['response'] = BASELINE
+            elif i > start:
+                nadir = min(range(start, i), key=lambda j: series[j].ml)
+                row |= _change_columns('baseline', change(series[start], series[i]))
+                row |= _change_columns('nadir', change(series[nadir], series[i]))
+                row['nadir_session'] = _label(visits[nadir].session)
+                category = response(series[i], series[start], series[nadir])
+                row['response'] = category.category
+                row['within_noise'] = category.within_noise
+            rows.append(row)
+    rows.sort(key=lambda r: (r['participant_id'], _position(visits, r['session_id'])))
+    return rows
+
+
+def _session_columns(subject: str, visit: Visit, baseline: Visit, dated: bool) -> dict:
+    when = visit.info.acq_time
+    days = (when - baseline.info.acq_time).days if dated else None  # type: ignore[operator]
+    return {
+        'participant_id': f'sub-{subject}',
+        'session_id': _label(visit.session),
+        'acq_time': when.isoformat() if isinstance(when, datetime) else None,
+        'days': days,
+        'surgery': visit.info.surgery,
+        'baseline_session': _label(baseline.session),
+    }
+
+
+def _change_columns(reference: str, delta: Change) -> dict:
+    return {
+        f'change_{reference}_ml': delta.ml,
+        f'change_{reference}_pct': delta.pct,
+        f'change_{reference}_low_ml': delta.low_ml,
+        f'change_{reference}_high_ml': delta.high_ml,
+    }
+
+
+def _label(session: str | None) -> str | None:
+    return f'ses-{session}' if session else None
+
+
+def _position(visits: list[Visit], session_id: str | None) -> int:
+    return next(i for i, v in enumerate(visits) if _label(v.session) == session_id)

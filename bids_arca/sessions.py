@@ -1,0 +1,73 @@
+"""Per-session facts from a raw BIDS dataset's ``sub-<label>/sub-<label>_sessions.tsv``.
+
+Two optional columns are read:
+
+``acq_time``
+    The session's date (BIDS ``acq_time``: ``YYYY-MM-DDThh:mm:ss[.ffffff]``, a date alone is
+    accepted too); it orders follow-up sessions and dates their volumes.
+``surgery``
+    Whether the exam is before or after tumour surgery. Accepted values (any case):
+    ``preop``, ``pre-op``, ``pre``, ``preoperative`` and ``postop``, ``post-op``, ``post``,
+    ``postoperative``; ``n/a`` or an empty cell means unknown. Anything else is an error, so a
+    misspelt value never moves an exam to the wrong group.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bids_arca.errors import InputDataError
+
+PRE_OP, POST_OP = 'pre-op', 'post-op'
+_SURGERY = {
+    **dict.fromkeys(('preop', 'pre-op', 'pre', 'preoperative'), PRE_OP),
+    **dict.fromkeys(('postop', 'post-op', 'post', 'postoperative'), POST_OP),
+}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    acq_time: datetime | None = None
+    surgery: str | None = None  # PRE_OP, POST_OP or None (unknown)
+
+
+def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
+    """The sessions listed for one subject, by label without ``ses-``; empty if no table."""
+    path = bids_dir / f'sub-{subject}' / f'sub-{subject}_sessions.tsv'
+    if not path.is_file():
+        return {}
+    with path.open(newline='') as handle:
+        rows = list(csv.DictReader(handle, delimiter='\t'))
+    if rows and 'session_id' not in rows[0]:
+        raise InputDataError(f'{path}: no "session_id" column')
+    return {
+        row['session_id'].removeprefix('ses-'): SessionInfo(
+            _acq_time(row.get('acq_time'), path), _surgery(row.get('surgery'), path)
+        )
+        for row in rows
+    }
+
+
+def _acq_time(value: str | None, path: Path) -> datetime | None:
+    if value is None or value.strip() in ('', 'n/a'):
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InputDataError(
+            f'{path}: acq_time {value!r} is not a date-time (YYYY-MM-DDThh:mm:ss)'
+        ) from None
+
+
+def _surgery(value: str | None, path: Path) -> str | None:
+    if value is None or value.strip() in ('', 'n/a'):
+        return None
+    try:
+        return _SURGERY[value.strip().lower()]
+    except KeyError:
+        raise InputDataError(
+            f'{path}: surgery {value!r} is not one of preop, postop (or pre-op, post-op, n/a)'
+        ) from None

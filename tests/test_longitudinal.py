@@ -1,0 +1,169 @@
+"""Longitudinal follow-up: changes with intervals, response categories, tables over sessions."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from bids_arca.cli.run import main
+from bids_arca.errors import InputDataError
+from bids_arca.longitudinal.response import CR, PD, PR, SD, Volume, change, response
+from bids_arca.sessions import POST_OP, PRE_OP, read_sessions
+from tests.group_data import Session, write_outputs, write_raw, write_session_output
+
+# ET of 500 voxels is 1 mL; NETC 1, SNFH 2, ET 3, RC 4.
+SUBJECTS = {
+    '01': [
+        Session('preop', '2024-01-10', 'preop', {1: 400, 3: 1000, 2: 600}),
+        Session('postop', '2024-02-01', 'postop', {4: 300, 3: 500, 2: 400}),  # baseline
+        Session('fu1', '2024-05-02', 'postop', {4: 300, 3: 150, 2: 300}),  # -70%: PR
+        Session('fu2', '2024-08-01', 'postop', {4: 300, 3: 250, 2: 300}),  # +67% from nadir: PD
+    ],
+    '02': [
+        Session('postop', '2024-03-01', 'postop', {4: 200, 3: 200, 2: 100}),  # baseline
+        Session('fu1', '2024-06-01', 'postop', {4: 200, 2: 100}),  # ET gone: CR
+        Session('fu2', '2024-09-01', 'postop', {4: 200, 3: 20, 2: 100}, ci_fraction=1.0),
+    ],
+}
+
+
+def test_change_interval_in_quadrature():
+    delta = change(Volume(10.0, 9.0, 11.0), Volume(13.0, 11.0, 16.0))
+    assert delta.ml == pytest.approx(3.0)
+    assert delta.pct == pytest.approx(30.0)
+    assert delta.low_ml == pytest.approx(3.0 - math.hypot(2.0, 1.0))
+    assert delta.high_ml == pytest.approx(3.0 + math.hypot(3.0, 1.0))
+    assert delta.within_noise is False
+    assert change(Volume(10.0, 8.0, 12.0), Volume(11.0, 9.0, 13.0)).within_noise is True
+    assert change(Volume(10.0), Volume(11.0)).within_noise is None
+
+
+@pytest.mark.parametrize(
+    ('current', 'baseline', 'nadir', 'expected'),
+    [
+        (14.0, 10.0, 10.0, PD),  # +40% from nadir
+        (13.9, 10.0, 10.0, SD),
+        (7.0, 20.0, 5.0, PD),  # +40% from a nadir below baseline, though -65% from baseline
+        (0.5, 0.0, 0.0, PD),  # new disease after none
+        (0.0, 4.0, 1.0, CR),
+        (3.5, 10.0, 10.0, PR),  # -65% from baseline
+        (3.6, 10.0, 10.0, SD),
+        (0.0, 0.0, 0.0, SD),  # no disease, still none
+    ],
+)
+def test_response_thresholds(current, baseline, nadir, expected):
+    assert response(Volume(current), Volume(baseline), Volume(nadir)).category == expected
+
+
+def test_sessions_tsv_values(tmp_path):
+    folder = tmp_path / 'sub-1'
+    folder.mkdir()
+    table = folder / 'sub-1_sessions.tsv'
+    table.write_text(
+        'session_id\tacq_time\tsurgery\nses-a\t2020-01-02T10:00:00\tPre-op\n'
+        'ses-b\t2020-03-01\tpostop\nses-c\tn/a\tn/a\n'
+    )
+    sessions = read_sessions(tmp_path, '1')
+    assert sessions['a'].surgery == PRE_OP and sessions['a'].acq_time.month == 1
+    assert sessions['b'].surgery == POST_OP
+    assert sessions['c'].surgery is None and sessions['c'].acq_time is None
+    table.write_text('session_id\tsurgery\nses-a\tlater\n')
+    with pytest.raises(InputDataError, match="surgery 'later'"):
+        read_sessions(tmp_path, '1')
+
+
+def read_rows(path):
+    with path.open(newline='') as handle:
+        return list(csv.DictReader(handle, delimiter='\t'))
+
+
+def et_rows(out, subject):
+    rows = read_rows(out / 'group_longitudinal.tsv')
+    mine = [r for r in rows if r['participant_id'] == subject and r['region'] == 'ET']
+    return {r['session_id']: r for r in mine}
+
+
+@pytest.fixture
+def study(tmp_path):
+    bids = write_raw(tmp_path / 'raw', SUBJECTS)
+    out = write_outputs(tmp_path / 'out', bids, SUBJECTS)
+    return bids, out
+
+
+def test_group_longitudinal_tables(study):
+    bids, out = study
+    assert main([str(bids), str(out), 'group']) == 0  # on by default: several sessions
+    first = et_rows(out, 'sub-01')
+    assert list(first) == ['ses-preop', 'ses-postop', 'ses-fu1', 'ses-fu2']
+    assert [first[s]['volume_ml'] for s in first] == ['2', '1', '0.3', '0.5']
+    assert [first[s]['response'] for s in first] == ['n/a', 'baseline', PR, PD]
+    assert [first[s]['days'] for s in first] == ['-22', '0', '91', '182']
+    assert first['ses-fu1']['change_baseline_pct'] == '-70'
+    assert first['ses-fu2']['nadir_session'] == 'ses-fu1'
+    assert float(first['ses-fu2']['change_nadir_pct']) == pytest.approx(200 / 3)
+    assert first['ses-fu2']['within_noise'] == 'false'
+    second = et_rows(out, 'sub-02')
+    assert [second[s]['response'] for s in second] == ['baseline', CR, PD]
+    assert second['ses-fu2']['within_noise'] == 'true'  # 0.04 mL with a 0-0.08 mL interval
+    wt = read_rows(out / 'group_longitudinal.tsv')
+    assert {r['region'] for r in wt} == {'WT', 'TC', 'ET', 'ED', 'NEC'}
+    sidecar = (out / 'group_longitudinal.json').read_text()
+    assert 'Ellingson' in sidecar
+    for name in (
+        'group.html',
+        'figures/group_longitudinal.png',
+        'figures/sub-02_longitudinal.png',
+    ):
+        assert (out / name).stat().st_size > 1000, name
+    assert not (out / 'group_evaluation.tsv').exists()
+
+
+def test_rerun_after_a_new_session(tmp_path):
+    early = {'01': SUBJECTS['01'][:3]}
+    bids = write_raw(tmp_path / 'raw', early)
+    out = write_outputs(tmp_path / 'out', bids, early)
+    assert main([str(bids), str(out), 'group', '--longitudinal']) == 0
+    assert list(et_rows(out, 'sub-01')) == ['ses-preop', 'ses-postop', 'ses-fu1']
+    before = (out / 'figures' / 'sub-01_longitudinal.png').read_bytes()
+    # A new follow-up arrives: the raw sessions.tsv gains a row, the participant level runs.
+    write_raw(bids, {'01': SUBJECTS['01']})
+    write_session_output(out, '01', SUBJECTS['01'][3])
+    assert main([str(bids), str(out), 'group', '--longitudinal']) == 0
+    rows = et_rows(out, 'sub-01')
+    assert list(rows) == ['ses-preop', 'ses-postop', 'ses-fu1', 'ses-fu2']
+    assert rows['ses-fu2']['response'] == PD
+    assert (out / 'figures' / 'sub-01_longitudinal.png').read_bytes() != before
+
+
+def test_sessions_without_dates_are_ordered_by_label(tmp_path, caplog):
+    subjects = {'03': [Session('1', '', 'n/a', {3: 500}), Session('2', '', 'n/a', {3: 550})]}
+    bids = write_raw(tmp_path / 'raw', subjects)
+    (bids / 'sub-03' / 'sub-03_sessions.tsv').unlink()
+    out = write_outputs(tmp_path / 'out', bids, subjects)
+    assert main([str(bids), str(out), 'group']) == 0
+    rows = et_rows(out, 'sub-03')
+    assert [r['response'] for r in rows.values()] == ['baseline', SD]
+    assert rows['ses-2']['days'] == 'n/a'
+    assert 'ordered by session label' in caplog.text
+
+
+def test_participant_filter(study):
+    bids, out = study
+    assert main([str(bids), str(out), 'group', '--participant-label', '02']) == 0
+    rows = read_rows(out / 'group_longitudinal.tsv')
+    assert {r['participant_id'] for r in rows} == {'sub-02'}
+
+
+def test_nothing_to_do_without_sessions_or_evaluation(tmp_path):
+    subjects = {'04': [Session('x', '2024-01-01', 'preop', {3: 10})]}
+    bids = write_raw(tmp_path / 'raw', subjects)
+    out = write_outputs(tmp_path / 'out', bids, subjects)
+    assert main([str(bids), str(out), 'group']) == 64  # one session: no follow-up to show
+
+
+def test_group_without_participant_outputs(tmp_path):
+    bids = write_raw(tmp_path / 'raw', {})
+    (tmp_path / 'out').mkdir()
+    assert main([str(bids), str(tmp_path / 'out'), 'group']) == 66
