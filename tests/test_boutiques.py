@@ -39,7 +39,11 @@ FLAG_ACTIONS = (
 )
 # Values for the simulated invocations when the generic ones ('01', '/sim/<id>', 2) do not
 # parse, keyed by input id.
-SAMPLE_VALUES: dict[str, object] = {}
+SAMPLE_VALUES: dict[str, object] = {
+    'reference_scheme': 'brats2021',
+    'compare': ['other=/sim/other'],
+    'compare_scheme': ['other=brats2017'],
+}
 
 
 def descriptor() -> dict:
