@@ -5,7 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE ?= sample
 
-.PHONY: install demo test lint clean
+.PHONY: install system-packages demo test lint clean
+
+# System tools the tests use: Orthanc, a PACS (brings dcmtk's findscu/storescu), Chromium (the
+# report in a real browser) and dicom3tools (dciodvfy). apt installs them when run as root;
+# otherwise the missing ones are listed and their tests are skipped (they fail when CI is set).
+SYSTEM_PACKAGES ?= orthanc chromium dicom3tools
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml
@@ -14,7 +19,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed system-packages
+
+system-packages:
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y --no-install-recommends $$missing \
+			|| { apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	else \
+		echo "Missing system packages (their tests are skipped):$$missing"; \
+		echo "Install them as root: apt-get install --no-install-recommends$$missing"; \
+	fi
 
 # Make a small phantom study (two sessions, pre- and post-operative) and segment it.
 demo: install

@@ -21,8 +21,20 @@ HOW_TO_ACKNOWLEDGE = (
 # A DOI names a registrant prefix ("10.NNNN") and a suffix; anything else (CBRAIN's single-subject
 # datasets say "TODO") is a placeholder, not provenance.
 _DOI = re.compile(r'(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)', re.IGNORECASE)
-# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables).
-BIDSIGNORE = ('*_xfm.*', '*.html', 'figures/', 'logs/', 'group_*.tsv', 'group_*.json')
+# Files of ours that BIDS does not name yet (transforms, reports, logs, group tables, volume
+# tables, provenance records, DICOM results).
+BIDSIGNORE = (
+    '*_xfm.*',
+    '*.html',
+    'figures/',
+    'logs/',
+    'group_*.tsv',
+    'group_*.json',
+    '*_volumes.tsv',
+    '*_volumes.json',
+    '*_provenance.json',
+    'dicom/',
+)
 
 
 def container() -> dict[str, str] | None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the read-only reference data live."""
+"""Shared fixtures: the read-only reference data and a throw-away PACS (Orthanc)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.orthanc import ORTHANC, require_tool, start_orthanc
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,3 +23,12 @@ def shared() -> Path:
     if not (path / 'data').is_dir():
         pytest.fail(f'{path}: reference data not found; set BIDS_ARCA_SHARED')
     return path
+
+
+@pytest.fixture(scope='session')
+def orthanc(tmp_path_factory):
+    """A running Orthanc on loopback accepting C-STORE from AE ``BIDSARCA`` (tests/orthanc.py)."""
+    require_tool(ORTHANC, 'orthanc')
+    server = start_orthanc(tmp_path_factory.mktemp('orthanc'))
+    yield server
+    assert server.stop() == 0, server.log.read_text()[-2000:]

@@ -1,0 +1,17 @@
+"""Session reports: QC findings, figures, volumes and methods on one HTML page."""
+
+from bids_arca.reports.html import Figure, ReportContext, render_report
+from bids_arca.reports.methods import methods
+from bids_arca.reports.qc import QCItem, SessionQC, left_right, registration, segmentation_checks
+
+__all__ = [
+    'Figure',
+    'QCItem',
+    'ReportContext',
+    'SessionQC',
+    'left_right',
+    'methods',
+    'registration',
+    'render_report',
+    'segmentation_checks',
+]

@@ -1,0 +1,176 @@
+"""The methods paragraph of a session report, with numbered citations.
+
+The text names what this run did (model, post-processing rules, interval method), so that it can
+be pasted into a paper; the preprocessing step passes its own sentence and reference keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bids_arca import __version__
+from bids_arca.quantification.volumes import INTERVAL_DESCRIPTIONS
+
+
+@dataclass(frozen=True)
+class Reference:
+    text: str
+    doi: str | None = None
+
+
+REFERENCES: dict[str, Reference] = {
+    'lotan2022': Reference(
+        'Lotan E, Zhang B, Dogra S, Wang WD, Carbone D, Fatterpekar G, Oermann EK, Lui YW. '
+        'Development and practical implementation of a deep learning-based pipeline for '
+        'automated pre- and postoperative glioma segmentation. AJNR Am J Neuroradiol. '
+        '2022;43(1):24-32.',
+        '10.3174/ajnr.A7363',
+    ),
+    'wang2018': Reference(
+        'Wang G, Li W, Ourselin S, Vercauteren T. Automatic brain tumor segmentation using '
+        'cascaded anisotropic convolutional neural networks. In: Brainlesion: Glioma, Multiple '
+        'Sclerosis, Stroke and Traumatic Brain Injuries (BrainLes 2017). LNCS 10670. Springer; '
+        '2018:178-190.',
+        '10.1007/978-3-319-75238-9_16',
+    ),
+    'wang2019': Reference(
+        'Wang G, Li W, Ourselin S, Vercauteren T. Automatic brain tumor segmentation based on '
+        'cascaded convolutional neural networks with uncertainty estimation. Front Comput '
+        'Neurosci. 2019;13:56.',
+        '10.3389/fncom.2019.00056',
+    ),
+    'myronenko2019': Reference(
+        'Myronenko A. 3D MRI brain tumor segmentation using autoencoder regularization. In: '
+        'Brainlesion: Glioma, Multiple Sclerosis, Stroke and Traumatic Brain Injuries '
+        '(BrainLes 2018). LNCS 11384. Springer; 2019:311-320.',
+        '10.1007/978-3-030-11726-9_28',
+    ),
+    'bidsapps2017': Reference(
+        'Gorgolewski KJ, Alfaro-Almagro F, Auer T, et al. BIDS apps: improving ease of use, '
+        'accessibility, and reproducibility of neuroimaging data analysis methods. PLoS Comput '
+        'Biol. 2017;13(3):e1005209.',
+        '10.1371/journal.pcbi.1005209',
+    ),
+    'dcm2niix2016': Reference(
+        'Li X, Morgan PS, Ashburner J, Smith J, Rorden C. The first step for neuroimaging data '
+        'analysis: DICOM to NIfTI conversion. J Neurosci Methods. 2016;264:47-56.',
+        '10.1016/j.jneumeth.2016.03.001',
+    ),
+    'ants2011': Reference(
+        'Avants BB, Tustison NJ, Song G, Cook PA, Klein A, Gee JC. A reproducible evaluation of '
+        'ANTs similarity metric performance in brain image registration. Neuroimage. '
+        '2011;54(3):2033-2044.',
+        '10.1016/j.neuroimage.2010.09.025',
+    ),
+    'hdbet2019': Reference(
+        'Isensee F, Schell M, Pflueger I, et al. Automated brain extraction of multisequence MRI '
+        'using artificial neural networks. Hum Brain Mapp. 2019;40(17):4952-4964.',
+        '10.1002/hbm.24750',
+    ),
+    'highdicom2022': Reference(
+        'Bridge CP, Gorman C, Pieper S, et al. Highdicom: a Python library for standardized '
+        'encoding of image annotations and machine learning model outputs in pathology and '
+        'radiology. J Digit Imaging. 2022;35(6):1719-1737.',
+        '10.1007/s10278-022-00683-y',
+    ),
+}
+
+RULE_SENTENCES: dict[str, str] = {
+    'paper': 'Following Lotan et al. {lotan2022}, holes smaller than 3 mm³ inside each region '
+    'were filled and, for each cascade stage, connected components smaller than one tenth of '
+    'the largest were removed.',
+    'wang': 'The fusion rules of Wang et al. {wang2018} were applied: closing, removal of '
+    'components under {wang_min_voxels} voxels, removal of core components lying mostly outside '
+    'the whole tumour, the two-largest-components rule for the core, and removal of an enhancing '
+    'region under 30 voxels.',
+    'none': 'No morphological post-processing was applied.',
+}
+DEFAULT_PREPROCESSING = (
+    'The T1-weighted, T2-weighted and FLAIR images were rigidly registered to the '
+    'contrast-enhanced T1-weighted image, skull-stripped and z-scored within the brain; the '
+    'preprocessing section of this report gives the details.'
+)
+
+
+class _Citations:
+    """Numbers references in order of first use."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def __getitem__(self, key: str) -> str:
+        if key not in REFERENCES:
+            raise KeyError(f'unknown reference {key!r}')
+        if key not in self.order:
+            self.order.append(key)
+        return f'[{self.order.index(key) + 1}]'
+
+
+class _Cite(dict):
+    def __init__(self, citations: _Citations, **values):
+        super().__init__(values)
+        self.citations = citations
+
+    def __missing__(self, key: str) -> str:
+        return self.citations[key]
+
+
+def methods(
+    *,
+    model_name: str,
+    model_version: str,
+    rules: str,
+    interval: str | None,
+    views: Sequence[str] = ('axial', 'sagittal', 'coronal'),
+    preprocessing: str = DEFAULT_PREPROCESSING,
+    preprocessing_references: Sequence[str] = ('dcm2niix2016', 'ants2011'),
+    wang_min_voxels: int = 2000,
+    dicom_outputs: bool = False,
+) -> tuple[list[str], list[Reference]]:
+    """The methods paragraphs (citations as ``[n]``) and the references they cite, in order."""
+    citations = _Citations()
+    cite = _Cite(citations, wang_min_voxels=wang_min_voxels)
+    model = f'{model_name} {model_version}'.strip()
+    paragraphs = [
+        'Gliomas were segmented with bids-arca {version} {bidsapps2017}, a BIDS App '
+        're-implementing AR-CA {lotan2022}: a cascade of anisotropic convolutional networks '
+        '{wang2018} that segments the whole tumour, then the tumour core (including the '
+        'resection cavity after surgery) and then the enhancing tumour, trained with an '
+        'autoencoder regulariser {myronenko2019}. Model: {model}.'.format_map(
+            _Cite(citations, version=__version__, model=model)
+        ),
+        _with_citations(preprocessing, [citations[key] for key in preprocessing_references]),
+        'The probabilities of the {count} views ({views}) were averaged {wang2018} and '
+        'thresholded at 0.5; the regions were nested so that the enhancing tumour lies inside '
+        'the core and the core inside the whole tumour. '.format_map(
+            _Cite(citations, count=len(views), views=', '.join(views))
+        )
+        + RULE_SENTENCES[rules].format_map(cite),
+        _volumes_sentence(interval, cite),
+    ]
+    if dicom_outputs:
+        paragraphs.append(
+            'DICOM Segmentation and colour overlay objects were written with highdicom '
+            '{highdicom2022}.'.format_map(cite)
+        )
+    return paragraphs, [REFERENCES[key] for key in citations.order]
+
+
+def _with_citations(text: str, marks: Sequence[str]) -> str:
+    """Put citation marks before the final full stop."""
+    body = text.strip().removesuffix('.')
+    return f'{body} {" ".join(marks)}.' if marks else f'{body}.'
+
+
+def _volumes_sentence(interval: str | None, cite: _Cite) -> str:
+    text = (
+        'Volumes were computed from the number of voxels of each region and the voxel volume of '
+        'the native contrast-enhanced T1-weighted grid. '
+    )
+    if interval is None:
+        return text + 'No uncertainty interval was computed.'
+    extra = ' {wang2019}' if interval == 'prediction' else ''
+    return text + f'Their intervals are the {INTERVAL_DESCRIPTIONS[interval]}{extra}.'.format_map(
+        cite
+    )

@@ -1,0 +1,200 @@
+"""The end of a participant session: from the network's region probabilities on the native T1ce
+grid to every result file, committed at once (see :mod:`bids_arca.outputs`).
+
+The pipeline calls :func:`write_results` after preprocessing and inference::
+
+    writer = SessionWriter(SessionOutputs(out, s.subject, s.session),
+                           fingerprint(s.images, parameters, model_card), overwrite=...)
+    if writer.is_current():
+        return                        # same inputs, parameters, model and version: skip
+    ...                               # preprocessing, inference, QC items
+    write_results(writer, s, bids_dir, probabilities, brain_mask=..., qc=..., ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bids_arca.dicom_outputs import write_series_outputs
+from bids_arca.dicom_outputs.series import read_series
+from bids_arca.grids import resample_labels
+from bids_arca.inputs import SessionInputs
+from bids_arca.outputs import FlairResampler, SessionWriter, bids_uri, provenance_record
+from bids_arca.postprocessing import postprocess
+from bids_arca.postprocessing.rules import Rules
+from bids_arca.quantification import volume_table, volumes_sidecar
+from bids_arca.quantification.volumes import threshold_members
+from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
+from bids_arca.reports.qc import segmentation_checks
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class RegionProbabilities:
+    """The network's output on the native T1ce grid (probabilities 0-1 or boolean masks).
+
+    ``members`` holds the (WT, TC, ET[, cavity]) maps of each view and flip when the model gives
+    them; with two or more, the volume intervals are prediction intervals, otherwise threshold
+    ranges. ``cavity`` is a resection-cavity output, for models that have one (members without
+    their own cavity map use it as it is, so the RC interval then only reflects the other
+    regions' spread).
+    """
+
+    wt: np.ndarray
+    tc: np.ndarray
+    et: np.ndarray
+    cavity: np.ndarray | None = None
+    members: Sequence[tuple[np.ndarray, ...]] = field(default_factory=tuple)
+    views: Sequence[str] = ('axial', 'sagittal', 'coronal')
+
+
+def same_scanner_space(labels: np.ndarray, t1ce: nib.Nifti1Image, flair: nib.Nifti1Image):
+    """Resample by the image headers alone: right when the patient did not move between the
+    series; otherwise pass a resampler that applies the inverse of the FLAIR registration."""
+    return resample_labels(labels, t1ce.affine, flair.affine, flair.shape[:3])
+
+
+def write_results(
+    writer: SessionWriter,
+    session: SessionInputs,
+    bids_dir: Path,
+    probabilities: RegionProbabilities,
+    *,
+    model_card: Mapping,
+    parameters: Mapping,
+    qc: SessionQC,
+    brain_mask: np.ndarray | None = None,
+    rules: Rules = 'paper',
+    flair_labels: FlairResampler | np.ndarray = same_scanner_space,
+    dicom_series: Mapping[str, Sequence[Path]] | None = None,
+    figures: Sequence[Figure] = (),
+    preprocessing_text: str | None = None,
+    timings_s: Mapping[str, float] | None = None,
+) -> list[Path]:
+    """Post-process, measure, write every output of the session and commit; return the paths.
+
+    ``dicom_series`` maps ``'T1ce'`` (SEG and overlays) and ``'FLAIR'`` (overlays) to the source
+    DICOM files of those series, when the session came from DICOM.
+    """
+    timings = dict(timings_s or {})
+    started = time.perf_counter()
+    t1ce = nib.load(session.images['T1ce'])
+    flair = nib.load(session.images['FLAIR'])
+    spacing = tuple(float(z) for z in t1ce.header.get_zooms()[:3])
+    options = {'rules': rules, 'brain_mask': brain_mask}
+    p = probabilities
+    labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
+    if len(p.members) >= 2:
+        members = [
+            postprocess(*m[:3], spacing, cavity=m[3] if len(m) > 3 else p.cavity, **options)
+            for m in p.members
+        ]
+        interval = 'prediction'
+    else:
+        members = threshold_members(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
+        interval = 'range'
+    has_cavity = p.cavity is not None
+    rows = volume_table(
+        labels, spacing, members=members, interval=interval, include_cavity=has_cavity
+    )
+    qc.add(*segmentation_checks(labels, spacing, brain_mask))
+    timings['postprocessing_and_volumes'] = time.perf_counter() - started
+
+    sources = [bids_uri(path, bids_dir) for _, path in sorted(session.images.items())]
+    t1ce_uri = bids_uri(session.images['T1ce'], bids_dir)
+    recorded = dict(parameters) | {'postprocessing': rules, 'volume_interval': interval}
+    outputs = writer.outputs
+    with writer:
+        started = time.perf_counter()
+        writer.write_dseg(
+            labels,
+            t1ce,
+            sources=sources,
+            spatial_reference=t1ce_uri,
+            model=model_card,
+            parameters=recorded,
+        )
+        flair_uri = bids_uri(session.images['FLAIR'], bids_dir)
+        writer.write_flair_dseg(flair_labels, t1ce, flair, spatial_reference=flair_uri)
+        regions = {'WT': p.wt, 'TC': p.tc, 'ET': p.et} | ({'RC': p.cavity} if has_cavity else {})
+        writer.write_probseg(
+            {name: np.asarray(value, np.float32) for name, value in regions.items()},
+            t1ce,
+            sources=sources,
+            spatial_reference=t1ce_uri,
+            description=f'mean of the {len(p.views)} network views',
+        )
+        writer.write_volumes(rows, volumes_sidecar(interval, include_cavity=has_cavity))
+        timings['write_derivatives'] = time.perf_counter() - started
+
+        dicom_sources = {}
+        for role, files in (dicom_series or {}).items():
+            started = time.perf_counter()
+            grid_labels, image = (labels, t1ce) if role == 'T1ce' else (_flair(writer), flair)
+            write_series_outputs(
+                grid_labels,
+                image.affine,
+                files,
+                role=role,
+                overlay_dir=writer.staged(outputs.dicom_overlay(role)),
+                seg_path=writer.staged(outputs.dicom_seg) if role == 'T1ce' else None,
+                algorithm=str(model_card.get('Name', 'bids-arca')),
+                algorithm_version=str(model_card.get('Version', '')),
+                uid_seed=writer.fingerprint,
+            )
+            dicom_sources[role] = str(read_series(files[:1]).first.SeriesInstanceUID)
+            timings[f'dicom_{role}'] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        text = methods(
+            model_name=str(model_card.get('Name', '')),
+            model_version=str(model_card.get('Version', '')),
+            rules=rules,
+            interval=interval,
+            views=p.views,
+            dicom_outputs=bool(dicom_series),
+            **({'preprocessing': preprocessing_text} if preprocessing_text else {}),
+        )
+        context = ReportContext(
+            subject=session.subject,
+            session=session.session,
+            background=t1ce,
+            labels=labels,
+            volumes=rows,
+            interval=interval,
+            qc=qc,
+            methods=text,
+            inputs={
+                role: bids_uri(path, bids_dir).removeprefix('bids:raw:')
+                for role, path in session.images.items()
+            },
+            model={k: str(v) for k, v in model_card.items()},
+            figures=figures,
+            provenance=outputs.provenance.as_posix(),
+        )
+        writer.write_report(render_report(context))
+        timings['report'] = time.perf_counter() - started
+        for step, seconds in timings.items():
+            LOGGER.info('%s: %s %.1f s', outputs.prefix, step, seconds)
+        return writer.commit(
+            provenance_record(
+                inputs=session.images,
+                bids_dir=bids_dir,
+                model_card=model_card,
+                parameters=recorded,
+                timings_s=timings,
+                dicom_sources=dicom_sources,
+            )
+        )
+
+
+def _flair(writer: SessionWriter) -> np.ndarray:
+    return np.asarray(nib.load(writer.staged(writer.outputs.flair_dseg)).dataobj)
