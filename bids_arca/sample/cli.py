@@ -1,0 +1,176 @@
+"""``bids-arca-sample``: make phantom datasets, draw mosaics. Exit codes from ``errors.py``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from bids_arca import __version__
+from bids_arca.errors import EXIT_INTERNAL, EXIT_OK, BidsArcaError, UsageError
+
+LOGGER = logging.getLogger('bids_arca.sample')
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage; BIDS Apps use 64 (EX_USAGE)."""
+
+    def error(self, message: str):
+        raise UsageError(f'{self.prog}: {message}')
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(',') if item.strip()]
+
+
+def _sizes(text: str) -> list[float]:
+    try:
+        sizes = [float(v) for v in _csv(text)]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f'not a list of numbers: {text!r}') from error
+    if not sizes or any(not 0.5 <= v <= 400 for v in sizes):
+        raise argparse.ArgumentTypeError(f'sizes must lie in 0.5-400 mL: {text!r}')
+    return sizes
+
+
+def _label(text: str) -> int:
+    value = text.removeprefix('sub-')
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f'subject labels are positive numbers: {text!r}')
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog='bids-arca-sample',
+        description='Synthetic pre- and post-operative glioma MRI with known truth.',
+    )
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+
+    make = commands.add_parser('make', help='write rawdata, sourcedata/dicom, derivatives/truth')
+    make.add_argument('out_dir', type=Path, help='output folder (created)')
+    make.add_argument('--subjects', type=int, default=1, metavar='N', help='subjects 1..N')
+    make.add_argument(
+        '--participant-label',
+        '--participant_label',
+        nargs='+',
+        type=_label,
+        metavar='LABEL',
+        help='make only these subjects (e.g. 02 sub-05); overrides --subjects',
+    )
+    make.add_argument(
+        '--sessions',
+        type=_csv,
+        default=['preop'],
+        metavar='LIST',
+        help='comma-separated: preop, postop, fu1, fu2... (default preop)',
+    )
+    make.add_argument('--seed', type=int, default=0)
+    make.add_argument('--small', action='store_true', help='3 mm head, fast (tests)')
+    make.add_argument(
+        '--format',
+        type=_csv,
+        default=['bids', 'dicom'],
+        metavar='LIST',
+        help='bids, dicom or both (default); the truth is always written',
+    )
+    make.add_argument(
+        '--size-ml',
+        type=_sizes,
+        metavar='LIST',
+        help='pre-op whole-tumour volume(s) in mL, cycled over subjects (default random 2-150)',
+    )
+    make.add_argument(
+        '--lesion',
+        type=_csv,
+        default=['glioma'],
+        metavar='LIST',
+        help='glioma, metastases or meningioma, cycled over subjects (default glioma)',
+    )
+    make.add_argument(
+        '--defect',
+        action='append',
+        default=[],
+        metavar='DEFECT',
+        help='mirror:ROLE, missing:ROLE (ROLE: T1w, T1ce, T2w, FLAIR), localizer, derived; '
+        'repeatable, applied to every session',
+    )
+    make.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    make.add_argument('-v', '--verbose', action='count', default=0)
+
+    draw = commands.add_parser('mosaic', help='PNG mosaic of a session folder or an image')
+    draw.add_argument('source', type=Path, help='rawdata/sub-XX/ses-YY folder or a NIfTI file')
+    draw.add_argument('-o', '--output', type=Path, required=True, help='PNG to write')
+    draw.add_argument('-v', '--verbose', action='count', default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        opts = build_parser().parse_args(argv)
+    except BidsArcaError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    logging.basicConfig(
+        level=logging.DEBUG if opts.verbose else logging.INFO,
+        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
+        datefmt='%H:%M:%S',
+        stream=sys.stderr,
+    )
+    try:
+        if opts.command == 'make':
+            _make(opts)
+        else:
+            from bids_arca.sample.mosaic import mosaic
+
+            LOGGER.info('wrote %s', mosaic(opts.source, opts.output))
+    except BidsArcaError as error:
+        LOGGER.error('%s', error)
+        return error.exit_code
+    except Exception:
+        LOGGER.exception('internal error; please report it with the log above')
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def _make(opts: argparse.Namespace) -> None:
+    from bids_arca.sample.dataset import FORMATS, make_dataset
+    from bids_arca.sample.lesion import LESION_KINDS
+    from bids_arca.sample.study import Defect, check_session_label
+
+    try:
+        defects = [str(Defect.parse(text)) for text in opts.defect]
+        for label in opts.sessions:
+            check_session_label(label)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if len(set(opts.sessions)) != len(opts.sessions) or not opts.sessions:
+        raise UsageError(f'--sessions must list distinct sessions: {",".join(opts.sessions)}')
+    if unknown := sorted(set(opts.lesion) - set(LESION_KINDS)):
+        raise UsageError(f'--lesion: unknown {", ".join(unknown)}; use {", ".join(LESION_KINDS)}')
+    if not opts.format or (unknown := sorted(set(opts.format) - set(FORMATS))):
+        raise UsageError(f'--format: use {" and/or ".join(FORMATS)}')
+    subjects = opts.participant_label or opts.subjects
+    if isinstance(subjects, int) and subjects < 1:
+        raise UsageError(f'--subjects must be at least 1, got {subjects}')
+    start = time.perf_counter()
+    out = make_dataset(
+        opts.out_dir,
+        subjects,
+        opts.sessions,
+        seed=opts.seed,
+        small=opts.small,
+        formats=opts.format,
+        lesions=opts.lesion,
+        sizes_ml=opts.size_ml,
+        defects=defects,
+        overwrite=opts.overwrite,
+    )
+    LOGGER.info('wrote %s in %.1f s', out, time.perf_counter() - start)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

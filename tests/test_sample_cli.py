@@ -1,0 +1,78 @@
+"""The ``bids-arca-sample`` command line: options, exit codes, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bids_arca.sample.cli import main
+from bids_arca.sample.mosaic import PANEL_PX
+
+
+@pytest.fixture(scope='module')
+def made(tmp_path_factory):
+    out = tmp_path_factory.mktemp('cli') / 'out'
+    code = main(
+        [
+            'make', str(out), '--small', '--participant-label', 'sub-02', '--sessions',
+            'postop', '--format', 'bids', '--lesion', 'meningioma', '--size-ml', '20',
+            '--defect', 'missing:T2w', '--seed', '4',
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_make_writes_what_was_asked(made):
+    raw = made / 'rawdata'
+    assert sorted(p.name for p in raw.glob('sub-*')) == ['sub-02']
+    assert not (made / 'sourcedata').exists()  # --format bids only
+    anat = raw / 'sub-02' / 'ses-postop' / 'anat'
+    assert not list(anat.glob('*T2w.nii.gz')) and len(list(anat.glob('*.nii.gz'))) == 3
+    truth = made / 'derivatives' / 'truth'
+    meta = json.loads(next(truth.rglob('*_ses-postop_desc-truth_dseg.json')).read_text())
+    assert meta['LesionType'] == 'meningioma' and meta['Defects'] == ['missing:T2w']
+    assert meta['RequestedPreopWholeTumorML'] == 20.0
+
+
+@pytest.mark.parametrize(
+    'argv',
+    [
+        ['make', 'X', '--sessions', 'preop,later'],
+        ['make', 'X', '--defect', 'blur'],
+        ['make', 'X', '--defect', 'mirror:DWI'],
+        ['make', 'X', '--lesion', 'lymphoma'],
+        ['make', 'X', '--size-ml', 'big'],
+        ['make', 'X', '--format', 'nrrd'],
+        ['make', 'X', '--subjects', '0'],
+        ['make', 'X', '--participant_label', 'sub-ab'],
+        ['make'],
+        ['draw', 'X'],
+    ],
+)
+def test_bad_usage_exits_64(argv, tmp_path):
+    argv = [str(tmp_path / 'o') if a == 'X' else a for a in argv]
+    assert main(argv) == os.EX_USAGE
+    assert not (tmp_path / 'o').exists()
+
+
+def test_existing_output_exits_73(made):
+    assert main(['make', str(made), '--small']) == os.EX_CANTCREAT
+
+
+def test_mosaic(made, tmp_path):
+    session = made / 'rawdata' / 'sub-02' / 'ses-postop'
+    png = tmp_path / 'mosaic.png'
+    assert main(['mosaic', str(session), '-o', str(png)]) == 0
+    with Image.open(png) as picture:
+        assert picture.size[0] == 5 * PANEL_PX and picture.size[1] > 4 * PANEL_PX
+    single = next((session / 'anat').glob('*ce-gadolinium_T1w.nii.gz'))
+    assert main(['mosaic', str(single), '-o', str(tmp_path / 'one.png')]) == 0
+    with Image.open(tmp_path / 'one.png') as picture:
+        pixels = np.asarray(picture.convert('L'), dtype=float)
+    assert pixels.shape[1] == 3 * PANEL_PX and pixels.std() > 20  # an image, not a flat field
+    assert main(['mosaic', str(tmp_path / 'none'), '-o', str(png)]) == os.EX_NOINPUT
