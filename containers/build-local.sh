@@ -171,7 +171,7 @@ mkdir -p "$RUN_DIR/out"
 chown -R "$RUN_UID:$RUN_UID" "$RUN_DIR"
 run=("$DOCKER" run --rm --network none --read-only --tmpfs /tmp -u "$RUN_UID:$RUN_UID")
 "${run[@]}" -v "$RUN_DIR:/data" --entrypoint bids-arca-sample "$TAG" \
-    make /data/sample --small --subjects 1 --sessions preop
+    make /data/sample --small --subjects 1 --sessions preop --format bids
 participant_start=$SECONDS
 "${run[@]}" -v "$RUN_DIR/sample/rawdata:/bids:ro" -v "$RUN_DIR/out:/out" "$TAG" \
     /bids /out participant --nprocs 2

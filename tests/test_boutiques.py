@@ -23,7 +23,7 @@ from boutiques import bosh
 from bids_arca import __version__, errors
 from bids_arca.cli import parser as cli_parser
 from bids_arca.cli.run import main
-from tests.bids_skeleton import ALL_ROLES, make_bids
+from bids_arca.sample.cli import main as make_phantom
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTOR = REPO / 'boutiques.json'
@@ -406,9 +406,14 @@ def cbrain_descriptor(path: Path) -> Path:
 
 
 def make_cbrain_task_dir(task: Path, subject: str) -> None:
-    """The task folder after CBRAIN's set-up: the BidsSubject and the fake dataset around it."""
-    make_bids(task / 'source', {subject: {'preop': ALL_ROLES, 'postop': ALL_ROLES}})
-    (task / 'source' / f'sub-{subject}').rename(task / f'sub-{subject}')
+    """The task folder after CBRAIN's set-up: the BidsSubject (a small phantom) and the fake
+    dataset around it."""
+    made = task / 'phantom'
+    make_phantom(
+        ['make', str(made), '--small', '--participant-label', subject, '--format', 'bids']
+    )
+    (made / 'rawdata' / f'sub-{subject}').rename(task / f'sub-{subject}')
+    shutil.rmtree(made)
     fake = task / CBRAIN_FAKE_DATASET
     fake.mkdir()
     shutil.copytree(task / f'sub-{subject}', fake / f'sub-{subject}')
@@ -416,23 +421,24 @@ def make_cbrain_task_dir(task: Path, subject: str) -> None:
     (fake / 'participants.tsv').write_text(f'participant_id\nsub-{subject}\n')
 
 
-def test_participant_level_on_cbrain_single_subject_dataset(tmp_path, monkeypatch):
+def test_participant_level_on_cbrain_single_subject_dataset(tmp_path, monkeypatch, caplog):
     task = tmp_path / 'task'
-    make_cbrain_task_dir(task, 'P001')
+    make_cbrain_task_dir(task, '07')
     content = descriptor()
     config = content['custom']['cbrain:integrator_modules']['BoutiquesBidsSingleSubjectMaker']
     assert config.get('keep_sub_prefix', False) is False
     invocation = {
-        config['dataset_input_id']: 'sub-P001',  # the BidsSubject the user picked
-        config['subjects_input_id']: ['P001'],  # filled in by the module, prefix stripped
-        'output_dir_name': 'bids-arca-P001',
+        config['dataset_input_id']: 'sub-07',  # the BidsSubject the user picked
+        config['subjects_input_id']: ['07'],  # filled in by the module, prefix stripped
+        'output_dir_name': 'bids-arca-07',
         'analysis_level': 'participant',
     }
     argv = simulate(invocation, cbrain_descriptor(tmp_path / 'cbrain.json'))
-    assert argv[:3] == [CBRAIN_FAKE_DATASET, 'bids-arca-P001', 'participant']
+    assert argv[:3] == [CBRAIN_FAKE_DATASET, 'bids-arca-07', 'participant']
     monkeypatch.chdir(task)
     assert main(argv) == 0
-    out = task / 'bids-arca-P001'
+    assert 'sub-07_ses-preop' in caplog.text  # the session was found through the fake dataset
+    out = task / 'bids-arca-07'
     description = json.loads((out / 'dataset_description.json').read_text())
     assert description['DatasetType'] == 'derivative'
     # CBRAIN's placeholder DOI is not a DOI and must not become provenance.
