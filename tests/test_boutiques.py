@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import shutil
 import subprocess
@@ -436,6 +437,7 @@ def test_participant_level_on_cbrain_single_subject_dataset(tmp_path, monkeypatc
     argv = simulate(invocation, cbrain_descriptor(tmp_path / 'cbrain.json'))
     assert argv[:3] == [CBRAIN_FAKE_DATASET, 'bids-arca-07', 'participant']
     monkeypatch.chdir(task)
+    caplog.set_level(logging.INFO)
     assert main(argv) == 0
     assert 'sub-07_ses-preop' in caplog.text  # the session was found through the fake dataset
     out = task / 'bids-arca-07'
