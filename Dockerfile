@@ -40,6 +40,7 @@ RUN python3.11 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pypro
         > /tmp/requirements.txt \
     && /opt/venv/bin/pip install ${PIP_OPTIONS} -r /tmp/requirements.txt
 COPY README.md LICENSE /src/
+COPY heuristics /src/heuristics
 COPY bids_arca /src/bids_arca
 RUN /opt/venv/bin/pip install ${PIP_OPTIONS} --no-deps /src
 

@@ -133,6 +133,34 @@ def test_dependencies_install_from_the_pinned_pyproject():
     assert any(pin.startswith('torch==') for pin in listed)
 
 
+def copied_into_src() -> set[str]:
+    """Paths, relative to /src, that COPY puts there: files into a folder keep their name
+    (``COPY README.md LICENSE /src/``), a folder gets the name its destination gives
+    (``COPY bids_arca /src/bids_arca``)."""
+    copied = set()
+    for keyword, arguments in dockerfile_instructions():
+        *sources, target = shlex.split(arguments) if keyword == 'COPY' else ['']
+        if not target.startswith('/src'):
+            continue
+        folder = target.removeprefix('/src').strip('/')
+        for source in sources:
+            name = Path(source).name if target.endswith('/') else ''
+            copied.add('/'.join(part for part in (folder, name) if part))
+    return copied
+
+
+def test_the_package_build_finds_its_files_in_the_image():
+    """Every file the wheel build reads (pyproject.toml: readme, licence, packages,
+    force-include) is copied to /src before ``pip install /src``."""
+    project = tomllib.loads((REPO / 'pyproject.toml').read_text())
+    wheel = project['tool']['hatch']['build']['targets']['wheel']
+    needed = {project['project']['readme'], *project['project']['license-files']}
+    needed |= {*wheel['packages'], *wheel.get('force-include', {})}
+    copied = copied_into_src()
+    missing = [path for path in needed if not any(path.startswith(c) for c in copied)]
+    assert not missing, f'Dockerfile does not copy {missing} to /src'
+
+
 def test_copy_sources_exist_and_are_not_dockerignored():
     ignored = [
         line.strip()
