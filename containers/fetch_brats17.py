@@ -2,8 +2,9 @@
 
 Used by the Dockerfile at build time (standard library only, so it runs before anything else is
 installed). Files already in the folder are kept when their checksum matches; the missing ones
-are downloaded from ``taigw/brats17`` at a pinned commit (folder ``model17``; the licence from
-the repository root). Any mismatch stops the build.
+are downloaded from ``taigw/brats17`` at a pinned commit (folder ``model17``), and so is its
+BSD-3 licence (repository root), which the converter keeps with the weights. Any checksum
+mismatch stops the build.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def ensure_checkpoints(folder: Path, commit: str, manifest: dict[str, str]) -> l
         raise SystemExit(f'{folder}: checksum mismatch for {", ".join(wrong)}')
     for name in missing:
         download(RAW_URL.format(commit=commit, path=f'model17/{name}'), folder / name)
-    if missing and not (folder / LICENCE).is_file():
+    if not (folder / LICENCE).is_file():  # the converter keeps it with the weights
         download(RAW_URL.format(commit=commit, path=LICENCE), folder / LICENCE)
     still_missing, wrong = missing_or_wrong(folder, manifest)
     if still_missing or wrong:

@@ -307,3 +307,12 @@ def test_documented_shell_examples_are_valid_bash(doc):
     for block in blocks:
         check = bash_syntax_ok(block)
         assert check.returncode == 0, f'{doc}:\n{block}\n{check.stderr}'
+
+
+def test_a_missing_licence_is_fetched_alone(weights, monkeypatch):
+    fetcher = load_fetcher()
+    (weights / 'LICENSE.txt').unlink()
+    urls = []
+    monkeypatch.setattr(fetcher, 'download', lambda url, path: urls.append(url))
+    assert fetcher.ensure_checkpoints(weights, 'd44297e', fetcher.read_manifest()) == []
+    assert [url.rsplit('/', 1)[1] for url in urls] == ['LICENSE.txt']
