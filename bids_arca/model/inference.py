@@ -1,0 +1,188 @@
+"""Segment one exam with a cascade model: the function the participant workflow calls.
+
+Input contract (see ``docs/model.md``): four co-registered, skull-stripped images on a 1 mm grid
+in the channel order FLAIR, T1, T1c, T2, each z-scored within the brain, as one array
+(4, X, Y, Z) whose axes point to the patient's left, posterior and superior (LPS, the BraTS and
+SRI24 layout; nibabel axis codes ``('L', 'P', 'S')``), plus the brain mask (X, Y, Z).
+
+Internally arrays are (C, Z, Y, X) as in Wang's code (NIfTI data transposed), cropped to the
+brain's bounding box + 5 voxels, with N(0, 1) noise outside the brain, which is what the
+networks saw in training (zeros there cost 5-8 Dice points, ``measurements.md``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from bids_arca.errors import InputDataError, UsageError
+from bids_arca.model.bundle import CascadeModel, load_bundle
+from bids_arca.model.cascade import CascadeOptions, run_cascade
+from bids_arca.model.postprocess import bounding_box, box_slices
+from bids_arca.model.runtime import inference_context, select_device
+from bids_arca.model.settings import STAGES, VIEWS
+from bids_arca.model.slabs import predict_view
+from bids_arca.model.store import resolve_model
+
+CHANNELS = ('FLAIR', 'T1', 'T1c', 'T2')
+SPACING_TOLERANCE_MM = 0.05
+# Slice axis first: model space (C, Z, Y, X) -> view (C, slice, row, column), and back for a
+# probability map (slice, row, column) -> (Z, Y, X). Wang's transpose_volumes on [D, H, W]:
+# sagittal (2, 0, 1), coronal (1, 0, 2).
+_TO_VIEW = {'axial': (0, 1, 2, 3), 'sagittal': (0, 3, 1, 2), 'coronal': (0, 2, 1, 3)}
+_FROM_VIEW = {'axial': (0, 1, 2), 'sagittal': (1, 2, 0), 'coronal': (1, 0, 2)}
+
+
+@dataclass
+class Segmentation:
+    """Result in the input's (X, Y, Z) layout: label map (``bids_arca.labels`` scheme: 1 NETC,
+    2 SNFH, 3 ET; no RC, which the cascade cannot tell from NETC) and the probabilities of WT, TC
+    and ET (0 outside the brain, and outside the boxes where TC and ET were predicted)."""
+
+    labels: np.ndarray
+    probabilities: dict[str, np.ndarray]
+    model: str
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per 'stage/view'
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time (all threads)
+
+
+def load_model(
+    model: str | CascadeModel | None = None, device: str | torch.device = 'auto'
+) -> CascadeModel:
+    """A model by name, path or ``None`` (the default), on ``device``; a loaded model is moved."""
+    target = device if isinstance(device, torch.device) else select_device(device)
+    loaded = model if isinstance(model, CascadeModel) else load_bundle(resolve_model(model))
+    # channels-last is oneDNN's fastest layout for these convolutions; cuDNN takes either
+    layout = torch.channels_last_3d if target.type == 'cpu' else torch.contiguous_format
+    for views in loaded.nets.values():
+        for net in views.values():
+            net.to(target, memory_format=layout)
+    return loaded
+
+
+def segment(
+    images: np.ndarray,
+    mask: np.ndarray,
+    spacing: Sequence[float],
+    model: str | CascadeModel | None = None,
+    *,
+    device: str = 'auto',
+    threads: int | None = None,
+    precision: str = 'float32',
+    views: Sequence[str] | None = None,
+    flips: Sequence[Sequence[int]] = (),
+    options: CascadeOptions | None = None,
+    seed: int = 0,
+) -> Segmentation:
+    """Run the cascade on one exam (arrays as in the module docstring).
+
+    Args:
+        model: name in the model store, path of a model folder, a loaded model, or None for the
+            default (``brats17-cacnn``).
+        device: ``auto`` (CUDA if visible), ``cpu`` or ``cuda[:N]``.
+        threads: CPU threads for the networks (default: PyTorch's, i.e. all cores).
+        precision: ``float32``; on CUDA also ``tf32`` or ``bfloat16`` (faster; check Dice with
+            ``benchmarks/model_inference.py`` before relying on it).
+        views: subset of the model's views (default all three; ``('axial',)`` is ~3x faster).
+        flips: extra test-time passes with the input mirrored along these input axes (e.g.
+            ``[(0,)]`` for left-right); their probabilities are averaged with the plain pass.
+        options: cascade switches (post-processing, hole filling, WT component threshold).
+        seed: seed of the noise that pads slabs and fills the background. It is drawn on the
+            compute device, so CPU and GPU differ by a noise realisation (at most ~0.003 Dice,
+            ``measurements.md``); each is deterministic for a given seed, model and precision.
+    """
+    brain = _check_inputs(images, mask, spacing)
+    torch_device = select_device(device)
+    cascade_model = load_model(model, torch_device)
+    settings = cascade_model.settings
+    views = tuple(views or settings.views)
+    unknown = set(views) - set(settings.views)
+    if unknown:
+        raise UsageError(f'views {sorted(unknown)} not in the model (has {settings.views})')
+    flip_sets = [()] + [tuple(sorted({2 - axis for axis in flip})) for flip in flips]
+
+    # Model space (C, Z, Y, X), cropped to the brain box + margin, noise outside the brain.
+    brain = brain.transpose(2, 1, 0)
+    window = box_slices(bounding_box(brain, settings.roi_margin))
+    crop_brain = np.ascontiguousarray(brain[window])
+    crop = images[(slice(None), *window[::-1])].transpose(0, 3, 2, 1)
+    crop = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).to(torch_device)
+    noise = torch.randn(crop.shape, generator=_generator(torch_device, seed), device=torch_device)
+    crop = torch.where(torch.from_numpy(crop_brain).to(torch_device), crop, noise)
+
+    seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
+
+    def predict(stage: str, part: torch.Tensor) -> np.ndarray:
+        stage_settings = settings.stages[stage]
+        total = torch.zeros(part.shape[1:], device=torch_device)
+        for view in views:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for f, flip in enumerate(flip_sets):
+                mirrored = part.flip([1 + a for a in flip]) if flip else part
+                oriented = mirrored.permute(_TO_VIEW[view]).contiguous()
+                stream = _generator(
+                    torch_device, _stream_seed(seed, STAGES.index(stage), VIEWS.index(view), f)
+                )
+                prob = predict_view(
+                    cascade_model.nets[stage][view],
+                    oriented,
+                    stage_settings.min_tile[view],
+                    settings.slab_slices,
+                    settings.slabs_per_batch,
+                    stream,
+                ).permute(_FROM_VIEW[view])
+                total += prob.flip(list(flip)) if flip else prob
+            if torch_device.type == 'cuda':
+                torch.cuda.synchronize(torch_device)
+            seconds[f'{stage}/{view}'] = time.perf_counter() - start
+            cpu_seconds[f'{stage}/{view}'] = time.process_time() - cpu_start
+        return (total / (len(views) * len(flip_sets))).cpu().numpy()
+
+    with inference_context(torch_device, threads, precision):
+        result = run_cascade(crop, crop_brain, settings, predict, options, float(np.prod(spacing)))
+
+    labels = np.zeros(brain.shape, dtype=np.uint8)
+    labels[window] = result.labels
+    probabilities = {}
+    for region, values in result.probabilities.items():
+        full = np.zeros(brain.shape, dtype=np.float32)
+        full[window] = values
+        probabilities[region] = full.transpose(2, 1, 0)
+    return Segmentation(
+        labels.transpose(2, 1, 0), probabilities, cascade_model.name, seconds, cpu_seconds
+    )
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device).manual_seed(seed)
+
+
+def _stream_seed(seed: int, stage: int, view: int, flip: int) -> int:
+    """A distinct, reproducible noise stream per stage, view and flip."""
+    return int(np.random.SeedSequence([seed, stage, view, flip]).generate_state(1)[0])
+
+
+def _check_inputs(images: np.ndarray, mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    if images.ndim != 4 or images.shape[0] != len(CHANNELS):
+        raise InputDataError(
+            f'images of shape {images.shape}: expected ({len(CHANNELS)}, X, Y, Z) in the order '
+            f'{", ".join(CHANNELS)}'
+        )
+    if mask.shape != images.shape[1:]:
+        raise InputDataError(f'brain mask of shape {mask.shape} does not match {images.shape}')
+    if len(spacing) != 3 or any(abs(s - 1.0) > SPACING_TOLERANCE_MM for s in spacing):
+        raise InputDataError(
+            f'voxel spacing {tuple(spacing)} mm: the networks need a 1 mm grid; resample first'
+        )
+    brain = np.asarray(mask) > 0
+    if not brain.any():
+        raise InputDataError('the brain mask is empty')
+    # values outside the brain are replaced by noise, so only the brain must be finite
+    if not np.isfinite(images).all() and not np.isfinite(images[:, brain]).all():
+        raise InputDataError('the images contain NaN or infinite values inside the brain')
+    return brain
