@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from bids_arca import __version__
@@ -18,6 +19,9 @@ HOW_TO_ACKNOWLEDGE = (
     'Please cite Lotan et al., AJNR 2022;43(1):24-32 (AR-CA) and Wang et al., BrainLes 2017, '
     'LNCS 10670 (cascaded anisotropic CNN), and name bids-arca with its version.'
 )
+# A DOI names a registrant prefix ("10.NNNN") and a suffix; anything else (CBRAIN's single-subject
+# datasets say "TODO") is a placeholder, not provenance.
+_DOI = re.compile(r'(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)', re.IGNORECASE)
 # Files of ours that BIDS does not name yet (transforms, reports, logs, group tables, volume
 # tables, provenance records, DICOM results).
 BIDSIGNORE = (
@@ -57,8 +61,8 @@ def dataset_description(bids_dir: Path) -> dict:
         generated_by['Container'] = box
     source: dict = {'URL': Path(bids_dir).absolute().as_uri()}
     raw = _read_description(Path(bids_dir) / 'dataset_description.json')
-    if doi := raw.get('DatasetDOI'):
-        source['DOI'] = doi if doi.startswith('doi:') else f'doi:{doi}'
+    if isinstance(doi := raw.get('DatasetDOI'), str) and (match := _DOI.fullmatch(doi.strip())):
+        source['DOI'] = f'doi:{match.group(1)}'
     if version := raw.get('DatasetVersion'):
         source['Version'] = version
     description = {
