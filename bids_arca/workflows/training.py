@@ -63,6 +63,13 @@ def hyperparameters(opts: Namespace) -> dict:
 def run_training(opts: Namespace) -> Path:
     """Train, write the model and its records; return the model folder."""
     context = distributed.init(opts.device)
+    if context.initialised:
+        LOGGER.info(
+            'distributed training: process %d of %d on %s',
+            context.rank,
+            context.world_size,
+            context.device,
+        )
     try:
         return _train(opts, context)
     finally:
