@@ -30,6 +30,8 @@ BIDSIGNORE = (
     '*_volumes.json',
     '*_provenance.json',
     'dicom/',
+    'models/',
+    'training/',
 )
 
 

@@ -72,6 +72,7 @@ def test_train_resume_and_fine_tune(dataset, tmp_path, small_training):
     assert data['train']['pre_op'] == data['train']['post_op']
     assert (out / 'training' / 'first' / 'metrics.tsv').read_text().count('\n') == 4
     assert (out / 'models' / 'first' / 'LICENSE.txt').is_file()
+    assert {'models/', 'training/'} <= set((out / '.bidsignore').read_text().split())
 
     # the same name again is refused, --resume keeps the finished networks
     assert (

@@ -12,8 +12,7 @@ from bids_arca.model.inference import _TO_VIEW
 from bids_arca.model.postprocess import bounding_box
 from bids_arca.schemes import get_scheme
 from bids_arca.training.augment import Augmentation, augment
-from bids_arca.training.cases import load_case, save_case
-from bids_arca.training.dataset import training_labels
+from bids_arca.training.cases import load_case, save_case, training_labels
 from bids_arca.training.sampling import VIEW_AXES, PatchSampler, PatchStream
 from bids_arca.training.splits import read_splits, split_subjects, write_splits
 from tests.training_support import synthetic_case

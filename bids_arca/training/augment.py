@@ -44,9 +44,11 @@ def augment(
     patch: tuple[int, int, int],
     augmentation: Augmentation,
     rng: np.random.Generator,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Augmented image (B, C, D, H, W) float32 and labels (B, D, H, W) int64 of size ``patch``,
-    from a batch of :class:`.sampling.PatchStream` moved to the device."""
+    from a batch of :class:`.sampling.PatchStream` moved to the device; the noise comes from
+    ``generator`` (on the batch's device) or torch's default one."""
     image, valid, labels = batch['image'].float(), batch['valid'], batch['labels']
     size_in = image.shape[2:]
     n = image.shape[0]
@@ -83,6 +85,6 @@ def augment(
         offset = torch.from_numpy(rng.uniform(-a, a, size=image.shape[:2])).float()
         shape = (*image.shape[:2], 1, 1, 1)
         image = image * gain.to(image.device).view(shape) + offset.to(image.device).view(shape)
-    noise = torch.randn(image.shape, device=image.device)
+    noise = torch.randn(image.shape, device=image.device, generator=generator)
     image = torch.where(valid[:, None], image, noise)
     return image.contiguous(), labels

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_arca.errors import InputDataError
+from bids_arca.errors import InputDataError, UsageError
+from bids_arca.labels import REGIONS
 from bids_arca.model.postprocess import bounding_box, box_slices
+from bids_arca.schemes import Scheme
 
 BRAIN_MARGIN = 5  # voxels around the brain box, as inference crops
 _FILES = ('images.npy', 'brain.npy', 'labels.npy')
@@ -53,6 +55,25 @@ def to_model_space(
     model_images = np.where(brain_zyx[window], model_images, 0).astype(np.float16)
     model_labels = labels.transpose(2, 1, 0)[window].astype(np.uint8)
     return model_images, brain_zyx[window], model_labels
+
+
+def training_labels(dseg: np.ndarray, scheme: Scheme) -> np.ndarray:
+    """A label map in our scheme with the same WT, TC and ET as ``dseg``.
+
+    A label that stands for several of our compartments (BraTS 2017's 1 = necrosis or
+    non-enhancing core, which may include a cavity) becomes one of them; the three regions the
+    cascade learns stay exact. Schemes that cannot express one of them are refused.
+    """
+    missing = [name for name, region in REGIONS.items() if not scheme.evaluable(region)]
+    if missing:
+        raise UsageError(
+            f'the {scheme.name} scheme cannot express {", ".join(missing)}; training needs '
+            'WT, TC and ET'
+        )
+    lookup = np.zeros(max(scheme.labels) + 1, dtype=np.uint8)
+    for value, (_, parts) in scheme.labels.items():
+        lookup[value] = min(parts)
+    return lookup[dseg.astype(np.intp)]
 
 
 def save_case(case: TrainingCase, folder: Path, key: str) -> None:

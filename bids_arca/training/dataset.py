@@ -13,16 +13,18 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bids_arca.derivative_files import load_label_map
-from bids_arca.errors import MissingInputError, UsageError
+from bids_arca.errors import MissingInputError
 from bids_arca.evaluation.evaluate import Source
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
-from bids_arca.labels import REGIONS
-from bids_arca.schemes import Scheme
 from bids_arca.sessions import read_sessions
-from bids_arca.training.cases import TrainingCase, load_case, save_case, to_model_space
+from bids_arca.training.cases import (
+    TrainingCase,
+    load_case,
+    save_case,
+    to_model_space,
+    training_labels,
+)
 from bids_arca.training.preprocess import preprocess_session, reference_on_model_grid
 
 LOGGER = logging.getLogger(__name__)
@@ -68,25 +70,6 @@ def find_training_sessions(
             f'{reference.root}'
         )
     return found
-
-
-def training_labels(dseg: np.ndarray, scheme: Scheme) -> np.ndarray:
-    """A label map in our scheme with the same WT, TC and ET as ``dseg``.
-
-    A label that stands for several of our compartments (BraTS 2017's 1 = necrosis or
-    non-enhancing core, which may include a cavity) becomes one of them; the three regions the
-    cascade learns stay exact. Schemes that cannot express one of them are refused.
-    """
-    missing = [name for name, region in REGIONS.items() if not scheme.evaluable(region)]
-    if missing:
-        raise UsageError(
-            f'the {scheme.name} scheme cannot express {", ".join(missing)}; training needs '
-            'WT, TC and ET'
-        )
-    lookup = np.zeros(max(scheme.labels) + 1, dtype=np.uint8)
-    for value, (_, parts) in scheme.labels.items():
-        lookup[value] = min(parts)
-    return lookup[dseg.astype(np.intp)]
 
 
 def _key(session: TrainingSession, scheme_name: str) -> str:

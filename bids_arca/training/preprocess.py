@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
 from bids_arca.errors import InputDataError
-from bids_arca.inputs import SessionInputs
+
+if TYPE_CHECKING:  # pybids stays out of the training processes
+    from bids_arca.inputs import SessionInputs
 
 CHANNEL_ROLES = ('FLAIR', 'T1w', 'T1ce', 'T2w')  # Wang's channel order
 LPS = ('L', 'P', 'S')

@@ -55,18 +55,24 @@ def train_cascade(
     time_budget_s: float | None = None,
     resume: bool = False,
     patches: dict[str, tuple[int, int, int]] | None = None,
+    stages: tuple[str, ...] = STAGES,
     log=None,
     progress=None,
     **hyperparameters,
 ) -> tuple[dict[str, dict[str, State]], list[TrainResult], CascadeSettings]:
     """Train the cascade; return the best weights per stage and view, the summaries and the
-    settings to export with them."""
+    settings to export with them. Stages left out of ``stages`` keep ``init``'s weights."""
+    if set(stages) != set(STAGES) and init is None:
+        raise UsageError('training only some stages needs an initial model for the others')
     settings = cascade_settings(variant, init)
-    budget = None if time_budget_s is None else time_budget_s / (len(STAGES) * len(variant.views))
+    budget = None if time_budget_s is None else time_budget_s / (len(stages) * len(variant.views))
     states: dict[str, dict[str, State]] = {}
     results = []
     for stage in STAGES:
         for view in variant.views:
+            if stage not in stages:
+                states.setdefault(stage, {})[view] = init.nets[stage][view].state_dict()
+                continue
             options = dict(hyperparameters)
             if patches and stage in patches:
                 options['patch'] = patches[stage]

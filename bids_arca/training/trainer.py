@@ -170,14 +170,13 @@ class Trainer:
         """Fixed patches of every validation case (the same in every epoch and on resume)."""
         batches = []
         none = Augmentation.none()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            for index, case in enumerate(self.validation_cases):
-                stream = self._stream([case], none, self.seed, 10_000 + index)
-                rng = np.random.default_rng([self.seed, index])
-                for _ in range(self.validation_batches_per_case):
-                    batch = stream.batch(rng)
-                    batches.append(augment(batch, self.patch, none, rng))
+        generator = torch.Generator().manual_seed(self.seed)
+        for index, case in enumerate(self.validation_cases):
+            stream = self._stream([case], none, self.seed, 10_000 + index)
+            rng = np.random.default_rng([self.seed, index])
+            for _ in range(self.validation_batches_per_case):
+                batch = stream.batch(rng)
+                batches.append(augment(batch, self.patch, none, rng, generator))
         return batches
 
     @torch.no_grad()
