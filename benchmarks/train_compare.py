@@ -248,7 +248,7 @@ def run_compare(args, split, device, out: Path, work: Path) -> None:
                 **trainer_options(args),
             )
             nets = cascade_networks(states, settings, variant)
-            model = CascadeModel(architecture, settings, nets, {}, work).to(device)
+            model = CascadeModel(architecture, settings, nets, {}, work)
             predict = lambda case, model=model: segment_cascade(model, case, device.type)  # noqa: E731
         else:
             options = trainer_options(args)
@@ -352,7 +352,9 @@ def run_finetune(args, split, device, out: Path, work: Path) -> None:
             'et_real': wt['ET'],
         }
 
-    before = scores(init)
+    cached = out / 'finetune_before.json'  # a rerun (--resume style) skips the slow part
+    before = json.loads(cached.read_text()) if cached.is_file() else scores(init)
+    cached.write_text(json.dumps(before))
     print('before', before, flush=True)
     start = time.monotonic()
     stages = tuple(args.finetune_stages.split(','))
@@ -369,10 +371,11 @@ def run_finetune(args, split, device, out: Path, work: Path) -> None:
         stages=stages,
         log=MetricsLog(out / 'finetune'),
         learning_rate=args.finetune_lr,
+        resume=True,
         **trainer_options(args),
     )
     nets = cascade_networks(states, settings, variant)
-    tuned = CascadeModel('finetuned', settings, nets, init.card, init.path).to(device)
+    tuned = CascadeModel('finetuned', settings, nets, init.card, init.path)
     seconds = time.monotonic() - start
     after = scores(tuned)
     print('after', after, flush=True)
