@@ -153,17 +153,35 @@ def start_orthanc(
             [ORTHANC, str(config)], stdout=stream, stderr=subprocess.STDOUT, cwd=root
         )
     server = Orthanc(process, root, aet, dicom_port, http_port, log, modalities)
+    return _wait_until_up(server, timeout)
+
+
+def restart_orthanc(server: Orthanc, timeout: float = 30.0) -> Orthanc:
+    """Start a stopped ``server`` again: same configuration, ports and stored instances (a PACS
+    that was down and comes back)."""
+    with open(server.log, 'ab') as stream:
+        server.process = subprocess.Popen(
+            [ORTHANC, str(server.root / 'orthanc.json')],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            cwd=server.root,
+        )
+    return _wait_until_up(server, timeout)
+
+
+def _wait_until_up(server: Orthanc, timeout: float) -> Orthanc:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(
-                f'Orthanc exited with {process.returncode}: {log.read_text()[-2000:]}'
+                f'Orthanc exited with {server.process.returncode}: '
+                f'{server.log.read_text()[-2000:]}'
             )
         try:
             server.rest('/system')
-            with socket.create_connection(('127.0.0.1', dicom_port), timeout=1):
+            with socket.create_connection(('127.0.0.1', server.dicom_port), timeout=1):
                 return server
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.05)
     server.stop()
-    raise TimeoutError(f'Orthanc did not answer within {timeout} s; log: {log}')
+    raise TimeoutError(f'Orthanc did not answer within {timeout} s; log: {server.log}')
