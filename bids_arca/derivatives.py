@@ -35,6 +35,8 @@ BIDSIGNORE = (
     '*_volumes.json',
     '*_provenance.json',
     'dicom/',
+    'models/',
+    'training/',
 )
 
 

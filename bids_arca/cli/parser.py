@@ -14,6 +14,8 @@ from pathlib import Path
 from bids_arca import __version__
 from bids_arca.errors import UsageError
 from bids_arca.schemes import SCHEMES, get_scheme
+from bids_arca.training.networks import ARCHITECTURES
+from bids_arca.training.vae import VAE_FORMS
 
 ANALYSIS_LEVELS = ('participant', 'group')
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -48,6 +50,26 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f'{value} must be a positive integer')
     return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f'{value} must be a positive number')
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f'{value} must be zero or positive')
+    return number
+
+
+def _model_name(value: str) -> str:
+    if not value or value.startswith('.') or '/' in value or os.sep in value:
+        raise argparse.ArgumentTypeError(f'{value!r} is not a plain folder name')
+    return value
 
 
 def _absolute_path(value: str) -> Path:
@@ -239,6 +261,108 @@ def build_parser() -> argparse.ArgumentParser:
         'response category; unless given, on when a participant has several sessions',
     )
 
+    train = parser.add_argument_group(
+        'Training (group level)',
+        'Train a model on the sessions that have --reference labels (see docs/training.md).',
+    )
+    train.add_argument(
+        '--train',
+        action='store_true',
+        help='train a model; it is written to OUTPUT_DIR/models/NAME in the model store format',
+    )
+    train.add_argument(
+        '--model-name',
+        default='trained',
+        type=_model_name,
+        metavar='NAME',
+        help='name of the trained model (folder in OUTPUT_DIR/models)',
+    )
+    train.add_argument(
+        '--init-model',
+        metavar='NAME|PATH',
+        help='start from the weights of this model (fine-tuning), e.g. brats17-cacnn',
+    )
+    train.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue an interrupted training from its checkpoints in the work folder',
+    )
+    train.add_argument(
+        '--architecture',
+        choices=ARCHITECTURES,
+        default='arca',
+        help='arca: CA-CNN cascade with the VAE regulariser (Lotan et al.); cacnn: without it '
+        "(Wang et al.); ar: Myronenko's SegResNetVAE",
+    )
+    train.add_argument(
+        '--vae',
+        choices=tuple(VAE_FORMS),
+        default='paper',
+        help='form of the VAE regulariser (arca): paper = Dice + 0.1 L2 + 0.1 KL, 128-d latent; '
+        'code = the ARCNet code, 0.1 L2 and no KL, 16-d latent',
+    )
+    train.add_argument(
+        '--vae-weights',
+        nargs=2,
+        type=_non_negative_float,
+        metavar=('W_L2', 'W_KL'),
+        help='weights of the reconstruction and KL terms, overriding those of --vae',
+    )
+    train.add_argument(
+        '--views',
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help='1: axial networks only; 3: axial, sagittal and coronal (cascades)',
+    )
+    train.add_argument(
+        '--isotropic',
+        action='store_true',
+        help='3x3x3 instead of 1x3x3 convolutions (an ablation of the cascades)',
+    )
+    train.add_argument(
+        '--max-iterations',
+        type=_positive_int,
+        metavar='N',
+        help='most iterations per network (default 20000, as Wang)',
+    )
+    train.add_argument(
+        '--time-budget',
+        type=_positive_float,
+        metavar='MINUTES',
+        help='training time for the whole model, shared equally by its networks',
+    )
+    train.add_argument(
+        '--learning-rate',
+        type=_positive_float,
+        metavar='LR',
+        help='Adam learning rate (default 1e-3)',
+    )
+    train.add_argument(
+        '--patience',
+        type=_positive_int,
+        metavar='EPOCHS',
+        help='stop a network after this many epochs (250 iterations) without a rise in '
+        'validation Dice (default 10)',
+    )
+    train.add_argument(
+        '--validation-fraction',
+        type=_positive_float,
+        default=0.2,
+        metavar='F',
+        help='share of participants (never of sessions) for validation',
+    )
+    train.add_argument(
+        '--test-fraction',
+        type=_non_negative_float,
+        default=0.0,
+        metavar='F',
+        help='share of participants held out entirely (listed in the splits to evaluate later)',
+    )
+    train.add_argument(
+        '--seed', type=int, default=0, help='seed of the splits, initialisation and sampling'
+    )
+
     other = parser.add_argument_group('Other options')
     other.add_argument(
         '-w',
@@ -267,6 +391,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         opts.omp_nthreads = min(opts.nprocs, 8)
     _check_paths(opts)
     _check_group_options(opts)
+    _check_training_options(opts)
     return opts
 
 
@@ -300,6 +425,51 @@ def _check_group_options(opts: argparse.Namespace) -> None:
         raise UsageError(f'--compare-scheme: no --compare folder named {", ".join(unknown)}')
     if 'bids-arca' in opts.compare:
         raise UsageError('--compare: the name bids-arca is taken by this output folder')
+
+
+def _check_training_options(opts: argparse.Namespace) -> None:
+    """Training options need --train (and --train needs --reference, at the group level)."""
+    defaults = build_parser().parse_args([str(opts.bids_dir), str(opts.output_dir), 'group'])
+    changed = [
+        '--' + name.replace('_', '-')
+        for name in (
+            'model_name',
+            'init_model',
+            'resume',
+            'architecture',
+            'vae',
+            'vae_weights',
+            'views',
+            'isotropic',
+            'max_iterations',
+            'time_budget',
+            'learning_rate',
+            'patience',
+            'validation_fraction',
+            'test_fraction',
+            'seed',
+        )
+        if getattr(opts, name) != getattr(defaults, name)
+    ]
+    if not opts.train:
+        if changed:
+            raise UsageError(f'{", ".join(changed)}: only with --train')
+        return
+    if opts.analysis_level != 'group':
+        raise UsageError('--train: only for the group level')
+    if opts.reference is None:
+        raise UsageError('--train needs --reference DERIV_DIR (the reference segmentations)')
+    others = [
+        flag
+        for flag, on in (('--evaluate', opts.evaluate), ('--longitudinal', opts.longitudinal))
+        if on
+    ]
+    if others:
+        raise UsageError(f'--train: run {", ".join(others)} separately')
+    if opts.architecture == 'ar' and (opts.init_model or opts.isotropic or opts.views != 3):
+        raise UsageError(
+            '--architecture ar: --init-model, --isotropic and --views are for the cascades'
+        )
 
 
 def _check_paths(opts: argparse.Namespace) -> None:

@@ -90,6 +90,10 @@ def run_level(opts: Namespace) -> None:
         from bids_arca.workflows.participant import run_participant
 
         run_participant(opts)
+    elif opts.train:
+        from bids_arca.workflows.training import run_training
+
+        run_training(opts)
     else:
         from bids_arca.workflows.group import run_group
 

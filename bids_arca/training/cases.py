@@ -1,0 +1,102 @@
+"""Training cases in model space, and their on-disk cache.
+
+A case is what the networks see at inference (``bids_arca.model.inference``): the four z-scored
+channels (FLAIR, T1, T1c, T2) as (C, Z, Y, X), cropped to the brain's bounding box + 5 voxels,
+with its brain mask and reference labels (``bids_arca.labels`` scheme) on the same grid. The
+images are kept at 0 outside the brain; the sampler fills that with fresh N(0, 1) noise for
+every patch, as inference fills it once per case.
+
+The cache stores each case as ``.npy`` files (images in float16) read back memory-mapped, so a
+data-loading worker touches only the patches it cuts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bids_arca.errors import InputDataError, UsageError
+from bids_arca.labels import REGIONS
+from bids_arca.model.postprocess import bounding_box, box_slices
+from bids_arca.schemes import Scheme
+
+BRAIN_MARGIN = 5  # voxels around the brain box, as inference crops
+_FILES = ('images.npy', 'brain.npy', 'labels.npy')
+
+
+@dataclass
+class TrainingCase:
+    subject: str
+    session: str | None
+    surgery: str | None  # 'pre-op', 'post-op' or None (bids_arca.sessions)
+    images: np.ndarray  # (4, Z, Y, X), float16 or float32
+    brain: np.ndarray  # (Z, Y, X) bool
+    labels: np.ndarray  # (Z, Y, X) uint8
+
+    @property
+    def name(self) -> str:
+        return f'sub-{self.subject}' + (f'_ses-{self.session}' if self.session else '')
+
+
+def to_model_space(
+    images: np.ndarray, brain: np.ndarray, labels: np.ndarray, margin: int = BRAIN_MARGIN
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrays in the inference contract's layout ((4, X, Y, Z), LPS) to model space: transposed
+    to (C, Z, Y, X) and cropped to the brain box + ``margin``, exactly as ``segment`` does."""
+    brain_zyx = np.ascontiguousarray(brain.transpose(2, 1, 0))
+    box = bounding_box(brain_zyx, margin)
+    if box is None:
+        raise InputDataError('the brain mask is empty')
+    window = box_slices(box)
+    model_images = images.transpose(0, 3, 2, 1)[(slice(None), *window)]
+    model_images = np.where(brain_zyx[window], model_images, 0).astype(np.float16)
+    model_labels = labels.transpose(2, 1, 0)[window].astype(np.uint8)
+    return model_images, brain_zyx[window], model_labels
+
+
+def training_labels(dseg: np.ndarray, scheme: Scheme) -> np.ndarray:
+    """A label map in our scheme with the same WT, TC and ET as ``dseg``.
+
+    A label that stands for several of our compartments (BraTS 2017's 1 = necrosis or
+    non-enhancing core, which may include a cavity) becomes one of them; the three regions the
+    cascade learns stay exact. Schemes that cannot express one of them are refused.
+    """
+    missing = [name for name, region in REGIONS.items() if not scheme.evaluable(region)]
+    if missing:
+        raise UsageError(
+            f'the {scheme.name} scheme cannot express {", ".join(missing)}; training needs '
+            'WT, TC and ET'
+        )
+    lookup = np.zeros(max(scheme.labels) + 1, dtype=np.uint8)
+    for value, (_, parts) in scheme.labels.items():
+        lookup[value] = min(parts)
+    return lookup[dseg.astype(np.intp)]
+
+
+def save_case(case: TrainingCase, folder: Path, key: str) -> None:
+    """Write a case into ``folder``; ``key`` identifies the inputs it was made from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in zip(_FILES, (case.images, case.brain, case.labels), strict=True):
+        np.save(folder / name, np.ascontiguousarray(array))
+    meta = {
+        'subject': case.subject,
+        'session': case.session,
+        'surgery': case.surgery,
+        'key': key,
+    }
+    (folder / 'case.json').write_text(json.dumps(meta, indent=1) + '\n')
+
+
+def load_case(folder: Path, key: str | None = None) -> TrainingCase | None:
+    """A cached case, memory-mapped; None when absent or made from other inputs than ``key``."""
+    meta_path = folder / 'case.json'
+    if not meta_path.is_file() or not all((folder / f).is_file() for f in _FILES):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if key is not None and meta.get('key') != key:
+        return None
+    images, brain, labels = (np.load(folder / f, mmap_mode='r') for f in _FILES)
+    return TrainingCase(meta['subject'], meta['session'], meta['surgery'], images, brain, labels)

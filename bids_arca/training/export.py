@@ -1,0 +1,146 @@
+"""Write a trained model in the model store's format (``bids_arca.model.bundle``): the weights as
+safetensors and a JSON card that says what was trained, on which data and splits, and how well.
+
+Only the segmentation networks are written; the VAE heads are training-only. A model fine-tuned
+from imported weights keeps their licence and copyright, and its card names the initial model.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+
+from bids_arca import __version__
+from bids_arca.model.bundle import CascadeModel, sha256, write_bundle
+from bids_arca.model.settings import CascadeSettings
+from bids_arca.training.networks import Variant, count_parameters
+from bids_arca.training.trainer import TrainResult
+
+FAMILIES = {
+    'arca': 'AR-CA: CA-CNN cascade trained with a VAE regulariser (Lotan et al. 2022)',
+    'cacnn': 'CA-CNN cascade (Wang et al. 2017)',
+    'ar': 'SegResNetVAE, the AR baseline (Myronenko 2018; MONAI implementation)',
+}
+INPUT = {
+    'channels': ['FLAIR', 'T1', 'T1c', 'T2'],
+    'bids_suffixes': ['FLAIR', 'T1w', 'ce-gadolinium T1w', 'T2w'],
+    'spacing_mm': [1.0, 1.0, 1.0],
+    'orientation': 'LPS: array axes point to patient left, posterior, superior',
+    'preprocessing': (
+        'co-registered, skull-stripped, resampled to 1 mm; each channel z-scored over the brain '
+        'mask; voxels outside the brain replaced by N(0, 1) noise; cropped to the brain bounding '
+        'box + 5 voxels'
+    ),
+}
+OUTPUT = {
+    'regions': {
+        'WT': 'whole tumour (NETC + SNFH + ET + RC)',
+        'TC': 'tumour core including the resection cavity (NETC + ET + RC)',
+        'ET': 'enhancing tumour',
+    },
+    'label_scheme': 'bids_arca.labels (BraTS-2024 compartments)',
+}
+USER_TRAINED_LICENSE = (
+    'These weights were trained with bids-arca on the data named in model.json.\n'
+    'Whoever trained them decides their licence; the terms of the training data apply.\n'
+)
+
+
+def training_section(
+    variant: Variant,
+    results: list[TrainResult],
+    data: dict,
+    hyperparameters: dict,
+    init: CascadeModel | None,
+) -> dict:
+    """The card's ``training`` entry."""
+    section = {
+        'variant': variant.describe(),
+        'data': data,
+        'hyperparameters': hyperparameters,
+        'networks': {result.network: result.to_dict() for result in results},
+        'software': {
+            'bids_arca': __version__,
+            'torch': torch.__version__,
+            'python': platform.python_version(),
+        },
+    }
+    if init is not None:
+        section['initial_model'] = {
+            'name': init.name,
+            'weights_sha256': init.card.get('weights_sha256'),
+            'source': init.card.get('source'),
+        }
+    return section
+
+
+def export_cascade(
+    destination: Path,
+    name: str,
+    nets: dict,
+    settings: CascadeSettings,
+    variant: Variant,
+    training: dict,
+    init: CascadeModel | None = None,
+    overwrite: bool = False,
+) -> Path:
+    card = {
+        'name': name,
+        'description': f'{FAMILIES[variant.architecture]}, trained with bids-arca group --train',
+        'architecture': {
+            'family': FAMILIES[variant.architecture],
+            'parameters': {
+                stage: count_parameters(next(iter(views.values())))
+                for stage, views in nets.items()
+            },
+            'anisotropic': variant.anisotropic,
+            'vae': 'training only; not part of these weights',
+        },
+        'cascade': settings.to_dict(),
+        'input': init.card['input'] if init else INPUT,
+        'output': init.card['output'] if init else OUTPUT,
+        'training': training,
+        'training_data': training['data'].get('description', ''),
+    }
+    license_text = USER_TRAINED_LICENSE
+    if init is not None:
+        card['licence'] = init.card.get('licence')
+        card['copyright'] = init.card.get('copyright')
+        card['citation'] = init.card.get('citation')
+        license_text = (init.path / 'LICENSE.txt').read_text()
+    return write_bundle(destination, nets, card, license_text, overwrite)
+
+
+def export_ar(
+    destination: Path,
+    name: str,
+    network: torch.nn.Module,
+    patch: tuple[int, int, int],
+    training: dict,
+    overwrite: bool = False,
+) -> Path:
+    """The AR baseline in the same format; its card has no ``cascade`` entry (the participant
+    level runs cascades), but ``ar`` says how :mod:`.evaluate` runs it (sliding window)."""
+    card = {
+        'name': name,
+        'description': f'{FAMILIES["ar"]}, trained with bids-arca group --train',
+        'architecture': {
+            'family': FAMILIES['ar'],
+            'parameters': {'ar': count_parameters(network)},
+            'outputs': ['WT', 'TC', 'ET'],
+        },
+        'ar': {'patch': list(patch), 'threshold': 0.5},
+        'input': INPUT,
+        'output': OUTPUT,
+        'training': training,
+        'training_data': training['data'].get('description', ''),
+    }
+    return write_bundle(
+        destination, {'ar': {'3d': network}}, card, USER_TRAINED_LICENSE, overwrite
+    )
+
+
+def weights_sha256(folder: Path) -> str:
+    return sha256(folder / 'model.safetensors')
