@@ -9,6 +9,7 @@ update it). Nothing here needs a container.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import shlex
@@ -44,6 +45,11 @@ SAMPLE_VALUES: dict[str, object] = {
     'reference_scheme': 'brats2021',
     'compare': ['other=/sim/other'],
     'compare_scheme': ['other=brats2017'],
+    # The SegResNetVAE baseline refuses the cascade's switches; fractions lie in [0, 1).
+    'architecture': 'cacnn',
+    'validation_fraction': 0.2,
+    'test_fraction': 0.1,
+    'learning_rate': 0.001,
 }
 
 
@@ -220,7 +226,11 @@ def test_types_lists_choices_and_optionality_agree(dest):
             assert item['type'] in ('File', 'String'), where
         else:
             assert item['type'] == 'String', where
-        is_list = action.nargs in ('+', '*') or isinstance(action, argparse._AppendAction)
+        is_list = (
+            action.nargs in ('+', '*')
+            or (isinstance(action.nargs, int) and action.nargs > 1)
+            or isinstance(action, argparse._AppendAction)
+        )
         assert item.get('list', False) == is_list, where
         if action.choices is not None and not gives_options(item):
             assert [str(c) for c in item['value-choices']] == [str(c) for c in action.choices]
@@ -297,7 +307,8 @@ def sample_value(item: dict, action: argparse.Action):
     if 'value-choices' in item:
         return item['value-choices'][-1]
     if item['type'] == 'Number':
-        return max(int(item.get('minimum', 1)), 2)
+        number = max(int(item.get('minimum', 1)), 2)
+        return [number] * item.get('min-list-entries', 2) if item.get('list') else number
     if item['type'] == 'File' or returns(action) is Path:
         values = [f'/sim/{item["id"]}', f'/sim/{item["id"]}2']
     else:
@@ -323,12 +334,17 @@ def invocations() -> list[dict]:
     actions = user_actions()
     exclusive = [g['members'] for g in content.get('groups', []) if g.get('mutually-exclusive')]
     level = next(i for i in content['inputs'] if i['value-key'] == '[ANALYSIS_LEVEL]')
+    groups = {g['id']: set(g['members']) for g in content.get('groups', [])}
+    # The group level's tasks run one at a time (the parser refuses --train with --evaluate):
+    # one invocation per task, leaving out the inputs of the other.
+    tasks = [groups['group_level'] - {'reference'}, groups['training']]
     result = []
-    for choice in level['value-choices']:
+    for choice, task in itertools.product(level['value-choices'], range(len(tasks))):
         for k in range(max((len(m) for m in exclusive), default=1)):
             left_out = {m for members in exclusive for m in members}
             left_out -= {members[min(k, len(members) - 1)] for members in exclusive}
             left_out |= set(level.get('value-disables', {}).get(choice, []))
+            left_out |= set().union(*(t for i, t in enumerate(tasks) if i != task))
             chosen = [i for i in content['inputs'] if i['id'] not in left_out]
             for item in chosen:
                 left_out |= set(item.get('disables-inputs', []))
