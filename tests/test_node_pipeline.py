@@ -42,7 +42,7 @@ def phantom(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_phantom_routes_and_its_labels_return_as_seg_and_overlays(tmp_path, phantom):
-    dicom = sorted((phantom / 'sourcedata' / 'dicom').rglob('*.dcm'))
+    dicom = sorted((phantom / 'rawdata' / 'sourcedata' / 'dicom').rglob('*.dcm'))
     study = spool_study(dicom, tmp_path / 'spool')
     routing = route_study(study)
     assert routing.accepted, routing.reason
