@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
-from bids_arca.preprocessing.grid import Grid, aligned_axes, model_grid, resample
+from bids_arca.preprocessing.grid import Grid, aligned_axes, box_closing, model_grid, resample
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import (
     itk_from_ras,
@@ -174,3 +175,12 @@ def test_between_natives_follows_both_registrations():
     on_flair = space.between_natives('T1ce', 'FLAIR').labels_to_native(on_t1ce, 'FLAIR')
     truth = _ball(flair, (motion @ [*centre, 1])[:3], 8.0)
     assert ((on_flair == 2) & truth).sum() / ((on_flair == 2) | truth).sum() > 0.7
+
+
+def test_box_closing_equals_scipy_binary_closing():
+    rng = np.random.default_rng(3)
+    mask = ndi.gaussian_filter(rng.random((30, 34, 20)), 2) > 0.5
+    mask[0, :5, :5] = True  # touching the border
+    size = np.array([7, 5, 3])
+    expected = ndi.binary_closing(mask, np.ones(size, bool))
+    assert np.array_equal(box_closing(mask, size), expected)

@@ -59,16 +59,24 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     """
     layout = load_layout(opts.bids_dir, validate=not opts.skip_bids_validation)
     sessions = collect_sessions(layout, opts.participant_label, opts.session_label)
-    model_dir = resolve_model(opts.model)
-    card = read_card(model_dir)
-    LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
-    parameters = session_parameters(opts, card)
-    todo, failures, current = [], [], 0
+    ready, failures = [], []
     for session in sessions:
         try:
             _check_inputs(session, opts.bids_dir)
-            print_ = fingerprint(session.images, parameters, card)
-            outputs = SessionOutputs(opts.output_dir, session.subject, session.session)
+            ready.append(session)
+        except BidsArcaError as error:
+            failures.append(error)
+            LOGGER.error('%s', error)
+    todo, current = [], 0
+    if ready:
+        model_dir = resolve_model(opts.model)
+        card = read_card(model_dir)
+        LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
+        parameters = session_parameters(opts, card)
+    for session in ready:
+        print_ = fingerprint(session.images, parameters, card)
+        outputs = SessionOutputs(opts.output_dir, session.subject, session.session)
+        try:
             if SessionWriter(outputs, print_, overwrite=opts.overwrite).is_current():
                 LOGGER.info(
                     '%s: results are current (same inputs, parameters, model and version); '
