@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE ?= sample
+# Wang et al.'s BraTS-2017 TensorFlow checkpoints (docs/model.md); nothing is downloaded.
+WEIGHTS ?= ../shared/weights/brats17-cacnn
+MODELS := $(SAMPLE)/models
 
 .PHONY: install system-packages demo test lint clean
 
@@ -39,11 +42,19 @@ system-packages:
 		echo "Install them as root: apt-get install --no-install-recommends$$missing"; \
 	fi
 
-# Make a small phantom study (two sessions, pre- and post-operative) and segment it.
-demo: install
+# The model, imported once into a store under the sample folder (kept by --overwrite below).
+$(MODELS)/brats17-cacnn/model.json: | $(VENV)/.installed
+	BIDS_ARCA_MODELS=$(MODELS) $(BIN)/bids-arca-models import-brats17 $(WEIGHTS)
+
+# A phantom study (one subject, pre- and post-operative; BIDS with its DICOM in
+# rawdata/sourcedata), the participant level on it (all outputs, DICOM SEG and overlays
+# included), then the group level: evaluation against the phantom's truth and the follow-up.
+demo: install $(MODELS)/brats17-cacnn/model.json
 	$(BIN)/bids-arca-sample make $(SAMPLE) --overwrite --subjects 1 --sessions preop,postop
-	$(BIN)/bids-arca $(SAMPLE)/rawdata $(SAMPLE)/derivatives/bids-arca participant \
-		--work-dir $(SAMPLE)/work
+	BIDS_ARCA_MODELS=$(MODELS) $(BIN)/bids-arca $(SAMPLE)/rawdata $(SAMPLE)/derivatives/bids-arca \
+		participant --work-dir $(SAMPLE)/work
+	$(BIN)/bids-arca $(SAMPLE)/rawdata $(SAMPLE)/derivatives/bids-arca group \
+		--evaluate --reference $(SAMPLE)/derivatives/truth
 
 lint: install
 	$(BIN)/ruff check .

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             write_phantom_study(study_dir)
         elif not opts.study:
             sample_main(['make', str(root / 'sample'), '--sessions', 'preop', '--seed', '1'])
-            study_dir = root / 'sample' / 'sourcedata' / 'dicom'
+            study_dir = root / 'sample' / 'rawdata' / 'sourcedata' / 'dicom'
         files = sorted(p for p in study_dir.rglob('*') if p.is_file())
         study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
         port = free_port()

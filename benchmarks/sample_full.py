@@ -18,6 +18,7 @@ from bids_arca.sample import bids_writer, dicom
 from bids_arca.sample.anatomy import build_head
 from bids_arca.sample.contrast import LESION_GRAIN_MM, base_images, texture
 from bids_arca.sample.study import FULL_MM, make_session
+from bids_arca.sourcedata import session_dicom_dir
 
 
 def size_mb(path: Path) -> float:
@@ -53,9 +54,9 @@ def main() -> None:
         bids_writer.write_raw_session(session, out / 'rawdata')
         bids_writer.write_truth_session(session, out / 'derivatives' / 'truth')
         lap('  BIDS + truth written')
-        dicom.write_session(session, out / 'sourcedata' / 'dicom' / f'ses-{label}')
+        dicom.write_session(session, session_dicom_dir(out / 'rawdata', '01', label))
         lap('  DICOM written')
-    for name in ('rawdata', 'sourcedata', 'derivatives'):
+    for name in ('rawdata', 'rawdata/sourcedata', 'derivatives'):
         print(f'{name:<34s} {size_mb(out / name):7.1f} MB')
     print(f'output: {out}')
 

@@ -282,12 +282,13 @@ class SessionWriter:
         if provenance.is_file():
             return (
                 f'{provenance}: earlier results of {self.outputs.prefix} were made from other '
-                'inputs, parameters or version (or are incomplete); remove them or allow '
-                'overwriting'
+                'inputs, parameters, model or version (or are incomplete); remove them or '
+                'allow overwriting (bids-arca --overwrite)'
             )
         return (
             f'{self.root / self.outputs.folder}: holds files of {self.outputs.prefix} without '
-            'a bids-arca provenance record; remove them or allow overwriting'
+            'a bids-arca provenance record; remove them or allow overwriting '
+            '(bids-arca --overwrite)'
         )
 
     # -- staging ------------------------------------------------------------------------
@@ -467,7 +468,8 @@ class SessionWriter:
                 destination = self.root / relative
                 if destination.is_file() and not _same_file(destination, staging / relative):
                     raise OutputError(
-                        f'{destination}: exists with other content; remove it or allow overwriting'
+                        f'{destination}: exists with other content; remove it or allow '
+                        'overwriting (bids-arca --overwrite)'
                     )
         try:
             if previous is not None:

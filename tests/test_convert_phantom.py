@@ -7,14 +7,16 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from bids_arca.convert.cli import main
-from bids_arca.convert.routing import ROLE_SUFFIX
+from bids_arca.convert.routing import ROLE_SUFFIX, ROLES
 from bids_arca.inputs import collect_sessions, load_layout
 from bids_arca.sample import make_session
 from bids_arca.sample.dicom import write_session
 from bids_arca.sample.protocols import GE, PHILIPS, SCANNERS, SIEMENS, localizer, reformat
+from bids_arca.sourcedata import recorded_uid, source_series
 from tests.test_convert_routing import outcome, routed, seqinfo
 
 DEFECTS = ('localizer', 'derived', 'missing:FLAIR')
@@ -99,6 +101,20 @@ def test_phantom_studies_with_defects_convert_to_the_phantom_roles(tmp_path):
         assert found.missing == ('FLAIR',)
         assert '_ce-' not in found.images['T1w'].name
         assert '_ce-gadolinium_' in found.images['T1ce'].name
+        _check_way_back_to_dicom(bids, found, tmp_path / 'dicom')
+
+
+def _check_way_back_to_dicom(bids: Path, found, dicom: Path) -> None:
+    """Each image's sidecar names its series; the series is linked into the sourcedata."""
+    sources, notes = source_series(bids, found.subject, found.session, found.images, ROLES)
+    assert notes == [] and set(sources) == set(found.images)
+    original = dicom / f'sub-{found.subject}' / f'ses-{found.session}'
+    for role, files in sources.items():
+        uid = recorded_uid(found.images[role])
+        copies = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+        originals = [pydicom.dcmread(f, stop_before_pixels=True) for f in original.rglob('*.dcm')]
+        assert copies == {d.SOPInstanceUID for d in originals if d.SeriesInstanceUID == uid}
+        assert files[0].stat().st_nlink == 2  # hard links: no second copy of the pixels
 
 
 def _read(path: Path) -> list[dict[str, str]]:

@@ -12,11 +12,13 @@ import pytest
 from bids_arca.dicom_outputs import (
     build_overlays,
     build_segmentation,
+    labels_on_planes,
     labels_on_series,
     read_series,
     write_series_outputs,
 )
-from bids_arca.dicom_outputs.series import patient_orientation
+from bids_arca.dicom_outputs.reformat import axial_planes
+from bids_arca.dicom_outputs.series import patient_orientation, slice_to_lps
 from bids_arca.errors import InputDataError
 from bids_arca.grids import LPS_TO_RAS, resample_labels
 from bids_arca.labels import ET, NETC, SNFH
@@ -265,3 +267,99 @@ def test_real_series_and_its_manual_seg_round_trip(shared, tmp_path):
         uids, segment_numbers=[3], assert_missing_frames_are_empty=True
     )[..., 0]
     assert np.array_equal(ours.astype(bool), on_slices)
+
+
+SAGITTAL = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float)  # columns: x, y, normal (LPS)
+CORONAL = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], float)
+
+
+def _source_affine(series) -> np.ndarray:
+    """(slice, row, column) -> LPS of a sorted series."""
+    first, last = series.first, series.datasets[-1]
+    plane = slice_to_lps(first)
+    affine = np.eye(4)
+    affine[:3, 0] = np.subtract(last.ImagePositionPatient, first.ImagePositionPatient) / (
+        len(series.datasets) - 1
+    )
+    affine[:3, 1], affine[:3, 2], affine[:3, 3] = plane[:3, 0], plane[:3, 1], plane[:3, 3]
+    return affine
+
+
+@pytest.fixture(scope='module')
+def sagittal(tmp_path_factory):
+    """A slightly oblique sagittal 3D series (1 mm) with a bright lesion, and its NIfTI."""
+    root = tmp_path_factory.mktemp('sagittal')
+    volume = np.random.default_rng(1).integers(0, 1000, (24, 30, 28)).astype(np.int16)
+    volume[8:12, 10:16, 5:9] = 3000
+    paths = write_mr_series(
+        root / 'dicom',
+        volume,
+        orientation=rotation(8, 1) @ SAGITTAL,
+        pixel_spacing=(1.0, 1.0),
+        slice_spacing=1.0,
+        description='t1_mprage_sag_p2_iso',
+    )
+    return volume, paths, dcm2niix(root / 'dicom', root / 'nifti')
+
+
+def test_a_sagittal_3d_series_is_resliced_axially_without_interpolation(sagittal):
+    volume, paths, _ = sagittal
+    series = read_series(paths)
+    planes = axial_planes(series)
+    assert planes.reformatted and len(planes.planes) == volume.shape[1]  # one per source row
+    to_source = np.linalg.inv(_source_affine(series))
+    for plane, values in zip(planes.planes, planes.values, strict=True):
+        x, y = np.asarray(plane.orientation[:3]), np.asarray(plane.orientation[3:])
+        assert x[0] > 0.95 and y[1] > 0.95 and plane.normal[2] > 0.95  # L, P, feet to head
+        rows, columns = np.indices(plane.shape)
+        points = plane.to_lps() @ np.stack(
+            [rows.ravel(), columns.ravel(), 0 * rows.ravel(), 1 + 0 * rows.ravel()]
+        )
+        index = to_source @ points
+        nearest = np.round(index[:3]).astype(int)
+        np.testing.assert_allclose(index[:3], nearest, atol=1e-3)  # source voxel centres
+        np.testing.assert_array_equal(values.ravel(), volume[tuple(nearest)])
+    positions = [np.dot(p.normal, p.position) for p in planes.planes]
+    assert np.all(np.diff(positions) > 0.99)
+
+
+def test_axial_overlays_of_a_sagittal_series_pass_dciodvfy(sagittal, tmp_path):
+    volume, paths, image = sagittal
+    files = write_series_outputs(
+        lesion_labels(image),
+        image.affine,
+        paths,
+        role='T1ce',
+        overlay_dir=tmp_path / 'overlay',
+        seg_path=tmp_path / 'seg.dcm',
+        algorithm='t',
+        algorithm_version='0',
+        uid_seed='s',
+    )
+    seg, overlays = files[0], files[1:]
+    assert len(overlays) == volume.shape[1]
+    series = read_series(paths)
+    axial = axial_planes(series)
+    labels = labels_on_planes(lesion_labels(image), image.affine, axial.planes)
+    assert (labels == ET).sum() == 4 * 6 * 4  # the whole lesion, each voxel once
+    middle = pydicom.dcmread(overlays[12])
+    assert 'axial reformat of the sagittal 3D acquisition' in middle.DerivationDescription
+    assert len(middle.SourceImageSequence) == len(paths)
+    assert middle.FrameOfReferenceUID == series.first.FrameOfReferenceUID
+    assert [float(v) for v in middle.ImagePositionPatient] == pytest.approx(
+        axial.planes[12].position, abs=1e-3
+    )
+    assert len(hd.seg.segread(seg).SourceImageSequence) > 0  # the SEG stays on the source
+    require_tool('dciodvfy', 'dicom3tools')
+    report = subprocess.run(['dciodvfy', str(overlays[12])], capture_output=True, text=True)
+    assert [line for line in report.stderr.splitlines() if line.startswith('Error')] == []
+
+
+def test_a_coronal_2d_series_keeps_its_plane(tmp_path):
+    volume = np.zeros((8, 40, 36), np.int16)
+    paths = write_mr_series(
+        tmp_path, volume, orientation=CORONAL, pixel_spacing=(0.5, 0.5), slice_spacing=5.0
+    )
+    planes = axial_planes(read_series(paths))
+    assert not planes.reformatted and len(planes.planes) == 8
+    assert planes.note.startswith('coronal acquisition kept in its plane (2D slices 5.0 mm apart')

@@ -5,68 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bids_arca import morphology
 from bids_arca.labels import ET, NETC, RC, SNFH, region_masks
-from bids_arca.postprocessing import morphology, postprocess
+from bids_arca.postprocessing import postprocess
 
 
 def cube(shape, corner, size):
     mask = np.zeros(shape, dtype=bool)
     mask[tuple(slice(c, c + s) for c, s in zip(corner, size, strict=True))] = True
     return mask
-
-
-def test_fill_small_holes_uses_physical_volume():
-    mask = cube((12, 12, 12), (2, 2, 2), (8, 8, 8))
-    two = mask.copy()
-    two[5, 5, 5:7] = False  # 2 voxels
-    three = mask.copy()
-    three[5, 5, 4:7] = False  # 3 voxels
-    assert morphology.fill_small_holes(two, (1, 1, 1), 3.0).all(where=mask)
-    assert not morphology.fill_small_holes(three, (1, 1, 1), 3.0)[5, 5, 4:7].any()
-    # one voxel of 0.9 x 0.9 x 5.5 mm is 4.5 mm³: not a hole under 3 mm³
-    one = mask.copy()
-    one[5, 5, 5] = False
-    assert not morphology.fill_small_holes(one, (0.9, 0.9, 5.5), 3.0)[5, 5, 5]
-    assert morphology.fill_small_holes(one, (0.5, 0.5, 0.5), 3.0)[5, 5, 5]
-
-
-def test_fill_small_holes_leaves_gaps_open_to_the_border():
-    mask = cube((8, 8, 8), (0, 0, 0), (8, 8, 4))
-    mask[0, 3, 3] = False  # a notch on the array border, not enclosed
-    assert not morphology.fill_small_holes(mask, (1, 1, 1), 3.0)[0, 3, 3]
-
-
-def test_components_above_a_tenth_of_the_largest():
-    mask = cube((40, 40, 40), (0, 0, 0), (10, 10, 10))  # 1000
-    mask |= cube((40, 40, 40), (20, 20, 20), (5, 5, 6))  # 150
-    mask |= cube((40, 40, 40), (30, 0, 30), (5, 5, 2))  # 50
-    kept = morphology.keep_components_above_fraction(mask, 0.1)
-    assert kept.sum() == 1150
-    assert not kept[30, 0, 30]
-
-
-def test_largest_two_rule():
-    big = cube((40, 40, 40), (0, 0, 0), (10, 10, 10))
-    second = cube((40, 40, 40), (20, 20, 20), (5, 5, 6))  # 150 > 100: kept
-    third = cube((40, 40, 40), (30, 0, 30), (5, 6, 4))  # 120: third, dropped
-    assert morphology.keep_largest_two(big | second | third).sum() == 1150
-    small = cube((40, 40, 40), (20, 20, 20), (3, 3, 10))  # 90 < 100: dropped
-    assert morphology.keep_largest_two(big | small).sum() == 1000
-
-
-def test_components_above_size_keeps_the_largest_when_all_are_small():
-    one = cube((20, 20, 20), (0, 0, 0), (3, 3, 3))
-    two = cube((20, 20, 20), (10, 10, 10), (2, 2, 2))
-    assert morphology.keep_components_above_size(one | two, 2000).sum() == 27
-    assert morphology.keep_components_above_size(one | two, 10).sum() == 27
-
-
-def test_remove_external_keeps_parts_mostly_inside():
-    main = cube((20, 20, 20), (0, 0, 0), (10, 10, 10))
-    inside = cube((20, 20, 20), (8, 2, 2), (4, 2, 2))  # half inside: kept
-    outside = cube((20, 20, 20), (15, 15, 15), (2, 2, 2))
-    kept = morphology.remove_external(main, inside | outside)
-    assert kept[8:12, 2:4, 2:4].all() and not kept[15:17, 15:17, 15:17].any()
 
 
 def tumour(shape=(48, 48, 32)):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
-from bids_arca.preprocessing.grid import Grid, aligned_axes, model_grid, resample
+from bids_arca.preprocessing.grid import Grid, aligned_axes, box_closing, model_grid, resample
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import (
     itk_from_ras,
@@ -144,3 +145,42 @@ def test_to_native_refuses_arrays_of_another_shape():
     space = _space(Grid((4, 4, 4), np.eye(4)), np.eye(4))
     with pytest.raises(ValueError, match='model grid'):
         space.to_native(np.zeros((3, 3, 3)))
+
+
+def test_cropped_resampling_equals_the_whole_grid_computation():
+    """Only the native voxels a small array can reach are computed: the same result."""
+    motion = rigid((7, -5, 12), (2.0, -3.0, 1.0))
+    flair = Grid((30, 34, 9), _translate(-20, -22, -16) @ np.diag([1.4, 1.4, 4.0, 1.0]))
+    space = _space(flair, motion)
+    ball = _ball(space.grid, np.array([5.0, -3.0, 2.0]), 5.0).astype(np.float32)
+    for target in ('T1ce', 'FLAIR'):
+        cropped = space.to_native(ball, target)
+        whole = space.to_native(ball, target, crop=False)
+        assert cropped.any() and np.array_equal(cropped, whole)
+    labels = ball.astype(np.uint8) * 3
+    labels[_ball(space.grid, np.array([6.0, -3.0, 2.0]), 2.5)] = 1
+    scores = {v: space.to_native((labels == v).astype(np.float32), 'FLAIR', crop=False)
+              for v in (0, 1, 3)}  # fmt: skip
+    expected = np.array([0, 1, 3])[np.argmax(np.stack([scores[0], scores[1], scores[3]]), 0)]
+    assert np.array_equal(space.labels_to_native(labels, 'FLAIR'), expected)
+
+
+def test_between_natives_follows_both_registrations():
+    """Native T1ce labels onto the native FLAIR equal model labels onto the FLAIR."""
+    motion = rigid((4, -6, 10), (3.0, -2.0, 4.0))
+    flair = Grid((30, 34, 9), _translate(-20, -22, -16) @ np.diag([1.4, 1.4, 4.0, 1.0]))
+    space = _space(flair, motion)
+    centre = np.array([3.0, 2.0, -1.0])
+    on_t1ce = _ball(space.native['T1ce'], centre, 8.0).astype(np.uint8) * 2
+    on_flair = space.between_natives('T1ce', 'FLAIR').labels_to_native(on_t1ce, 'FLAIR')
+    truth = _ball(flair, (motion @ [*centre, 1])[:3], 8.0)
+    assert ((on_flair == 2) & truth).sum() / ((on_flair == 2) | truth).sum() > 0.7
+
+
+def test_box_closing_equals_scipy_binary_closing():
+    rng = np.random.default_rng(3)
+    mask = ndi.gaussian_filter(rng.random((30, 34, 20)), 2) > 0.5
+    mask[0, :5, :5] = True  # touching the border
+    size = np.array([7, 5, 3])
+    expected = ndi.binary_closing(mask, np.ones(size, bool))
+    assert np.array_equal(box_closing(mask, size), expected)

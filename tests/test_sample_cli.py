@@ -30,7 +30,7 @@ def made(tmp_path_factory):
 def test_make_writes_what_was_asked(made):
     raw = made / 'rawdata'
     assert sorted(p.name for p in raw.glob('sub-*')) == ['sub-02']
-    assert not (made / 'sourcedata').exists()  # --format bids only
+    assert not (raw / 'sourcedata').exists()  # --format bids only
     anat = raw / 'sub-02' / 'ses-postop' / 'anat'
     assert not list(anat.glob('*T2w.nii.gz')) and len(list(anat.glob('*.nii.gz'))) == 3
     truth = made / 'derivatives' / 'truth'

@@ -15,9 +15,11 @@ from bids_arca.errors import OutputError
 from bids_arca.labels import ET
 from bids_arca.sample import bids_writer
 from bids_arca.sample.dataset import make_dataset
+from bids_arca.sourcedata import sidecar_of, source_series
 from tests.sample_support import dcm2niix, resample
 
 SESSIONS = ('preop', 'postop')
+ROLE_SUFFIX = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +85,7 @@ def test_truth_derivative(dataset):
 
 
 def test_dicom_study_is_valid(dataset):
-    study = dataset / 'sourcedata' / 'dicom' / 'sub-01' / 'ses-preop'
+    study = dataset / 'rawdata' / 'sourcedata' / 'dicom' / 'sub-01' / 'ses-preop'
     folders = sorted(p for p in study.iterdir() if p.is_dir())
     assert len(folders) == 6  # localizer, 4 contrasts, reformat
     uids, studies, frames = set(), set(), set()
@@ -113,6 +115,29 @@ def test_dicom_study_is_valid(dataset):
     assert ('DERIVED', 'SECONDARY', 'MPR') in types
 
 
+def test_sidecars_lead_back_to_their_dicom_series(dataset):
+    """The link of bids_arca.sourcedata: sidecar UID -> files in rawdata/sourcedata/dicom."""
+    raw = dataset / 'rawdata'
+    anat = raw / 'sub-01' / 'ses-postop' / 'anat'
+    images = {
+        role: next(
+            p for p in anat.glob(f'*_{suffix}.nii.gz') if (role == 'T1ce') == ('_ce-' in p.name)
+        )
+        for role, suffix in ROLE_SUFFIX.items()
+    }
+    found, notes = source_series(raw, '01', 'postop', images, roles=tuple(images))
+    assert notes == [] and set(found) == set(images)
+    for role, files in found.items():
+        sidecar = json.loads(sidecar_of(images[role]).read_text())
+        headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+        assert {h.SeriesNumber for h in headers} == {sidecar['SeriesNumber']}
+        assert {h.SeriesInstanceUID for h in headers} == {sidecar['SeriesInstanceUID']}
+        assert all(f.is_relative_to(raw / 'sourcedata' / 'dicom' / 'sub-01' / 'ses-postop')
+                   for f in files)  # fmt: skip
+    missing = source_series(raw, '01', 'preop', {'T1ce': raw / 'sub-01' / 'x_T1w.nii.gz'})
+    assert missing[0] == {} and 'records no SeriesInstanceUID' in missing[1][0]
+
+
 def test_dcm2niix_recovers_the_geometry(dataset, tmp_path):
     raw = dataset / 'rawdata' / 'sub-01' / 'ses-preop' / 'anat'
     truth = nib.load(
@@ -120,7 +145,7 @@ def test_dcm2niix_recovers_the_geometry(dataset, tmp_path):
         / 'sub-01_ses-preop_desc-truth_dseg.nii.gz'
     )  # fmt: skip
     ours = nib.load(raw / 'sub-01_ses-preop_ce-gadolinium_T1w.nii.gz')
-    study = dataset / 'sourcedata' / 'dicom' / 'sub-01' / 'ses-preop'
+    study = dataset / 'rawdata' / 'sourcedata' / 'dicom' / 'sub-01' / 'ses-preop'
     number = json.loads((raw / 'sub-01_ses-preop_ce-gadolinium_T1w.json').read_text())[
         'SeriesNumber'
     ]

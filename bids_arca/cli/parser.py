@@ -8,6 +8,7 @@ workflow managers (CBRAIN, Boutiques descriptors) still generate them.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,8 @@ ANALYSIS_LEVELS = ('participant', 'group')
 DEVICES = ('auto', 'cpu', 'cuda')
 SKULL_STRIP_METHODS = ('deepbet', 'hdbet', 'template')
 MODEL_SPACES = ('T1ce', 'SRI24')
+# bids_arca.postprocessing.rules.RULES, not imported here: that loads SciPy for a --help
+POSTPROCESSING_RULES = ('paper', 'wang', 'none')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -206,6 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
         'stopping with an error; the T1ce is taken as correct',
     )
 
+    segmentation = parser.add_argument_group('Segmentation')
+    segmentation.add_argument(
+        '--model',
+        metavar='NAME|PATH',
+        help='segmentation model: a name in the model store ($BIDS_ARCA_MODELS, see '
+        '"bids-arca-models list") or a model folder; default: brats17-cacnn, the BraTS-2017 '
+        'CA-CNN of Wang et al. (install it with "bids-arca-models import-brats17 PATH")',
+    )
+    segmentation.add_argument(
+        '--postprocessing',
+        choices=POSTPROCESSING_RULES,
+        default='paper',
+        help="clean-up of the network's regions: paper (Lotan et al. 2022: holes under 3 mm3 "
+        'filled, components under a tenth of the largest removed), wang (Wang et al. 2017 '
+        'fusion rules) or none',
+    )
+
+    outputs = parser.add_argument_group('Outputs')
+    outputs.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace earlier results of a session made from other inputs, parameters, model '
+        'or version (without it such a session stops with exit code 73; current results are '
+        'always kept and skipped)',
+    )
+
     group = parser.add_argument_group(
         'Group level',
         'Analyses across participants, run after the participant level (see docs/group.md).',
@@ -389,6 +418,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts = build_parser().parse_args(argv)
     if opts.omp_nthreads is None:
         opts.omp_nthreads = min(opts.nprocs, 8)
+    elif opts.omp_nthreads > opts.nprocs:
+        # More threads than processors only makes threads wait for each other.
+        logging.getLogger('bids_arca').warning(
+            '--omp-nthreads %d exceeds --nprocs %d; using %d',
+            opts.omp_nthreads,
+            opts.nprocs,
+            opts.nprocs,
+        )
+        opts.omp_nthreads = opts.nprocs
     _check_paths(opts)
     _check_group_options(opts)
     _check_training_options(opts)

@@ -42,6 +42,7 @@ from bids_arca.convert.tables import (
     write_tsv,
 )
 from bids_arca.errors import InputDataError, OutputError, UsageError
+from bids_arca.sourcedata import link_files, record_uid, series_folder_name, session_dicom_dir
 
 LOGGER = logging.getLogger('bids_arca.convert')
 # Top-level folders BIDS allows besides sub-*: BIDS_DIR may already hold them (e.g. the DICOM
@@ -70,7 +71,7 @@ def convert_dicom_dir(request: Request) -> list[SessionResult]:
             return []
         with conversion_environment(request.verbose):
             heuristic = load_glioma_heuristic(heuristic_path())
-            results = [_convert_session(p, staging / 'bids', heuristic) for p in plans]
+            results = [_convert_session(p, staging / 'bids', heuristic, bids_dir) for p in plans]
         written = [r for r in results if r.written]
         for result in results:
             _log_result(result, bids_dir if written else None)
@@ -145,9 +146,12 @@ def _plan(request: Request, staging: Path) -> list[SessionPlan]:
     return new
 
 
-def _convert_session(plan: SessionPlan, out_dir: Path, heuristic: ModuleType) -> SessionResult:
+def _convert_session(
+    plan: SessionPlan, out_dir: Path, heuristic: ModuleType, bids_dir: Path
+) -> SessionResult:
     """Route the series of one study (for the report) and let HeuDiConv convert them; its
-    ``infotodict`` makes the same decisions from the same series."""
+    ``infotodict`` makes the same decisions from the same series. Then keep the way back to
+    DICOM (:mod:`bids_arca.sourcedata`)."""
     LOGGER.info('%s: routing %d files of %s', plan.name, len(plan.study.files), plan.study.name)
     seqinfo = read_study(plan.study.files, heuristic)
     result = SessionResult(plan, route(series_from_seqinfo(s) for s in seqinfo))
@@ -166,7 +170,30 @@ def _convert_session(plan: SessionPlan, out_dir: Path, heuristic: ModuleType) ->
             result.failed[role] = f'dcm2niix wrote no {name}; run with -vv for its messages'
     if not result.written:
         shutil.rmtree(session_dir, ignore_errors=True)
+        return result
+    keep_sources(result, seqinfo, out_dir, bids_dir)
     return result
+
+
+def keep_sources(result: SessionResult, seqinfo: dict, out_dir: Path, bids_dir: Path) -> None:
+    """Record each converted image's SeriesInstanceUID in its sidecar and link its DICOM files
+    into ``sourcedata/dicom/sub-<s>/ses-<t>/<number>_<description>/`` (files already there, when
+    the DICOM folder is the dataset's own sourcedata, stay where they are)."""
+    plan = result.plan
+    by_id = {info.series_id: (info, paths) for info, paths in seqinfo.items()}
+    session_dir = out_dir / f'sub-{plan.subject}' / f'ses-{plan.session}'
+    kept_in = session_dicom_dir(bids_dir, plan.subject, plan.session).resolve()
+    for role, name in result.written.items():
+        series = result.routing.chosen[role].series
+        info, paths = by_id[series.series_id]
+        record_uid(session_dir / name, info.series_uid)
+        if all(Path(path).resolve().is_relative_to(kept_in) for path in paths):
+            continue
+        folder = series_folder_name(series.number, series.name)
+        link_files(
+            [Path(path) for path in paths],
+            session_dicom_dir(out_dir, plan.subject, plan.session) / folder,
+        )
 
 
 def _write_tables(

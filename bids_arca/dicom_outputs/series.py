@@ -76,33 +76,67 @@ def _check_image(path: Path, dataset: Dataset) -> None:
         raise InputDataError(f'{path}: no {", ".join(missing)}; cannot place the slice')
 
 
+@dataclass(frozen=True)
+class Plane:
+    """The geometry of one image: DICOM ``ImagePositionPatient`` (LPS mm),
+    ``ImageOrientationPatient`` (row then column direction cosines), ``PixelSpacing`` (between
+    rows, between columns) and (rows, columns)."""
+
+    position: tuple[float, float, float]
+    orientation: tuple[float, ...]
+    spacing: tuple[float, float]
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Plane:
+        return cls(
+            tuple(float(v) for v in dataset.ImagePositionPatient),
+            tuple(float(v) for v in dataset.ImageOrientationPatient),
+            (float(dataset.PixelSpacing[0]), float(dataset.PixelSpacing[1])),
+            (int(dataset.Rows), int(dataset.Columns)),
+        )
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+    def to_lps(self) -> np.ndarray:
+        """4x4 matrix from (row, column, 0, 1) to LPS millimetres."""
+        x, y = np.asarray(self.orientation[:3]), np.asarray(self.orientation[3:])
+        matrix = np.eye(4)
+        matrix[:3, 0] = y * self.spacing[0]
+        matrix[:3, 1] = x * self.spacing[1]
+        matrix[:3, 2] = np.cross(x, y)
+        matrix[:3, 3] = self.position
+        return matrix
+
+
 def slice_to_lps(dataset: Dataset) -> np.ndarray:
     """4x4 matrix from (row, column, 0, 1) to LPS millimetres."""
-    orientation = np.asarray(dataset.ImageOrientationPatient, float)
-    row_spacing, column_spacing = (float(v) for v in dataset.PixelSpacing)
-    x, y = orientation[:3], orientation[3:]
-    matrix = np.eye(4)
-    matrix[:3, 0] = y * row_spacing
-    matrix[:3, 1] = x * column_spacing
-    matrix[:3, 2] = np.cross(x, y)
-    matrix[:3, 3] = np.asarray(dataset.ImagePositionPatient, float)
-    return matrix
+    return Plane.of(dataset).to_lps()
 
 
-def labels_on_series(labels: np.ndarray, affine: np.ndarray, series: SourceSeries) -> np.ndarray:
-    """The label map (on a NIfTI grid with ``affine``) sampled on every slice: (slices, rows,
+def labels_on_planes(
+    labels: np.ndarray, affine: np.ndarray, planes: Sequence[Plane]
+) -> np.ndarray:
+    """The label map (on a NIfTI grid with ``affine``) sampled on every plane: (planes, rows,
     columns)."""
     return np.stack(
-        [
-            sample_plane(labels, affine, LPS_TO_RAS @ slice_to_lps(d), (d.Rows, d.Columns))
-            for d in series.datasets
-        ]
+        [sample_plane(labels, affine, LPS_TO_RAS @ p.to_lps(), p.shape) for p in planes]
     )
 
 
-def patient_orientation(dataset: Dataset) -> tuple[str, str]:
+def labels_on_series(labels: np.ndarray, affine: np.ndarray, series: SourceSeries) -> np.ndarray:
+    """The label map sampled on every slice of the series: (slices, rows, columns)."""
+    return labels_on_planes(labels, affine, [Plane.of(d) for d in series.datasets])
+
+
+def patient_orientation(dataset: Dataset | Plane) -> tuple[str, str]:
     """The main patient direction of the rows and columns (``PatientOrientation``), e.g. L, P."""
-    orientation = np.asarray(dataset.ImageOrientationPatient, float)
+    orientation = np.asarray(
+        dataset.orientation if isinstance(dataset, Plane) else dataset.ImageOrientationPatient,
+        float,
+    )
     letters = (('R', 'L'), ('A', 'P'), ('F', 'H'))
 
     def main_direction(cosines: np.ndarray) -> str:

@@ -19,8 +19,9 @@ from bids_arca.derivative_files import (
 )
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.evaluation.lesionwise import DILATION, lesion_wise
-from bids_arca.evaluation.metrics import bounding_box, region_scores
+from bids_arca.evaluation.metrics import region_scores
 from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.morphology import bounding_box
 from bids_arca.schemes import Scheme, scheme_from_table
 
 LOGGER = logging.getLogger(__name__)

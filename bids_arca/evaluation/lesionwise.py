@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bids_arca.evaluation.metrics import HD_PENALTY_MM, bounding_box, dice, hausdorff
+from bids_arca.evaluation.metrics import HD_PENALTY_MM, dice, hausdorff
+from bids_arca.morphology import bounding_box
 
 DILATION = 3
 MIN_VOLUME_MM3 = 50.0

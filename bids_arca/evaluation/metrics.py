@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from bids_arca.morphology import bounding_box
+
 HD_PENALTY_MM = 374.0
 
 
@@ -73,16 +75,6 @@ def hausdorff(
     to_ref = ndimage.distance_transform_edt(~ref_surface, sampling=spacing)[pred_surface]
     to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)[ref_surface]
     return float(max(np.percentile(to_ref, percentile), np.percentile(to_pred, percentile)))
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
-    """Slices of the smallest box holding a non-empty mask, grown by ``margin`` voxels."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=others))
-        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + margin + 1, mask.shape[axis])))
-    return tuple(box)
 
 
 def region_scores(

@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.model.postprocess import (
+from bids_arca.model.settings import CascadeSettings
+from bids_arca.morphology import (
     Box,
     bounding_box,
-    box_slices,
     closing,
-    components_larger_than,
     fill_small_holes,
-    largest_two_components,
-    remove_external_core,
+    inner_box,
+    keep_components_above_size,
+    keep_largest_two,
+    paste,
+    remove_external,
     whole_box,
 )
-from bids_arca.model.settings import CascadeSettings
 
 # stage name, volume (C, D, H, W) -> foreground probability (D, H, W)
 StagePredictor = Callable[[str, Any], np.ndarray]
@@ -59,15 +60,10 @@ class CascadeResult:
     boxes: dict[str, Box] = field(default_factory=dict)
 
 
-def _paste(shape: Sequence[int], box: Box, values: np.ndarray) -> np.ndarray:
-    out = np.zeros(shape, dtype=values.dtype)
-    out[box_slices(box)] = values
-    return out
-
-
-def _inner_box(box: Box, inner: Box) -> Box:
-    """``inner`` (relative to ``box``) in the coordinates of the volume holding ``box``."""
-    return tuple((b0 + i0, b0 + i1) for (b0, _), (i0, i1) in zip(box, inner, strict=True))
+def _wang_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Wang's ``get_largest_two_component(mask, threshold)``: components above ``min_voxels``,
+    a lone component kept whatever its size."""
+    return keep_components_above_size(mask, min_voxels, when_none='wang')
 
 
 def run_cascade(
@@ -76,7 +72,7 @@ def run_cascade(
     settings: CascadeSettings,
     predict: StagePredictor,
     options: CascadeOptions | None = None,
-    voxel_volume_mm3: float = 1.0,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> CascadeResult:
     """Segment WT, then TC inside the WT box, then ET inside the TC box, and fuse."""
     options = options or CascadeOptions()
@@ -89,32 +85,29 @@ def run_cascade(
     # Box 1 around the whole tumour (after closing and dropping small components).
     box1 = None
     if pred1.any():
-        box1 = bounding_box(components_larger_than(closing(pred1), wt_min), margin)
+        box1 = bounding_box(_wang_components(closing(pred1), wt_min), margin)
     box1 = box1 or whole_box(shape)
-    window1 = box_slices(box1)
-    p_tc = predict('tc', images[(slice(None), *window1)])
-    pred2 = (p_tc > 0.5) & brain[window1]
+    p_tc = predict('tc', images[(slice(None), *box1)])
+    pred2 = (p_tc > 0.5) & brain[box1]
     # Box 2 around the core, inside box 1.
     box2 = None
     if pred2.any():
-        box2 = bounding_box(largest_two_components(closing(pred2)), margin)
+        box2 = bounding_box(keep_largest_two(closing(pred2)), margin)
     box2 = box2 or whole_box(pred2.shape)
-    window2 = box_slices(box2)
-    p_et = predict('et', images[(slice(None), *window1)][(slice(None), *window2)])
-    pred3 = (p_et > 0.5) & brain[window1][window2]
+    p_et = predict('et', images[(slice(None), *box1)][(slice(None), *box2)])
+    pred3 = (p_et > 0.5) & brain[box1][box2]
 
-    box12 = _inner_box(box1, box2)
-    label2 = _paste(shape, box1, pred2)
-    label3 = _paste(shape, box12, pred3)
+    box12 = inner_box(box1, box2)
+    label2 = paste(shape, box1, pred2)
+    label3 = paste(shape, box12, pred3)
     if options.postprocess == 'wang':
         label1, label2, label3 = _wang_fusion(pred1, label2, label3, wt_min, settings)
     else:
         label1 = pred1 | label2 | label3
     if options.fill_holes_mm3 > 0:
-        max_voxels = options.fill_holes_mm3 / voxel_volume_mm3
-        label1 = fill_small_holes(label1, max_voxels)
-        label2 = fill_small_holes(label2, max_voxels) & label1
-        label3 = fill_small_holes(label3, max_voxels) & label2
+        label1 = fill_small_holes(label1, spacing, options.fill_holes_mm3)
+        label2 = fill_small_holes(label2, spacing, options.fill_holes_mm3) & label1
+        label3 = fill_small_holes(label3, spacing, options.fill_holes_mm3) & label2
 
     labels = np.zeros(shape, dtype=np.uint8)
     labels[label1] = SNFH
@@ -122,20 +115,20 @@ def run_cascade(
     labels[label3] = ET
     probabilities = {
         'WT': p_wt * brain,
-        'TC': _paste(shape, box1, p_tc * brain[window1]),
-        'ET': _paste(shape, box12, p_et * brain[box_slices(box12)]),
+        'TC': paste(shape, box1, p_tc * brain[box1]),
+        'ET': paste(shape, box12, p_et * brain[box12]),
     }
     return CascadeResult(labels, probabilities, {'TC': box1, 'ET': box12})
 
 
 def _wang_fusion(pred1, label2, label3, wt_min: int, settings: CascadeSettings):
     """Step 5.4 of Wang's test.py: keep consistent, large, nested regions."""
-    label1_mask = components_larger_than(closing(pred1 | label2 | label3), wt_min)
+    label1_mask = _wang_components(closing(pred1 | label2 | label3), wt_min)
     label1 = pred1 & label1_mask
     core = closing((label2 | label3) & label1_mask)
-    core = remove_external_core(label1, core)
+    core = remove_external(label1, core)
     if core.any():
-        core = largest_two_components(core)
+        core = keep_largest_two(core)
     label1 = label1 | core
     label3 = core & label3
     if 0 < label3.sum() < settings.et_min_voxels:

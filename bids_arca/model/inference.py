@@ -22,11 +22,11 @@ import torch
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.model.bundle import CascadeModel, load_bundle
 from bids_arca.model.cascade import CascadeOptions, run_cascade
-from bids_arca.model.postprocess import bounding_box, box_slices
 from bids_arca.model.runtime import inference_context, select_device
 from bids_arca.model.settings import STAGES, VIEWS
 from bids_arca.model.slabs import predict_view
 from bids_arca.model.store import resolve_model
+from bids_arca.morphology import bounding_box, paste
 
 CHANNELS = ('FLAIR', 'T1', 'T1c', 'T2')
 SPACING_TOLERANCE_MM = 0.05
@@ -48,6 +48,9 @@ class Segmentation:
     model: str
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per 'stage/view'
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time (all threads)
+    # With ``keep_views``: per view (and flip) pass, its own WT, TC and ET probabilities on the
+    # same boxes; their mean is ``probabilities``. Keys 'axial', 'axial+flip0', ...
+    members: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def load_model(
@@ -77,6 +80,7 @@ def segment(
     flips: Sequence[Sequence[int]] = (),
     options: CascadeOptions | None = None,
     seed: int = 0,
+    keep_views: bool = False,
 ) -> Segmentation:
     """Run the cascade on one exam (arrays as in the module docstring).
 
@@ -94,6 +98,8 @@ def segment(
         seed: seed of the noise that pads slabs and fills the background. It is drawn on the
             compute device, so CPU and GPU differ by a noise realisation (at most ~0.003 Dice,
             ``measurements.md``); each is deterministic for a given seed, model and precision.
+        keep_views: also return each view's (and flip's) own probabilities in
+            ``Segmentation.members``, for uncertainty estimates; the results are the same.
     """
     brain = _check_inputs(images, mask, spacing)
     torch_device = select_device(device)
@@ -107,7 +113,7 @@ def segment(
 
     # Model space (C, Z, Y, X), cropped to the brain box + margin, noise outside the brain.
     brain = brain.transpose(2, 1, 0)
-    window = box_slices(bounding_box(brain, settings.roi_margin))
+    window = bounding_box(brain, settings.roi_margin)
     crop_brain = np.ascontiguousarray(brain[window])
     crop = images[(slice(None), *window[::-1])].transpose(0, 3, 2, 1)
     crop = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).to(torch_device)
@@ -116,6 +122,7 @@ def segment(
 
     seconds: dict[str, float] = {}
     cpu_seconds: dict[str, float] = {}
+    passes: dict[str, dict[str, np.ndarray]] = {}  # pass name -> stage -> probability
 
     def predict(stage: str, part: torch.Tensor) -> np.ndarray:
         stage_settings = settings.stages[stage]
@@ -136,7 +143,11 @@ def segment(
                     settings.slabs_per_batch,
                     stream,
                 ).permute(_FROM_VIEW[view])
-                total += prob.flip(list(flip)) if flip else prob
+                prob = prob.flip(list(flip)) if flip else prob
+                total += prob
+                if keep_views:
+                    name = view + ''.join(f'+flip{2 - a}' for a in flip)
+                    passes.setdefault(name, {})[stage] = prob.cpu().numpy()
             if torch_device.type == 'cuda':
                 torch.cuda.synchronize(torch_device)
             seconds[f'{stage}/{view}'] = time.perf_counter() - start
@@ -144,18 +155,37 @@ def segment(
         return (total / (len(views) * len(flip_sets))).cpu().numpy()
 
     with inference_context(torch_device, threads, precision):
-        result = run_cascade(crop, crop_brain, settings, predict, options, float(np.prod(spacing)))
+        result = run_cascade(crop, crop_brain, settings, predict, options, tuple(spacing)[::-1])
 
     labels = np.zeros(brain.shape, dtype=np.uint8)
     labels[window] = result.labels
-    probabilities = {}
-    for region, values in result.probabilities.items():
-        full = np.zeros(brain.shape, dtype=np.float32)
-        full[window] = values
-        probabilities[region] = full.transpose(2, 1, 0)
+
+    def uncrop(values: np.ndarray) -> np.ndarray:
+        return paste(brain.shape, window, values.astype(np.float32)).transpose(2, 1, 0)
+
+    probabilities = {region: uncrop(v) for region, v in result.probabilities.items()}
+    members = {
+        name: {region: uncrop(v) for region, v in _regions(stages, crop_brain, result).items()}
+        for name, stages in passes.items()
+    }
     return Segmentation(
-        labels.transpose(2, 1, 0), probabilities, cascade_model.name, seconds, cpu_seconds
+        labels.transpose(2, 1, 0),
+        probabilities,
+        cascade_model.name,
+        seconds,
+        cpu_seconds,
+        members,
     )
+
+
+def _regions(stages: dict[str, np.ndarray], brain: np.ndarray, result) -> dict[str, np.ndarray]:
+    """One pass's stage outputs placed as the cascade places the fused ones."""
+    tc_box, et_box = result.boxes['TC'], result.boxes['ET']
+    return {
+        'WT': stages['wt'] * brain,
+        'TC': paste(brain.shape, tc_box, stages['tc'] * brain[tc_box]),
+        'ET': paste(brain.shape, et_box, stages['et'] * brain[et_box]),
+    }
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:

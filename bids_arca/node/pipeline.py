@@ -3,11 +3,12 @@
 - :func:`route_study` applies the rules of ``bids-arca-convert`` (the HeuDiConv glioma
   heuristic, :mod:`bids_arca.convert.routing`) to a spooled study, so the node decides exactly
   as the conversion will.
-- :func:`process_study` converts the study to BIDS (``bids-arca-convert``), runs the participant
-  level (``bids-arca ... participant``) and maps its label maps back onto the series they were
-  converted from: a DICOM SEG on the post-contrast T1 series and colour overlay series on it and
-  on the FLAIR (:mod:`bids_arca.dicom_outputs`). The node does this last step itself because it
-  holds the DICOM: the participant level stays a BIDS App, BIDS in and BIDS derivatives out.
+- :func:`process_study` converts the study to BIDS (``bids-arca-convert``, which keeps the
+  link back to the source series: their UIDs in the sidecars, the files in the dataset's
+  ``sourcedata/dicom``) and runs the participant level (``bids-arca ... participant``), which
+  follows that link to write the DICOM SEG on the post-contrast T1 series and the colour overlay
+  series on it and on the FLAIR. The node sends those files: one implementation of the DICOM
+  results, the same for the node and for the app run on a converted dataset.
 
 UIDs of the DICOM results are derived from the session's provenance fingerprint (inputs,
 parameters, model, version), so processing a study again with the same model gives the same
@@ -16,15 +17,11 @@ UIDs, and a PACS that receives the results twice keeps one copy.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-import nibabel as nib
-import numpy as np
 
 from bids_arca.cli.run import main as participant_main
 from bids_arca.convert import heuristic_path
@@ -47,12 +44,6 @@ from bids_arca.node.participant_options import participant_arguments
 from bids_arca.node.steps import Routing
 
 SUBJECT = 'node'  # the BIDS participant label of every study; the DICOM results keep the real IDs
-# Results per role: the label map on that role's grid (from docs/outputs.md) and whether the
-# role also gets the SEG (the T1ce: its grid is the one the labels are computed on).
-RESULTS = (
-    ('T1ce', 'desc-tumor_dseg.nii.gz', True),
-    ('FLAIR', 'space-FLAIR_desc-tumor_dseg.nii.gz', False),
-)
 _ERRORS = {
     os.EX_USAGE: UsageError,
     os.EX_DATAERR: InputDataError,
@@ -86,7 +77,7 @@ def route_study(study_dir: Path) -> Routing:
 
 
 def process_study(study_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> list[Path]:
-    """DICOM study -> BIDS -> participant level -> DICOM SEG and overlays (paths returned)."""
+    """DICOM study -> BIDS -> participant level; return its DICOM SEG and overlay files."""
     routing = route_study(study_dir)
     if not routing.accepted:
         raise MissingInputError(f'{study_dir}: {routing.reason}')
@@ -95,9 +86,7 @@ def process_study(study_dir: Path, out_dir: Path, options: Mapping[str, Any]) ->
     participant = [bids_dir, derivatives, 'participant', '--work-dir', out_dir / 'work']
     participant += ['--participant-label', SUBJECT, *participant_arguments(options)]
     _run('participant level', participant_main, participant)
-    return dicom_results(
-        study_dir, routing.roles, derivatives / f'sub-{SUBJECT}', out_dir / 'dicom'
-    )
+    return dicom_results(derivatives / f'sub-{SUBJECT}')
 
 
 def _run(step: str, main: Callable[[list[str]], int], argv: list) -> None:
@@ -107,36 +96,17 @@ def _run(step: str, main: Callable[[list[str]], int], argv: list) -> None:
         raise error(f'{step} failed with exit code {code} (its messages are above)')
 
 
-def dicom_results(
-    study_dir: Path, roles: Mapping[str, str], subject_dir: Path, out_dir: Path
-) -> list[Path]:
-    """Write the SEG and overlays of the one session in ``subject_dir`` onto the source series
-    (``study_dir/<SeriesInstanceUID>/``) that ``roles`` names."""
-    # Imported here: the node process imports this module for routing only.
-    from bids_arca.dicom_outputs import write_series_outputs
-
-    provenances = sorted(subject_dir.glob('**/anat/*_desc-tumor_provenance.json'))
-    if len(provenances) != 1:
-        found = f'results of {len(provenances)} sessions' if provenances else 'no results'
+def dicom_results(subject_dir: Path) -> list[Path]:
+    """The DICOM files the participant level wrote for the one session in ``subject_dir``:
+    the SEG first, then the overlay series."""
+    sessions = sorted(p.parent for p in subject_dir.glob('**/anat/*_desc-tumor_provenance.json'))
+    if len(sessions) != 1:
+        found = f'results of {len(sessions)} sessions' if sessions else 'no results'
         raise InputDataError(f'{subject_dir}: the participant level wrote {found}, not one')
-    provenance = json.loads(provenances[0].read_text())
-    prefix = provenances[0].name.removesuffix('desc-tumor_provenance.json')
-    model = provenance.get('Model', {})
-    files: list[Path] = []
-    for role, suffix, with_seg in RESULTS:
-        labels_path = provenances[0].parent / f'{prefix}{suffix}'
-        if not labels_path.is_file():
-            raise InputDataError(f'{labels_path}: label map missing from the participant results')
-        image = nib.load(labels_path)
-        files += write_series_outputs(
-            np.asarray(image.dataobj),
-            image.affine,
-            sorted((Path(study_dir) / roles[role]).glob('*.dcm')),
-            role=role,
-            overlay_dir=out_dir / f'overlay-{role}',
-            seg_path=out_dir / 'seg.dcm' if with_seg else None,
-            algorithm=str(model.get('Name', 'bids-arca')),
-            algorithm_version=str(model.get('Version', '')),
-            uid_seed=provenance['Fingerprint'],
+    files = sorted((sessions[0].parent / 'dicom').rglob('*.dcm'))
+    if not files:
+        raise InputDataError(
+            f'{sessions[0].parent}: no DICOM results (the log above says why the source series '
+            'were not found)'
         )
-    return files
+    return sorted(files, key=lambda path: (path.parent.name != 'dicom', path.as_posix()))

@@ -36,8 +36,8 @@ from typing import Literal
 
 import numpy as np
 
+from bids_arca import morphology
 from bids_arca.labels import ET, NETC, RC, SNFH
-from bids_arca.postprocessing import morphology
 
 Rules = Literal['paper', 'wang', 'none']
 RULES: tuple[str, ...] = ('paper', 'wang', 'none')

@@ -30,7 +30,18 @@ def from_ants(image) -> Volume:
 
 
 def downsample(volume: Volume, spacing: float):
-    """The volume as an ANTsImage resampled (linearly) to ``spacing`` mm isotropic."""
-    import ants
+    """The volume as an ANTsImage resampled (linearly) to ``spacing`` mm isotropic.
 
-    return ants.resample_image(to_ants(volume), (spacing,) * 3, use_voxels=False, interp_type=0)
+    The grid is the one ``ants.resample_image(image, (spacing,) * 3, use_voxels=False)`` makes
+    (same origin and axes, each size ``n * old spacing / spacing`` rounded), sampled with SciPy:
+    the same values (checked on a 1 mm phantom series), but ANTs spent about a second per call
+    handling the full-resolution image, the same here as registering it at 6 mm.
+    """
+    from bids_arca.preprocessing.grid import Grid, resample
+
+    sizes = voxel_sizes(volume.affine)
+    shape = tuple(max(1, round(n * s / spacing)) for n, s in zip(volume.shape, sizes, strict=True))
+    affine = volume.affine.copy()
+    affine[:3, :3] = volume.affine[:3, :3] / sizes * spacing
+    image, _ = resample(volume, Grid(shape, affine))
+    return to_ants(Volume(image, affine))

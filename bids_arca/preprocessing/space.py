@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_arca.morphology import bounding_box
 from bids_arca.preprocessing.grid import Grid, resample
 from bids_arca.preprocessing.volumes import Volume, voxel_sizes
 
@@ -43,13 +44,21 @@ class SessionSpace:
         return resample(volume, self.grid, self.to_native_world[role], order=order)
 
     def to_native(
-        self, array: np.ndarray, target: str = 'T1ce', order: int = 1, average: bool = True
+        self,
+        array: np.ndarray,
+        target: str = 'T1ce',
+        order: int = 1,
+        average: bool = True,
+        crop: bool = True,
     ) -> np.ndarray:
         """Resample a model-grid array onto the native grid of ``target`` (float32).
 
         With ``average``, each native voxel takes the mean over its footprint (sub-samples
         1 model voxel apart along each axis), which is what a thick slice of a 2D series holds;
-        without, the value at its centre. Voxels outside the model grid are 0.
+        without, the value at its centre. Voxels outside the model grid are 0. With ``crop``
+        (linear or nearest interpolation only), native voxels are computed only where the
+        non-zero part of ``array`` can reach them, and are 0 elsewhere: the same result, many
+        times faster for a tumour (a small part of the grid).
         """
         array = np.asarray(array)
         if array.shape != self.grid.shape:
@@ -62,44 +71,86 @@ class SessionSpace:
             @ native.affine
         )
         steps = _footprint_steps(native.affine, self.grid.affine) if average else [1, 1, 1]
+        window = tuple(slice(0, n) for n in native.shape)
+        if crop and order <= 1:
+            support = bounding_box(array != 0)
+            if support is None:
+                return np.zeros(native.shape, dtype=np.float32)
+            window = _reach(np.linalg.inv(to_model), support, native.shape)
+            if window is None:
+                return np.zeros(native.shape, dtype=np.float32)
+        start = np.eye(4)
+        start[:3, 3] = [w.start for w in window]
+        to_model = to_model @ start
+        shape = tuple(w.stop - w.start for w in window)
         offsets = [(np.arange(n) + 0.5) / n - 0.5 for n in steps]
         data = array.astype(np.float32, copy=False)
         if order > 1:
             data = ndi.spline_filter(data, order=order, output=np.float32)
-        total = np.zeros(native.shape, dtype=np.float32)
+        total = np.zeros(shape, dtype=np.float32)
         for shift in itertools.product(*offsets):
             offset = to_model[:3, :3] @ np.asarray(shift) + to_model[:3, 3]
             total += ndi.affine_transform(
                 data,
                 to_model[:3, :3],
                 offset=offset,
-                output_shape=native.shape,
+                output_shape=shape,
                 order=order,
                 mode='constant',
                 cval=0.0,
                 prefilter=False,
                 output=np.float32,
             )
-        return total / np.prod(steps)
+        out = np.zeros(native.shape, dtype=np.float32)
+        out[window] = total / np.prod(steps)
+        return out
 
     def labels_to_native(self, labels: np.ndarray, target: str = 'T1ce') -> np.ndarray:
         """A label map onto a native grid: per-label footprint means (linear), then argmax.
 
         Unlike nearest-neighbour sampling this keeps label boundaries smooth on 0.5 mm grids
-        and gives a thick slice the label that covers most of it.
+        and gives a thick slice the label that covers most of it. Background wins ties, so
+        outside the model grid (all scores 0) stays background. The background's score is the
+        model grid's coverage minus the labels' (the indicators sum to one), so only the part
+        of the native grid the labels reach is computed.
         """
         labels = np.asarray(labels)
         present = [int(v) for v in np.unique(labels) if v != 0]
         shape = self.native[target].shape
         best = np.zeros(shape, dtype=labels.dtype)
-        # Background wins ties, so outside the model grid (all scores 0) stays background.
-        best_score = self.to_native((labels == 0).astype(np.float32), target)
-        for value in present:
-            score = self.to_native((labels == value).astype(np.float32), target)
+        if not present:
+            return best
+        scores = {v: self.to_native((labels == v).astype(np.float32), target) for v in present}
+        # Where a label scores, the footprints reach at most a native voxel (plus interpolation)
+        # beyond the labels: there, ones over a box that large cover as much as ones everywhere.
+        support = bounding_box(labels != 0)
+        native_mm = voxel_sizes(self.native[target].affine).max()
+        margin = int(np.ceil(native_mm / voxel_sizes(self.grid.affine).min())) + 2
+        reach = np.zeros(self.grid.shape, dtype=np.float32)
+        reach[
+            tuple(_grow(s, margin, n) for s, n in zip(support, self.grid.shape, strict=True))
+        ] = 1
+        best_score = self.to_native(reach, target) - sum(scores.values())
+        for value, score in scores.items():
             better = score > best_score
             best[better] = value
             best_score[better] = score[better]
         return best
+
+    def between_natives(self, source: str, target: str) -> SessionSpace:
+        """A space whose "model grid" is the native grid of ``source``: its ``to_native`` and
+        ``labels_to_native`` map arrays of the ``source`` series as stored onto the ``target``
+        series as stored, through both registrations (e.g. native T1ce labels onto the FLAIR,
+        following the patient's movement between the series, not the headers)."""
+        source_to_target = self.to_native_world[target] @ np.linalg.inv(
+            self.to_native_world[source]
+        )
+        return SessionSpace(
+            f'{source}-native',
+            self.native[source],
+            {target: self.native[target]},
+            {target: source_to_target},
+        )
 
     def save(self, path: Path | str) -> Path:
         content = {
@@ -122,6 +173,29 @@ class SessionSpace:
             native={role: Grid.from_dict(g) for role, g in content['native'].items()},
             to_native_world={role: np.array(m) for role, m in content['to_native_world'].items()},
         )
+
+
+def _reach(
+    model_to_native: np.ndarray, support: tuple[slice, ...], shape: tuple[int, ...]
+) -> tuple[slice, ...] | None:
+    """The native voxels that linear interpolation and footprint averaging of a model-grid array
+    non-zero only in ``support`` can make non-zero (a conservative box), or None."""
+    low = [s.start - 1 for s in support]  # one voxel of interpolation reach either side
+    high = [s.stop for s in support]
+    corners = np.array(list(itertools.product(*zip(low, high, strict=True))), dtype=float)
+    native = (model_to_native[:3, :3] @ corners.T).T + model_to_native[:3, 3]
+    # half a native voxel of footprint either side, and one more for rounding
+    first = np.floor(native.min(axis=0)).astype(int) - 2
+    last = np.ceil(native.max(axis=0)).astype(int) + 2
+    window = tuple(
+        slice(max(int(a), 0), min(int(b) + 1, n))
+        for a, b, n in zip(first, last, shape, strict=True)
+    )
+    return None if any(w.start >= w.stop for w in window) else window
+
+
+def _grow(window: slice, margin: int, size: int) -> slice:
+    return slice(max(window.start - margin, 0), min(window.stop + margin, size))
 
 
 def _footprint_steps(native_affine: np.ndarray, model_affine: np.ndarray) -> list[int]:

@@ -63,6 +63,11 @@ REFERENCES: dict[str, Reference] = {
         '2011;54(3):2033-2044.',
         '10.1016/j.neuroimage.2010.09.025',
     ),
+    'deepbet2024': Reference(
+        'Fisch L, Zumdick S, Barkhau C, et al. deepbet: fast brain extraction of T1-weighted MRI '
+        'using convolutional neural networks. Comput Biol Med. 2024;179:108845.',
+        '10.1016/j.compbiomed.2024.108845',
+    ),
     'hdbet2019': Reference(
         'Isensee F, Schell M, Pflueger I, et al. Automated brain extraction of multisequence MRI '
         'using artificial neural networks. Hum Brain Mapp. 2019;40(17):4952-4964.',

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bids_arca.postprocessing.morphology import bounding_box
+from bids_arca.morphology import bounding_box
 from bids_arca.rendering import blend, window
 
 PLANES: tuple[tuple[str, int, tuple[str, str]], ...] = (

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from bids_arca.labels import region_masks
-from bids_arca.postprocessing.morphology import bounding_box
+from bids_arca.morphology import bounding_box
 from bids_arca.quantification.volumes import voxel_volume_ml
 
 Status = Literal['ok', 'info', 'warning', 'error']

@@ -78,6 +78,7 @@ def sidecar(session: Session, series: Series) -> dict:
         'SequenceName': protocol.sequence_name,
         'ImageType': list(series.image_type),
         'SeriesNumber': series.number,
+        'SeriesInstanceUID': series.uid,  # the way back to DICOM (bids_arca.sourcedata)
         'AcquisitionTime': series.start.strftime('%H:%M:%S.%f'),
         'AcquisitionNumber': 1,
         'MRAcquisitionType': protocol.dims,

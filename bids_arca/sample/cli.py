@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
 
-    make = commands.add_parser('make', help='write rawdata, sourcedata/dicom, derivatives/truth')
+    make = commands.add_parser(
+        'make', help='write rawdata (DICOM in rawdata/sourcedata/dicom), derivatives/truth'
+    )
     make.add_argument('out_dir', type=Path, help='output folder (created)')
     make.add_argument('--subjects', type=int, default=1, metavar='N', help='subjects 1..N')
     make.add_argument(

@@ -1,5 +1,6 @@
-"""Make a whole sample dataset on disk: ``rawdata`` (BIDS), ``sourcedata/dicom``, and
-``derivatives/truth``, written to a temporary folder and moved into place only when complete.
+"""Make a whole sample dataset on disk: ``rawdata`` (BIDS, with the DICOM study in its
+``sourcedata/dicom``) and ``derivatives/truth``, written to a temporary folder and moved into place
+only when complete.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from bids_arca.sample.study import (
     make_session,
     subject_label,
 )
+from bids_arca.sourcedata import session_dicom_dir
 
 LOGGER = logging.getLogger('bids_arca.sample')
 FORMATS = ('bids', 'dicom')
-OWNED = ('rawdata', 'sourcedata', 'derivatives')
+OWNED = ('rawdata', 'derivatives')
 
 
 def make_dataset(
@@ -45,7 +47,7 @@ def make_dataset(
     ``subjects`` is a count (1..N) or explicit numbers. Subject n gets ``lesions[(n-1) %
     len(lesions)]`` and ``sizes_ml`` likewise (random sizes when None). ``defects`` apply to
     every session. An existing non-empty ``out_dir`` is refused unless ``overwrite``; then
-    only ``rawdata``, ``sourcedata`` and ``derivatives`` are replaced.
+    only ``rawdata`` and ``derivatives`` are replaced.
     """
     out_dir = Path(out_dir)
     numbers = list(range(1, subjects + 1)) if isinstance(subjects, int) else list(subjects)
@@ -100,8 +102,8 @@ def _write(staging, numbers, sessions, seed, small, formats, lesions, sizes_ml, 
             if 'bids' in formats:
                 bids_writer.write_raw_session(session, raw)
             if 'dicom' in formats:
-                where = staging / 'sourcedata' / 'dicom' / f'sub-{session.subject}'
-                dicom.write_session(session, where / f'ses-{session.session}')
+                where = session_dicom_dir(raw, session.subject, session.session)
+                dicom.write_session(session, where)
             bids_writer.write_truth_session(session, truth)
             LOGGER.info(
                 'sub-%s ses-%s: %s, WT %.1f mL, %d series, %.1f s',

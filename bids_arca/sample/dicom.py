@@ -8,7 +8,6 @@ UIDs come from ``pydicom.uid.generate_uid`` with entropy from the seed, so they 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from bids_arca import __version__
 from bids_arca.sample.acquisition import Stack
 from bids_arca.sample.study import Series, Session
+from bids_arca.sourcedata import series_folder_name
 
 INSTITUTION = 'BIDS-ARCA PHANTOM HOSPITAL'
 LARMOR_MHZ_PER_T = 42.577
@@ -26,8 +26,7 @@ LARMOR_MHZ_PER_T = 42.577
 
 def series_folder(series: Series) -> str:
     """``012_t2_tse_tra``: the series number, then the description made file-name safe."""
-    safe = re.sub(r'[^A-Za-z0-9+-]+', '_', series.protocol.description).strip('_')
-    return f'{series.number:03d}_{safe}'
+    return series_folder_name(series.number, series.protocol.description)
 
 
 def write_session(session: Session, root: Path) -> list[Path]:

@@ -1,87 +1,287 @@
-"""The participant level: one independent run per session."""
+"""The participant level: every selected session from raw BIDS to its results (docs/outputs.md).
+
+Per session, one nipype workflow; all sessions side by side in one graph, run by MultiProc::
+
+    preproc_wf (registrations || skull stripping -> model space -> resampling)
+        -> segment (the CA-CNN cascade, three views)
+        -> results (native grids, post-processing, volumes, DICOM SEG and overlays, report;
+                    committed at once with the preprocessing's derivatives)
+
+Before the graph is built each session is checked (all four images present and readable) and
+compared with its earlier results by fingerprint (input contents, parameters, model,
+version): a current session is skipped without recomputing anything; earlier results that
+differ stop that session with exit 73 unless ``--overwrite``. The work folder (``-w``) makes an
+interrupted run resume: finished steps are not run again.
+
+Threads: MultiProc runs nodes while the processors they declare fit in ``--nprocs``; the
+multithreaded nodes (registrations, skull stripping, segmentation) declare ``--omp-nthreads``
+and use that many threads, the others one. So no more than ``--nprocs`` threads compute at
+once, whether the sessions or the steps of one session run in parallel (oversubscribed cores
+made the network ten times slower on a loaded 2-core machine, docs/model.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from argparse import Namespace
+from pathlib import Path
 
 from bids_arca.errors import BidsArcaError, MissingInputError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
+from bids_arca.model.store import read_card, resolve_model
+from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
 from bids_arca.preprocessing.volumes import load_volume
 
 LOGGER = logging.getLogger(__name__)
+# The steps a session's log reports (node name prefix -> what it does).
+STEPS = {
+    'reference_grid': 'reference grid',
+    'coreg_': 'coregistration',
+    'skullstrip': 'skull stripping',
+    'atlas': 'SRI24 registration',
+    'model_space': 'model space',
+    'native_mask': 'brain mask on the T1ce',
+    'preproc_': 'resampling',
+    'segment': 'segmentation',
+    'results': 'outputs and report',
+}
+SEGMENT_MEMORY_GB = 3.0  # a three-view cascade peaks at 2.3-2.7 GB (docs/model.md)
 
 
 def run_participant(opts: Namespace) -> list[SessionInputs]:
-    """Check and preprocess every selected session; return those that were preprocessed.
+    """Process every selected session that is not current; return those processed.
 
-    A session that lacks a role (exit 66) or holds an unusable image (exit 65) is reported by
-    name and fails the run after the other sessions were handled, so that one bad exam does not
-    hold back the rest.
+    A session that lacks a role (exit 66), holds an unusable image (65) or has earlier results
+    that differ (73) is reported by name and fails the run after the other sessions were
+    handled, so that one bad exam does not hold back the rest.
     """
     layout = load_layout(opts.bids_dir, validate=not opts.skip_bids_validation)
     sessions = collect_sessions(layout, opts.participant_label, opts.session_label)
     ready, failures = [], []
     for session in sessions:
-        if session.missing:
-            failures.append(
-                MissingInputError(
-                    f'{opts.bids_dir / session.name.replace("_", "/")}: missing '
-                    f'{", ".join(session.missing)} (needs T1w, ce-T1w, T2w and FLAIR)'
-                )
-            )
-            LOGGER.error('%s', failures[-1])
-            continue
         try:
-            for path in session.images.values():
-                load_volume(path)
+            _check_inputs(session, opts.bids_dir)
+            ready.append(session)
+        except BidsArcaError as error:
+            failures.append(error)
+            LOGGER.error('%s', error)
+    todo, current = [], 0
+    if ready:
+        model_dir = resolve_model(opts.model)
+        card = read_card(model_dir)
+        LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
+        parameters = session_parameters(opts, card)
+    for session in ready:
+        print_ = fingerprint(session.images, parameters, card)
+        outputs = SessionOutputs(opts.output_dir, session.subject, session.session)
+        try:
+            if SessionWriter(outputs, print_, overwrite=opts.overwrite).is_current():
+                LOGGER.info(
+                    '%s: results are current (same inputs, parameters, model and version); '
+                    'skipped',
+                    session.name,
+                )
+                current += 1
+                continue
         except BidsArcaError as error:
             failures.append(error)
             LOGGER.error('%s', error)
             continue
-        LOGGER.info(
-            '%s: inputs %s',
-            session.name,
-            ', '.join(f'{r}={p.name}' for r, p in session.images.items()),
-        )
-        ready.append(session)
-    LOGGER.info('%d of %d session(s) ready', len(ready), len(sessions))
-    if ready:
+        todo.append((session, print_))
+    LOGGER.info(
+        '%d session(s) to process, %d current, %d refused', len(todo), current, len(failures)
+    )
+    if todo:
         try:
-            preprocess(ready, opts)
+            process(todo, opts, model_dir, parameters, card)
         except BidsArcaError as error:
             failures.append(error)
     if failures:
         raise _summary(failures)
-    return ready
+    return [session for session, _ in todo]
 
 
-def preprocess(sessions: list[SessionInputs], opts: Namespace) -> None:
-    """Run the preprocessing workflow of every session in one nipype graph."""
-    import os
+def session_parameters(opts: Namespace, card: dict) -> dict:
+    """What the results depend on, besides the inputs and the model: recorded and fingerprinted.
+    Performance settings (processes, threads, device) are not: they do not change results
+    beyond float rounding (docs/model.md)."""
+    return {
+        'skull_strip': opts.skull_strip,
+        'model_space': opts.model_space,
+        'fix_left_right': opts.fix_left_right,
+        'postprocessing': opts.postprocessing,
+        'model': card.get('name', ''),
+    }
 
+
+def card_summary(card: dict) -> dict:
+    """The model card's lines that go into every sidecar, the provenance and the report."""
+    summary = {
+        'Name': card.get('name', ''),
+        'Version': f'sha256:{card.get("weights_sha256", "")[:16]}',
+        'Description': card.get('description', ''),
+        'TrainingData': card.get('training_data', ''),
+        'Licence': card.get('licence', ''),
+        'Citation': card.get('citation', ''),
+    }
+    return {key: value for key, value in summary.items() if value}
+
+
+def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
+    if session.missing:
+        raise MissingInputError(
+            f'{bids_dir / session.name.replace("_", "/")}: missing '
+            f'{", ".join(session.missing)} (needs T1w, ce-T1w, T2w and FLAIR)'
+        )
+    for path in session.images.values():
+        load_volume(path)
+    LOGGER.info(
+        '%s: inputs %s',
+        session.name,
+        ', '.join(f'{r}={p.name}' for r, p in session.images.items()),
+    )
+
+
+def process(
+    todo: list[tuple[SessionInputs, str]],
+    opts: Namespace,
+    model_dir: Path,
+    parameters: dict,
+    card: dict,
+) -> None:
+    """Run the sessions' workflows in one nipype graph."""
     from nipype.pipeline import engine as pe
 
-    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf, run_workflow
+    from bids_arca.workflows.preprocessing import run_workflow
 
+    # ITK (antspyx) reads its thread count once per process, from the environment.
+    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(opts.omp_nthreads))
+    workflow = pe.Workflow(name='bids_arca_wf')
+    progress = Progress()
+    for session, print_ in todo:
+        session_wf = init_session_wf(session, opts, model_dir, parameters, card, print_)
+        progress.expect(session_wf.name, session.name, _count_steps(session_wf))
+        workflow.add_nodes([session_wf])
+    run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
+
+
+def init_session_wf(
+    session: SessionInputs,
+    opts: Namespace,
+    model_dir: Path,
+    parameters: dict,
+    card: dict,
+    print_: str,
+):
+    """Preprocessing, segmentation and results of one session."""
+    from nipype.pipeline import engine as pe
+
+    from bids_arca.interfaces.segmentation import Segment, SessionResults
+    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf
+
+    threads = opts.omp_nthreads
     options = PreprocOptions(
         skull_strip=opts.skull_strip,
         model_space=opts.model_space,
         fix_left_right=opts.fix_left_right,
         device=opts.device,
-        omp_nthreads=opts.omp_nthreads,
+        omp_nthreads=threads,
     )
-    # ITK (antspyx) reads its thread count once per process, from the environment.
-    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(opts.omp_nthreads))
-    workflow = pe.Workflow(name='bids_arca_wf')
-    for session in sessions:
-        workflow.add_nodes([init_preproc_wf(session, opts.bids_dir, opts.output_dir, options)])
-    run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose)
+    workflow = pe.Workflow(name=session.name.replace('-', '_') + '_wf')
+    preproc = init_preproc_wf(
+        session, opts.bids_dir, opts.output_dir, options, name='preproc_wf', publish=False
+    )
+    segment = pe.Node(
+        Segment(
+            model=str(model_dir),
+            model_id=card.get('weights_sha256', ''),
+            device=opts.device,
+            num_threads=threads,
+        ),
+        name='segment',
+        n_procs=threads,
+        mem_gb=SEGMENT_MEMORY_GB,
+    )
+    results = pe.Node(
+        SessionResults(
+            subject=session.subject,
+            session=session.session or '',
+            images={role: str(path) for role, path in session.images.items()},
+            bids_dir=str(opts.bids_dir),
+            output_dir=str(opts.output_dir),
+            parameters=parameters,
+            model_card=card_summary(card),
+            fingerprint=print_,
+            overwrite=opts.overwrite,
+        ),
+        name='results',
+        overwrite=True,  # always run: it commits the outputs (the segmentation is cached)
+        mem_gb=2.0,
+    )
+    # fmt: off
+    workflow.connect([
+        (preproc, segment, [('outputnode.preproc', 'preproc'),
+                            ('outputnode.brain_mask', 'brain_mask')]),
+        (preproc, results, [('outputnode.space', 'space'),
+                            ('outputnode.derivatives', 'derivatives'),
+                            ('outputnode.derivative_names', 'derivative_names')]),
+        (segment, results, [('segmentation', 'segmentation')]),
+    ])
+    # fmt: on
+    return workflow
+
+
+def _count_steps(workflow) -> int:
+    names = [name.rsplit('.', 1)[-1] for name in workflow.list_node_names()]
+    return sum(1 for name in names if _step(name))
+
+
+def _step(node_name: str) -> str | None:
+    for prefix, what in STEPS.items():
+        if node_name.startswith(prefix):
+            role = node_name[len(prefix) :] if prefix.endswith('_') else ''
+            return f'{what} {role}'.strip()
+    return None
+
+
+class Progress:
+    """nipype's status callback: one log line per finished step, with its time and the
+    session's progress (``sub-01_ses-preop: segmentation done in 61.2 s [13/14]``)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, tuple[str, int]] = {}  # workflow name -> (session, steps)
+        self.done: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+
+    def expect(self, workflow_name: str, session_name: str, steps: int) -> None:
+        self.sessions[workflow_name] = (session_name, steps)
+        self.done[workflow_name] = 0
+
+    def __call__(self, node, status: str) -> None:
+        step = _step(node.name)
+        owner = next((w for w in self.sessions if f'.{w}.' in f'.{node.fullname}.'), None)
+        if step is None or owner is None:
+            return
+        session, steps = self.sessions[owner]
+        key = node.fullname
+        if status == 'start':
+            self.started[key] = time.perf_counter()
+            LOGGER.debug('%s: %s started', session, step)
+            return
+        seconds = time.perf_counter() - self.started.pop(key, time.perf_counter())
+        if status == 'end':
+            self.done[owner] += 1
+            LOGGER.info(
+                '%s: %s done in %.1f s [%d/%d]', session, step, seconds, self.done[owner], steps
+            )
+        else:
+            LOGGER.error('%s: %s failed after %.1f s', session, step, seconds)
 
 
 def _summary(failures: list[BidsArcaError]) -> BidsArcaError:
     first = failures[0]
     if len(failures) == 1:
         return first
-    error = type(first)(f'{first} (and {len(failures) - 1} more session(s) failed, see above)')
-    return error
+    return type(first)(f'{first} (and {len(failures) - 1} more session(s) failed, see above)')

@@ -64,8 +64,13 @@ def init_preproc_wf(
     output_dir: Path,
     options: PreprocOptions,
     name: str | None = None,
+    publish: bool = True,
 ) -> pe.Workflow:
     """Preprocess one session into the model space and publish its derivatives.
+
+    With ``publish`` off, nothing is written to ``output_dir``: the derivatives are handed over
+    (``derivatives``, ``derivative_names``) for the participant level to commit with the
+    session's results.
 
     Outputs (``outputnode``)
     ------------------------
@@ -77,11 +82,16 @@ def init_preproc_wf(
     space
         JSON of :class:`~bids_arca.preprocessing.space.SessionSpace`: the way back to the native
         T1ce and FLAIR grids.
+    derivatives, derivative_names
+        The derivative files and their paths relative to the output folder.
     """
     names = _Names(session, bids_dir, output_dir, options.model_space)
     workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
     outputnode = pe.Node(
-        niu.IdentityInterface(fields=['preproc', 'brain_mask', 'space']), name='outputnode'
+        niu.IdentityInterface(
+            fields=['preproc', 'brain_mask', 'space', 'derivatives', 'derivative_names']
+        ),
+        name='outputnode',
     )
     images = session.images
     threads = options.omp_nthreads
@@ -212,6 +222,10 @@ def init_preproc_wf(
     merge_published = _utility(niu.Merge(len(published)), 'merge_published')
     for index, (node, output, _) in enumerate(published, start=1):
         workflow.connect(node, output, merge_published, f'in{index}')
+    outputnode.inputs.derivative_names = [str(dest) for _, _, dest in published]
+    workflow.connect(merge_published, 'out', outputnode, 'derivatives')
+    if not publish:
+        return workflow
     ds_preproc = pe.Node(
         DerivativesSink(
             output_dir=str(output_dir), out_names=[str(dest) for _, _, dest in published]

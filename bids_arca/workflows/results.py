@@ -14,6 +14,7 @@ The pipeline calls :func:`write_results` after preprocessing and inference::
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,12 +78,16 @@ def write_results(
     dicom_series: Mapping[str, Sequence[Path]] | None = None,
     figures: Sequence[Figure] = (),
     preprocessing_text: str | None = None,
+    preprocessing_references: Sequence[str] | None = None,
     timings_s: Mapping[str, float] | None = None,
+    derivatives: Mapping[str, Path] | None = None,
 ) -> list[Path]:
     """Post-process, measure, write every output of the session and commit; return the paths.
 
     ``dicom_series`` maps ``'T1ce'`` (SEG and overlays) and ``'FLAIR'`` (overlays) to the source
-    DICOM files of those series, when the session came from DICOM.
+    DICOM files of those series, when the session came from DICOM. ``derivatives`` are other
+    files of the session (relative name -> file, e.g. the preprocessing's), committed with the
+    rest so that the session's results appear, and are checked on re-runs, as one set.
     """
     timings = dict(timings_s or {})
     started = time.perf_counter()
@@ -113,6 +118,11 @@ def write_results(
     recorded = dict(parameters) | {'postprocessing': rules, 'volume_interval': interval}
     outputs = writer.outputs
     with writer:
+        if derivatives:
+            started = time.perf_counter()
+            for name, source in derivatives.items():
+                shutil.copyfile(source, writer.staged(Path(name)))
+            timings['preprocessing_files'] = time.perf_counter() - started
         started = time.perf_counter()
         writer.write_dseg(
             labels,
@@ -162,6 +172,11 @@ def write_results(
             views=p.views,
             dicom_outputs=bool(dicom_series),
             **({'preprocessing': preprocessing_text} if preprocessing_text else {}),
+            **(
+                {'preprocessing_references': preprocessing_references}
+                if preprocessing_references is not None
+                else {}
+            ),
         )
         context = ReportContext(
             subject=session.subject,

@@ -59,7 +59,7 @@ def test_cascade_nests_regions_and_encodes_labels(brain):
     # TC runs in the WT box (+5 margin), ET in the TC box (+5) inside it
     assert calls[1] == ('tc', (37, 37, 37), [14.0, 14.0, 14.0])
     assert calls[2] == ('et', (23, 23, 23), [21.0, 21.0, 21.0])
-    assert result.boxes['ET'] == ((21, 43),) * 3
+    assert result.boxes['ET'] == (slice(21, 44),) * 3
     assert set(result.probabilities) == {'WT', 'TC', 'ET'}
     assert result.probabilities['TC'][:14].max() == 0  # nothing outside its box
 

@@ -52,6 +52,25 @@ def test_same_seed_same_result_other_seed_other_noise(tiny, exam):
     assert not np.array_equal(first.probabilities['WT'], other.probabilities['WT'])
 
 
+def test_kept_views_average_to_the_result_and_change_nothing(tiny, exam):
+    images, mask = exam
+    views = ['axial', 'coronal']
+    plain = segment(images, mask, (1, 1, 1), tiny, device='cpu', views=views, flips=[(0,)])
+    kept = segment(
+        images, mask, (1, 1, 1), tiny, device='cpu', views=views, flips=[(0,)], keep_views=True
+    )
+    assert plain.members == {}
+    assert set(kept.members) == {'axial', 'axial+flip0', 'coronal', 'coronal+flip0'}
+    np.testing.assert_array_equal(kept.labels, plain.labels)
+    for region, fused in plain.probabilities.items():
+        np.testing.assert_array_equal(kept.probabilities[region], fused)
+        mean = np.mean([m[region] for m in kept.members.values()], axis=0)
+        np.testing.assert_allclose(mean, fused, atol=1e-6)
+        assert all((m[region][~mask] == 0).all() for m in kept.members.values())
+    spread = kept.members['axial']['WT'] - kept.members['coronal']['WT']
+    assert np.abs(spread).max() > 0  # the views disagree: a spread to measure
+
+
 def test_views_and_flips_map_back_to_the_input_voxels(tiny, exam, monkeypatch):
     """A stand-in network that answers "channel 0 > 0" at each voxel: whatever the view and
     mirroring, the fused probability must be that test at the same input voxel."""

@@ -1,9 +1,10 @@
-"""The preprocessing of the raw clinical exam TCGA-FG-6692 from the command line (slow).
+"""The participant level on the raw clinical exam TCGA-FG-6692 from the command line (slow).
 
-The exam (../shared/data/real/tcga-fg-6692-raw) is linked into a temporary BIDS tree. Its brain
-mask is compared with the upstream one (BraTS-Toolkit, skull-stripped in SRI24 space), mapped
-back onto the native T1ce with the affine stored in tests/data (made by
-benchmarks/tcga_reference.py: native T1ce registered to the upstream skull-stripped T1ce).
+The exam (../shared/data/real/tcga-fg-6692-raw) is linked into a temporary BIDS tree and runs
+end to end with the real BraTS-2017 model. Its brain mask and its whole tumour are compared
+with the upstream ones (BraTS-Toolkit, in SRI24 space: the skull-stripped images and the fusion
+of five algorithms' segmentations), mapped back onto the native T1ce with the affine stored in
+tests/data (tests/tcga.py).
 """
 
 from __future__ import annotations
@@ -20,44 +21,20 @@ from bids_arca.preprocessing.grid import Grid, resample
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine, rotation_angle
 from bids_arca.preprocessing.volumes import Volume, read_volume
+from tests.tcga import ANAT, REFERENCE_XFM, UPSTREAM, make_tcga_bids, upstream_on_native
 
 pytestmark = pytest.mark.slow
 
-EXAM = 'data/real/tcga-fg-6692-raw'
-FILES = {
-    'T1w': 'T1_AX_*_t1.nii.gz',
-    'ce-gadolinium_T1w': '*_t1c.nii.gz',
-    'T2w': '*_t2.nii.gz',
-    'FLAIR': '*_fla.nii.gz',
-}
-REFERENCE_XFM = (
-    Path(__file__).parent / 'data' / 'tcga-fg-6692_from-T1ce_to-upstream_mode-image_xfm.txt'
-)
-ANAT = Path('sub-FG6692/ses-preop/anat')
+# Measured WT Dice against the upstream fusion: 0.xxx (benchmarks/participant_session.py).
+WT_DICE_GATE = 0.80
 
 
-def make_tcga_bids(shared: Path, root: Path, mirror_flair: bool = False) -> Path:
-    """Link (or, for a mirrored FLAIR, rewrite) the four series into a BIDS tree."""
-    anat = root / ANAT
-    anat.mkdir(parents=True)
-    (root / 'dataset_description.json').write_text('{"Name": "tcga", "BIDSVersion": "1.10.0"}')
-    for suffix, pattern in FILES.items():
-        (source,) = (shared / EXAM).glob(pattern)
-        target = anat / f'sub-FG6692_ses-preop_{suffix}.nii.gz'
-        if mirror_flair and suffix == 'FLAIR':
-            image = nib.load(source)
-            data = np.asanyarray(image.dataobj)[::-1]  # voxel axis 0 runs left-right
-            nib.save(nib.Nifti1Image(data, image.affine, image.header), target)
-        else:
-            target.symlink_to(source)
-    return root
-
-
-def test_raw_exam_from_the_command_line(shared, tmp_path):
-    """One run, several checks: under pytest-xdist a shared fixture would run once per worker."""
+def test_raw_exam_from_the_command_line(shared, brats17_folder, tmp_path):
+    """One run, several checks (it is the only test that needs this run)."""
     bids = make_tcga_bids(shared, tmp_path / 'bids')
     out, work = tmp_path / 'out', tmp_path / 'work'
-    assert main([str(bids), str(out), 'participant', '-w', str(work), '--nprocs', '2']) == 0
+    argv = [str(bids), str(out), 'participant', '-w', str(work), '--nprocs', '1']
+    assert main([*argv, '--model', str(brats17_folder)]) == 0
     anat = out / ANAT
     _check_model_inputs(anat)
     _check_registrations(anat)
@@ -65,6 +42,20 @@ def test_raw_exam_from_the_command_line(shared, tmp_path):
     (space_file,) = work.rglob('model_space/space.json')
     _check_way_back_to_flair(SessionSpace.load(space_file), anat, bids)
     assert len(list((out / 'sub-FG6692' / 'figures').glob('*.png'))) == 4
+    _check_tumour_against_upstream(shared, anat)
+    assert not (anat.parent / 'dicom').exists()  # NIfTI input: no DICOM outputs
+
+
+def _check_tumour_against_upstream(shared: Path, anat: Path) -> None:
+    dseg = nib.load(anat / 'sub-FG6692_ses-preop_desc-tumor_dseg.nii.gz')
+    ours = np.asarray(dseg.dataobj) > 0
+    fusion = upstream_on_native(shared / UPSTREAM / 'fusion' / 'simple.nii.gz', dseg) > 0
+    dice = 2 * (ours & fusion).sum() / (ours.sum() + fusion.sum())
+    assert dice >= WT_DICE_GATE, dice
+    volumes = (anat / 'sub-FG6692_ses-preop_desc-tumor_volumes.tsv').read_text().splitlines()
+    wt_ml = float(volumes[1].split('\t')[1])
+    assert volumes[1].startswith('WT\t')
+    assert wt_ml == pytest.approx(ours.sum() * np.prod(dseg.header.get_zooms()) / 1e3, abs=1e-4)
 
 
 def _check_model_inputs(anat: Path) -> None:
@@ -103,9 +94,7 @@ def _check_registrations(anat: Path) -> None:
 def _check_brain_mask_against_upstream(shared: Path, anat: Path) -> None:
     native = nib.load(anat / 'sub-FG6692_ses-preop_desc-brain_mask.nii.gz')
     ours = np.asanyarray(native.dataobj) > 0
-    upstream = read_volume(
-        shared / EXAM / 'OtherEXampleFromTCIA_brainles/raw_bet/OtherEXampleFromTCIA_t1c_bet.nii.gz'
-    )
+    upstream = read_volume(shared / UPSTREAM / 'raw_bet/OtherEXampleFromTCIA_t1c_bet.nii.gz')
     brain = Volume((upstream.data > 0).astype(np.float32), upstream.affine)
     to_upstream = np.linalg.inv(read_itk_affine(REFERENCE_XFM))
     reference = resample(brain, Grid(ours.shape, native.affine), to_upstream)[0] >= 0.5
@@ -122,10 +111,16 @@ def _check_way_back_to_flair(space: SessionSpace, anat: Path, bids: Path) -> Non
     assert brain_ml == pytest.approx(mask.sum() / 1000, rel=0.05)
 
 
-def test_mirrored_flair_stops_with_65_then_is_fixed_on_request_resuming(shared, tmp_path, caplog):
+def test_mirrored_flair_stops_with_65_then_is_fixed_on_request_resuming(
+    shared, make_tiny_model, tmp_path, caplog
+):
+    """The segmentation is a tiny random model's: this test is about the left/right check and
+    resuming from the work folder."""
     bids = make_tcga_bids(shared, tmp_path / 'bids', mirror_flair=True)
     out, work = tmp_path / 'out', tmp_path / 'work'
-    code = main([str(bids), str(out), 'participant', '-w', str(work)])
+    model = make_tiny_model(tmp_path / 'tiny')
+    argv = [str(bids), str(out), 'participant', '-w', str(work), '--model', str(model)]
+    code = main([*argv, '--nprocs', '1'])
     assert code == 65
     assert 'sub-FG6692_ses-preop_FLAIR.nii.gz: mirrored left-right' in caplog.text
     assert '--fix-left-right' in caplog.text
@@ -133,9 +128,11 @@ def test_mirrored_flair_stops_with_65_then_is_fixed_on_request_resuming(shared, 
     (stripped,) = work.rglob('skullstrip/result_skullstrip.pklz')
     before = stripped.stat().st_mtime_ns
 
-    code = main([str(bids), str(out), 'participant', '-w', str(work), '--fix-left-right'])
+    code = main([*argv, '--nprocs', '1', '--fix-left-right'])
     assert code == 0
     assert stripped.stat().st_mtime_ns == before  # the work folder made the re-run resume
     xfm = out / ANAT / 'sub-FG6692_ses-preop_from-FLAIR_to-T1ce_mode-image_xfm'
     assert json.loads(xfm.with_suffix('.json').read_text())['Mirrored'] is True
     assert np.linalg.det(read_itk_affine(xfm.with_suffix('.txt'))[:3, :3]) < 0
+    report = (out / 'sub-FG6692_ses-preop.html').read_text()
+    assert 'FLAIR was mirrored left-right and corrected' in report

@@ -1,0 +1,119 @@
+"""Interfaces of the participant workflow after preprocessing: the network, then the results.
+
+Both only move files: :func:`bids_arca.model.inference.segment` and
+:func:`bids_arca.workflows.session.write_session` do the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    TraitedSpec,
+    traits,
+)
+
+from bids_arca.interfaces.base import BidsArcaInterface
+
+
+class _SegmentInputSpec(BaseInterfaceInputSpec):
+    preproc = InputMultiObject(
+        File(exists=True), mandatory=True, desc='FLAIR, T1w, T1ce, T2w on the model grid'
+    )
+    brain_mask = File(exists=True, mandatory=True, desc='brain mask on the model grid')
+    model = traits.Str(mandatory=True, desc='model folder')
+    model_id = traits.Str(
+        '', usedefault=True, desc='weights checksum: another model in the same folder reruns'
+    )
+    device = traits.Enum('auto', 'cpu', 'cuda', usedefault=True)
+    num_threads = traits.Int(1, usedefault=True, desc='CPU threads of the network')
+
+
+class _SegmentOutputSpec(TraitedSpec):
+    segmentation = File(exists=True, desc='probabilities, per-view maps and labels (.npz)')
+
+
+class Segment(BidsArcaInterface):
+    """The cascade on the model grid, keeping each view's probabilities for the intervals."""
+
+    input_spec = _SegmentInputSpec
+    output_spec = _SegmentOutputSpec
+
+    def _run(self, cwd: Path) -> None:
+        from bids_arca.model.inference import segment
+        from bids_arca.model.maps import save_segmentation
+        from bids_arca.preprocessing.volumes import read_volume
+
+        images = np.stack([read_volume(path).data for path in self.inputs.preproc])
+        mask = read_volume(self.inputs.brain_mask)
+        result = segment(
+            images,
+            mask.data > 0,
+            tuple(float(s) for s in mask.spacing),
+            self.inputs.model,
+            device=self.inputs.device,
+            threads=self.inputs.num_threads,
+            keep_views=True,
+        )
+        path = save_segmentation(cwd / 'segmentation.npz', result)
+        self._results['segmentation'] = str(path)
+
+
+class _SessionResultsInputSpec(BaseInterfaceInputSpec):
+    subject = traits.Str(mandatory=True)
+    session = traits.Str('', usedefault=True, desc="'' for a dataset without sessions")
+    images = traits.Dict(mandatory=True, desc='role -> input image')
+    bids_dir = traits.Str(mandatory=True)
+    output_dir = traits.Str(mandatory=True)
+    segmentation = File(exists=True, mandatory=True)
+    space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
+    derivatives = InputMultiObject(File(exists=True), mandatory=True)
+    derivative_names = traits.List(traits.Str, mandatory=True)
+    parameters = traits.Dict(mandatory=True)
+    model_card = traits.Dict(mandatory=True)
+    fingerprint = traits.Str(mandatory=True)
+    overwrite = traits.Bool(False, usedefault=True)
+
+
+class _SessionResultsOutputSpec(TraitedSpec):
+    files = traits.List(traits.Str, desc='every file the session committed')
+
+
+class SessionResults(BidsArcaInterface):
+    """Everything the session writes, committed at once (:mod:`bids_arca.outputs`)."""
+
+    input_spec = _SessionResultsInputSpec
+    output_spec = _SessionResultsOutputSpec
+
+    def _run(self, cwd: Path) -> None:
+        from bids_arca.inputs import SessionInputs
+        from bids_arca.workflows.session import SessionSettings, write_session
+
+        session = SessionInputs(
+            self.inputs.subject,
+            self.inputs.session or None,
+            {role: Path(path) for role, path in self.inputs.images.items()},
+        )
+        derivatives = dict(
+            zip(self.inputs.derivative_names, map(Path, self.inputs.derivatives), strict=True)
+        )
+        settings = SessionSettings(
+            dict(self.inputs.parameters),
+            dict(self.inputs.model_card),
+            self.inputs.fingerprint,
+            self.inputs.overwrite,
+        )
+        files = write_session(
+            session,
+            Path(self.inputs.bids_dir),
+            Path(self.inputs.output_dir),
+            Path(self.inputs.segmentation),
+            Path(self.inputs.space),
+            derivatives,
+            settings,
+        )
+        self._results['files'] = [str(f) for f in files]

@@ -1,0 +1,118 @@
+"""The last step of a participant session: from the model-space segmentation to every output.
+
+:func:`write_session` maps the network's probabilities onto the native T1ce, gathers what the
+preprocessing found (QC, figures, timings), follows the link back to the source DICOM series
+(:mod:`bids_arca.sourcedata`) and hands everything to
+:func:`~bids_arca.workflows.results.write_results`, which post-processes, measures, writes and
+commits the session's files, the preprocessing's derivatives included, all at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bids_arca.inputs import SessionInputs
+from bids_arca.model.maps import load_segmentation
+from bids_arca.outputs import SessionOutputs, SessionWriter
+from bids_arca.preprocessing.space import SessionSpace
+from bids_arca.preprocessing.volumes import read_volume
+from bids_arca.reports import SessionQC
+from bids_arca.sourcedata import source_series
+from bids_arca.workflows.native import (
+    flair_resampler,
+    native_regions,
+    preprocessing_checks,
+    preprocessing_figures,
+    preprocessing_methods,
+    transform_sidecars,
+)
+from bids_arca.workflows.results import write_results
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What a session's results depend on besides its inputs (all recorded in the provenance)."""
+
+    parameters: dict
+    model_card: dict  # the summary written into sidecars and the provenance
+    fingerprint: str
+    overwrite: bool = False
+
+
+def write_session(
+    session: SessionInputs,
+    bids_dir: Path,
+    output_dir: Path,
+    segmentation: Path,
+    space: Path,
+    derivatives: Mapping[str, Path],
+    settings: SessionSettings,
+) -> list[Path]:
+    """Write and commit every output of ``session``; return the files."""
+    started = time.perf_counter()
+    result = load_segmentation(segmentation)
+    session_space = SessionSpace.load(space)
+    regions = native_regions(session_space, result)
+    timings = preprocessing_timings(derivatives)
+    timings |= {f'segmentation_{k.replace("/", "_")}': v for k, v in result.seconds.items()}
+    timings['to_native'] = time.perf_counter() - started
+
+    qc = SessionQC()
+    qc.add(*preprocessing_checks(transform_sidecars(derivatives)))
+    mask_name = SessionOutputs(output_dir, session.subject, session.session).anat(
+        'desc-brain_mask.nii.gz'
+    )
+    brain_mask = read_volume(derivatives[mask_name.as_posix()]).data > 0
+
+    dicom, notes = source_series(bids_dir, session.subject, session.session, session.images)
+    if 'T1ce' not in dicom:
+        LOGGER.info('%s: no DICOM outputs (%s)', session.name, '; '.join(notes))
+    elif notes:
+        LOGGER.info('%s: %s', session.name, '; '.join(notes))
+    parameters = settings.parameters
+    text, references = preprocessing_methods(parameters['skull_strip'], parameters['model_space'])
+    writer = SessionWriter(
+        SessionOutputs(output_dir, session.subject, session.session),
+        settings.fingerprint,
+        overwrite=settings.overwrite,
+    )
+    return write_results(
+        writer,
+        session,
+        bids_dir,
+        regions,
+        model_card=settings.model_card,
+        parameters=parameters,
+        qc=qc,
+        brain_mask=brain_mask,
+        rules=parameters['postprocessing'],
+        flair_labels=flair_resampler(session_space),
+        dicom_series=dicom if 'T1ce' in dicom else None,
+        figures=preprocessing_figures(derivatives),
+        preprocessing_text=text,
+        preprocessing_references=references,
+        timings_s=timings,
+        derivatives=derivatives,
+    )
+
+
+def preprocessing_timings(derivatives: Mapping[str, Path]) -> dict[str, float]:
+    """Seconds of the coregistrations and the skull stripping, from their sidecars."""
+    timings = {}
+    for name, path in derivatives.items():
+        if name.endswith('_xfm.json') and '_to-T1ce_' in name:
+            role = name.split('_from-')[1].split('_')[0]
+            timings[f'coregistration_{role}'] = json.loads(Path(path).read_text())[
+                'ElapsedSeconds'
+            ]
+        elif name.endswith('_desc-brain_mask.json') and '_space-' not in name:
+            report = json.loads(Path(path).read_text()).get('SkullStripping', {})
+            timings['skull_stripping'] = report.get('ElapsedSeconds', 0.0)
+    return timings

@@ -1,0 +1,204 @@
+"""The participant level's wiring, without running the networks: model resolution, re-runs
+(current sessions skipped, other results refused), threads, progress, and the pieces of the
+results step (native maps, QC from the preprocessing, segmentations on disk). The whole
+pipeline runs in test_participant_phantom.py and test_participant_real.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bids_arca.cli.parser import POSTPROCESSING_RULES, parse_args
+from bids_arca.cli.run import main
+from bids_arca.inputs import collect_sessions, load_layout
+from bids_arca.model.inference import Segmentation
+from bids_arca.model.maps import load_segmentation, save_segmentation
+from bids_arca.model.store import read_card
+from bids_arca.node.pipeline import dicom_results
+from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
+from bids_arca.postprocessing.rules import RULES
+from bids_arca.preprocessing.grid import Grid
+from bids_arca.preprocessing.space import SessionSpace
+from bids_arca.workflows.native import native_mask, preprocessing_checks
+from bids_arca.workflows.participant import Progress, session_parameters
+
+ROLES = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
+
+
+def _bids(root: Path) -> Path:
+    """One session of four plausible (random, 1 mm, 64 mm) images."""
+    anat = root / 'sub-01' / 'ses-preop' / 'anat'
+    anat.mkdir(parents=True)
+    (root / 'dataset_description.json').write_text('{"Name": "t", "BIDSVersion": "1.10.0"}')
+    rng = np.random.default_rng(0)
+    for suffix in ROLES.values():
+        data = rng.integers(0, 1000, (64, 64, 64)).astype(np.int16)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), anat / f'sub-01_ses-preop_{suffix}.nii.gz')
+    return root
+
+
+@pytest.fixture
+def tiny(make_tiny_model, tmp_path) -> Path:
+    return make_tiny_model(tmp_path / 'tiny')
+
+
+def test_a_missing_model_is_66_and_names_the_import_command(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'empty-store'))
+    bids = _bids(tmp_path / 'bids')
+    assert main([str(bids), str(tmp_path / 'out'), 'participant']) == 66
+    assert 'bids-arca-models import-brats17' in caplog.text
+    assert not (tmp_path / 'out' / 'sub-01').exists()
+
+
+def _committed(bids: Path, out: Path, argv: list[str]) -> None:
+    """Earlier results of the session as the given command line would fingerprint them."""
+    opts = parse_args([str(bids), str(out), 'participant', *argv])
+    (session,) = collect_sessions(load_layout(bids))
+    card = read_card(Path(opts.model))
+    print_ = fingerprint(session.images, session_parameters(opts, card), card)
+    with SessionWriter(SessionOutputs(out, '01', 'preop'), print_) as writer:
+        writer.write_text(SessionOutputs(out, '01', 'preop').anat('desc-tumor_volumes.tsv'), 'x')
+        writer.commit({})
+
+
+def test_current_results_are_skipped_and_others_refused(tmp_path, tiny, caplog):
+    bids, out, work = _bids(tmp_path / 'bids'), tmp_path / 'out', tmp_path / 'work'
+    argv = ['--model', str(tiny), '-w', str(work)]
+    _committed(bids, out, argv)
+    caplog.set_level(logging.INFO)
+    assert main([str(bids), str(out), 'participant', *argv]) == 0
+    assert 'sub-01_ses-preop: results are current' in caplog.text
+    assert not work.exists()  # nothing recomputed, not even a work folder
+    caplog.clear()
+    code = main([str(bids), str(out), 'participant', *argv, '--postprocessing', 'wang'])
+    assert code == 73
+    assert 'earlier results of sub-01_ses-preop' in caplog.text and '--overwrite' in caplog.text
+    assert (out / 'sub-01/ses-preop/anat/sub-01_ses-preop_desc-tumor_volumes.tsv').is_file()
+
+
+def test_options_of_the_participant_level(tmp_path, caplog):
+    opts = parse_args([str(tmp_path), str(tmp_path / 'o'), 'participant'])
+    assert (opts.model, opts.postprocessing, opts.overwrite) == (None, 'paper', False)
+    opts = parse_args(
+        [str(tmp_path), str(tmp_path / 'o'), 'participant', '--nprocs', '2', '--omp-nthreads', '4']
+    )
+    assert opts.omp_nthreads == 2  # never more threads than processors
+    assert 'exceeds --nprocs' in caplog.text
+    assert POSTPROCESSING_RULES == RULES
+
+
+def test_progress_logs_each_step_with_its_time_and_count(caplog):
+    caplog.set_level(logging.INFO)
+    progress = Progress()
+    progress.expect('sub_01_ses_preop_wf', 'sub-01_ses-preop', 2)
+    top = 'bids_arca_wf.sub_01_ses_preop_wf'
+    coreg = SimpleNamespace(name='coreg_FLAIR', fullname=f'{top}.preproc_wf.coreg_FLAIR')
+    merge = SimpleNamespace(name='merge_channels', fullname=f'{top}.preproc_wf.merge_channels')
+    segment = SimpleNamespace(name='segment', fullname=f'{top}.segment')
+    for node in (coreg, merge, segment):
+        progress(node, 'start')
+        progress(node, 'end')
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith('sub-01_ses-preop: coregistration FLAIR done in ')
+    assert lines[0].endswith('[1/2]') and lines[1].endswith('[2/2]')
+    assert len(lines) == 2  # bookkeeping nodes are not steps
+
+
+def _space(thick: float = 4.0) -> SessionSpace:
+    model = Grid((40, 44, 36), _shift(20, 22, -18) @ np.diag([-1.0, -1.0, 1.0, 1.0]))
+    t1ce = Grid((30, 34, 10), _shift(-15, -17, -18) @ np.diag([1.0, 1.0, thick, 1.0]))
+    turn = np.eye(4)
+    turn[:3, :3] = [[np.cos(0.2), -np.sin(0.2), 0], [np.sin(0.2), np.cos(0.2), 0], [0, 0, 1]]
+    return SessionSpace('T1ce', model, {'T1ce': t1ce}, {'T1ce': turn})
+
+
+def _shift(x, y, z) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, 3] = [x, y, z]
+    return matrix
+
+
+def test_native_masks_near_the_tumour_equal_the_whole_map():
+    """The member masks are computed only near p > 0.5: exactly the whole computation."""
+    space = _space()
+    index = np.indices(space.grid.shape)
+    distance = np.sqrt(sum((i - c) ** 2 for i, c in zip(index, (20, 22, 18), strict=True)))
+    probability = (0.1 + 0.85 * np.exp(-((distance / 6) ** 2))).astype(np.float32)
+    fast = native_mask(space, probability)
+    whole = space.to_native(probability, 'T1ce', crop=False) > 0.5
+    assert fast.any() and np.array_equal(fast, whole)
+    assert not native_mask(space, probability * 0.5).any()
+
+
+def test_segmentation_round_trips_through_its_file(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.zeros((20, 22, 18), np.uint8)
+    labels[5:9, 6:9, 4:7] = 2
+    fused = {r: np.zeros(labels.shape, np.float32) for r in ('WT', 'TC', 'ET')}
+    fused['WT'][3:12, 4:10, 2:9] = rng.random((9, 6, 7))
+    member = {r: v * 0.9 for r, v in fused.items()}
+    result = Segmentation(
+        labels, fused, 'm', {'wt/axial': 1.0}, {'wt/axial': 2.0}, {'axial': member}
+    )
+    back = load_segmentation(save_segmentation(tmp_path / 's.npz', result))
+    assert np.array_equal(back.labels, labels) and back.model == 'm'
+    for region in fused:
+        assert np.array_equal(back.probabilities[region], fused[region])
+        assert np.array_equal(back.members['axial'][region], member[region])
+    assert back.seconds == {'wt/axial': 1.0} and back.cpu_seconds == {'wt/axial': 2.0}
+
+
+def _sidecar(similarity=0.12, mirrored=False, fits=(0.12, 0.07)):
+    return {
+        'Similarity': similarity,
+        'Mirrored': mirrored,
+        'LeftRightSimilarity': {'AsStored': fits[0], 'Mirrored': fits[1]},
+    }
+
+
+def test_preprocessing_findings_become_qc_items():
+    items = preprocessing_checks({r: _sidecar() for r in ('T1w', 'T2w', 'FLAIR')})
+    assert [(i.check, i.status) for i in items] == [('Left/right', 'ok')] + [
+        ('Registration', 'ok')
+    ] * 3
+    items = preprocessing_checks(
+        {
+            'T1w': _sidecar(similarity=0.02),
+            'T2w': _sidecar(fits=(0.10, 0.095)),
+            'FLAIR': _sidecar(mirrored=True, fits=(0.06, 0.12)),
+        }
+    )
+    by_check = {}
+    for item in items:
+        by_check.setdefault(item.check, []).append(item)
+    (left_right,) = by_check['Left/right']
+    assert left_right.status == 'warning'
+    assert 'FLAIR was mirrored left-right and corrected (fits 2.00x)' in left_right.message
+    assert 'T2w: inconclusive' in left_right.message
+    assert [i.status for i in by_check['Registration']] == ['warning', 'ok', 'ok']
+
+
+def test_the_node_sends_what_the_participant_level_wrote(tmp_path):
+    anat = tmp_path / 'sub-node' / 'ses-20240102' / 'anat'
+    dicom = anat.parent / 'dicom'
+    anat.mkdir(parents=True)
+    with pytest.raises(Exception, match='no results'):
+        dicom_results(tmp_path / 'sub-node')
+    (anat / 'sub-node_ses-20240102_desc-tumor_provenance.json').write_text(json.dumps({}))
+    with pytest.raises(Exception, match='no DICOM results'):
+        dicom_results(tmp_path / 'sub-node')
+    for name in ('x_desc-overlayT1ce/IM0001.dcm', 'x_desc-overlayFLAIR/IM0001.dcm', 'x_seg.dcm'):
+        (dicom / name).parent.mkdir(parents=True, exist_ok=True)
+        (dicom / name).write_bytes(b'')
+    files = dicom_results(tmp_path / 'sub-node')
+    assert [f.relative_to(dicom).as_posix() for f in files] == [
+        'x_seg.dcm',
+        'x_desc-overlayFLAIR/IM0001.dcm',
+        'x_desc-overlayT1ce/IM0001.dcm',
+    ]
