@@ -438,7 +438,12 @@ def make_cbrain_task_dir(task: Path, subject: str) -> None:
     (fake / 'participants.tsv').write_text(f'participant_id\nsub-{subject}\n')
 
 
-def test_participant_level_on_cbrain_single_subject_dataset(tmp_path, monkeypatch, caplog):
+def test_participant_level_on_cbrain_single_subject_dataset(
+    tmp_path, monkeypatch, caplog, make_tiny_model
+):
+    # The default model's name, holding small random networks: this checks the plumbing.
+    make_tiny_model(tmp_path / 'store' / 'brats17-cacnn')
+    monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     task = tmp_path / 'task'
     make_cbrain_task_dir(task, '07')
     content = descriptor()
@@ -461,3 +466,4 @@ def test_participant_level_on_cbrain_single_subject_dataset(tmp_path, monkeypatc
     assert description['DatasetType'] == 'derivative'
     # CBRAIN's placeholder DOI is not a DOI and must not become provenance.
     assert 'DOI' not in description['SourceDatasets'][0]
+    assert list(out.glob('sub-07/ses-preop/anat/*_desc-tumor_dseg.nii.gz'))
