@@ -247,7 +247,7 @@ def run_compare(args, split, device, out: Path, work: Path) -> None:
                 **common,
                 **trainer_options(args),
             )
-            nets = cascade_networks(states, settings, variant)
+            nets = cascade_networks(states, settings)
             model = CascadeModel(architecture, settings, nets, {}, work)
             predict = lambda case, model=model: segment_cascade(model, case, device.type)  # noqa: E731
         else:
@@ -374,7 +374,7 @@ def run_finetune(args, split, device, out: Path, work: Path) -> None:
         resume=True,
         **trainer_options(args),
     )
-    nets = cascade_networks(states, settings, variant)
+    nets = cascade_networks(states, settings)
     tuned = CascadeModel('finetuned', settings, nets, init.card, init.path)
     seconds = time.monotonic() - start
     after = scores(tuned)

@@ -9,7 +9,7 @@ import torch
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.labels import REGIONS
 from bids_arca.model.inference import _TO_VIEW
-from bids_arca.model.postprocess import bounding_box
+from bids_arca.morphology import bounding_box
 from bids_arca.schemes import get_scheme
 from bids_arca.training.augment import Augmentation, augment
 from bids_arca.training.cases import load_case, save_case, training_labels
@@ -39,7 +39,8 @@ def test_patches_stay_inside_the_reference_box_with_margin(view, roi, margin, sh
     case = _coordinate_case()
     region = REGIONS[roi] if roi else None
     shape = case.labels.shape
-    box = bounding_box(np.isin(case.labels, region)) if roi else tuple((0, s - 1) for s in shape)
+    box = bounding_box(np.isin(case.labels, region)) if roi else tuple(map(slice, shape))
+    box = [(s.start or 0, s.stop - 1) for s in box]
     reach = margin + shift
     sampler = PatchSampler([case], (11, 16, 16), view, region, margin, shift)
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from bids_arca.training.networks import (
     ARCANet,
     TrainOutput,
     Variant,
+    ar_network,
     cascade_network,
     count_parameters,
     stage_config,
@@ -96,3 +98,27 @@ def test_arca_net_without_vae_returns_logits_in_training():
     net = ARCANet(CACNN(stage_config('et')))
     out = net.train()(torch.randn(2, 4, 11, 16, 16))
     assert out.recon is None and out.logits.shape == (2, 2, 3, 16, 16)
+
+
+def test_isotropic_cascades_and_only_cascades_load_for_inference(tmp_path):
+    from bids_arca.errors import InputDataError
+    from bids_arca.model.bundle import load_bundle, write_bundle
+    from bids_arca.model.settings import CascadeSettings, StageSettings
+    from bids_arca.training.export import export_ar
+
+    config = replace(stage_config('et', isotropic=True), base_channels=4)
+    tile = {view: (16, 16) for view in ('axial', 'sagittal', 'coronal')}
+    settings = CascadeSettings(stages={'et': StageSettings(config, tile)}, views=('axial',))
+    nets = {'et': {'axial': CACNN(config)}}
+    folder = write_bundle(
+        tmp_path / 'iso', nets, {'name': 'iso', 'cascade': settings.to_dict()}, 'licence\n'
+    )
+    loaded = load_bundle(folder).nets['et']['axial']
+    assert loaded.config.isotropic and not loaded.packable
+    kernels = {tuple(m.kernel_size) for m in loaded.modules() if isinstance(m, torch.nn.Conv3d)}
+    assert (1, 3, 3) not in kernels and (3, 3, 3) in kernels
+
+    training = {'data': {'description': 'test'}}
+    ar = export_ar(tmp_path / 'ar', 'ar', ar_network((16, 16, 16)), (16, 16, 16), training)
+    with pytest.raises(InputDataError, match=r'SegResNetVAE.*cascades'):
+        load_bundle(ar)

@@ -108,6 +108,12 @@ def load_bundle(folder: Path, device: torch.device | str = 'cpu') -> CascadeMode
         raise MissingInputError(f'{weights}: model weights not found')
     if sha256(weights) != card['weights_sha256']:
         raise InputDataError(f'{weights}: checksum differs from the model card (corrupt copy?)')
+    if 'cascade' not in card:
+        family = card.get('architecture', {}).get('family', 'not a cascade')
+        raise InputDataError(
+            f'{folder}: {family}; the participant level runs CA-CNN cascades (models trained '
+            'with --architecture arca or cacnn)'
+        )
     settings = CascadeSettings.from_dict(card['cascade'])
     try:
         tensors = load_file(weights)

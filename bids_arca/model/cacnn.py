@@ -45,6 +45,9 @@ class CACNNConfig:
     stem: str = 'wang'  # 'arcnet': 3x3x3 convolution to base channels + dropout 0.2 first
     deconv_kernel: int = 3  # in-plane kernel of the upsampling heads (ARCNet: 2)
     padding: str = 'same'  # TensorFlow 'same'; 'symmetric': PyTorch's, as ARCNet
+    # 3x3x3 in place of every in-plane 1x3x3 convolution (the training ablation of the
+    # anisotropy; fusions, strides and shapes unchanged, but slices are then padded)
+    isotropic: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,12 +109,14 @@ class CACNN(nn.Module):
             self.pred_up2_1, self.pred_up2_2 = up(c, 2 * k), None
             self.pred_up3_1, self.pred_up3_2 = up(c, 4 * k), None
         self.final_pred = Conv(7 * k, k, (1, 3, 3))
+        if cfg.isotropic:
+            _thicken_in_plane_convolutions(self)
 
     @property
     def packable(self) -> bool:
         """Whether slabs may be packed along the slice axis (no layer pads along it; ARCNet's
-        3x3x3 stem does)."""
-        return self.stem is None
+        3x3x3 stem and the isotropic switch do)."""
+        return self.stem is None and not self.config.isotropic
 
     @property
     def in_plane_multiple(self) -> int:
@@ -168,3 +173,19 @@ def enet(**switches) -> CACNN:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _thicken_in_plane_convolutions(net: nn.Module) -> None:
+    """Replace every 1x3x3 convolution by a 3x3x3 one with 'same' padding, in place (the
+    3x1x1 fusions, strides and in-plane dilations stay)."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv) and tuple(child.kernel_size) == (1, 3, 3):
+                replacement = Conv(
+                    child.in_channels,
+                    child.out_channels,
+                    (3, 3, 3),
+                    stride=child.stride,
+                    dilation=(1, *child.dilation[1:]),
+                )
+                setattr(parent, name, replacement)

@@ -20,7 +20,7 @@ import numpy as np
 
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.labels import REGIONS
-from bids_arca.model.postprocess import bounding_box, box_slices
+from bids_arca.morphology import bounding_box
 from bids_arca.schemes import Scheme
 
 BRAIN_MARGIN = 5  # voxels around the brain box, as inference crops
@@ -47,10 +47,9 @@ def to_model_space(
     """Arrays in the inference contract's layout ((4, X, Y, Z), LPS) to model space: transposed
     to (C, Z, Y, X) and cropped to the brain box + ``margin``, exactly as ``segment`` does."""
     brain_zyx = np.ascontiguousarray(brain.transpose(2, 1, 0))
-    box = bounding_box(brain_zyx, margin)
-    if box is None:
+    window = bounding_box(brain_zyx, margin)
+    if window is None:
         raise InputDataError('the brain mask is empty')
-    window = box_slices(box)
     model_images = images.transpose(0, 3, 2, 1)[(slice(None), *window)]
     model_images = np.where(brain_zyx[window], model_images, 0).astype(np.float16)
     model_labels = labels.transpose(2, 1, 0)[window].astype(np.uint8)

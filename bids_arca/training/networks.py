@@ -10,12 +10,11 @@ convolutions) or isotropic (3x3x3, the fusion layers kept so that input and outp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from bids_arca.model.blocks import Conv
 from bids_arca.model.cacnn import CACNN, CACNNConfig
 from bids_arca.model.settings import VIEWS
 from bids_arca.training.vae import VAEConfig, VAEHead
@@ -92,26 +91,9 @@ class ARCANet(nn.Module):
         return TrainOutput(logits, *self.vae(captured[0]))
 
 
-def make_isotropic(net: CACNN) -> CACNN:
-    """Replace every in-plane 1x3x3 convolution by a 3x3x3 one with 'same' padding (the 3x1x1
-    fusions, strides and in-plane dilations stay), in place."""
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Conv) and tuple(child.kernel_size) == (1, 3, 3):
-                replacement = Conv(
-                    child.in_channels,
-                    child.out_channels,
-                    (3, 3, 3),
-                    stride=child.stride,
-                    dilation=(1, *child.dilation[1:]),
-                )
-                setattr(parent, name, replacement)
-    return net
-
-
-def stage_config(stage: str, norm_stats: str = 'batch') -> CACNNConfig:
+def stage_config(stage: str, norm_stats: str = 'batch', isotropic: bool = False) -> CACNNConfig:
     """WNet and TNet downsample twice in-plane, ENet once (Wang)."""
-    return CACNNConfig(downsample_twice=stage != 'et', norm_stats=norm_stats)
+    return CACNNConfig(downsample_twice=stage != 'et', norm_stats=norm_stats, isotropic=isotropic)
 
 
 def cascade_network(
@@ -120,9 +102,7 @@ def cascade_network(
     patch: tuple[int, int, int],
 ) -> ARCANet:
     """One network of the cascade for training patches ``patch`` (D, H, W)."""
-    backbone = CACNN(config)
-    if not variant.anisotropic:
-        make_isotropic(backbone)
+    backbone = CACNN(replace(config, isotropic=not variant.anisotropic))
     vae_config = variant.vae_config()
     head = None
     if vae_config is not None:

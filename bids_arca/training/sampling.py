@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from bids_arca.model.postprocess import Box, bounding_box
+from bids_arca.morphology import bounding_box
 from bids_arca.training.cases import TrainingCase
+
+Box = tuple[tuple[int, int], ...]  # inclusive (first, last) index per axis
 
 # View axis i is model axis VIEW_AXES[view][i] (inference's transposes, without the channel).
 VIEW_AXES = {'axial': (0, 1, 2), 'sagittal': (2, 0, 1), 'coronal': (1, 0, 2)}
@@ -77,7 +79,8 @@ class PatchSampler:
         """The reference box of ``roi`` without margin; None: the whole case."""
         if roi is None:
             return None
-        return bounding_box(np.isin(case.labels, roi))
+        box = bounding_box(np.isin(case.labels, roi))
+        return None if box is None else tuple((s.start, s.stop - 1) for s in box)
 
     def _box(self, index: int, rng: np.random.Generator) -> Box:
         shape = self.cases[index].labels.shape

@@ -19,7 +19,7 @@ from bids_arca.model.cacnn import CACNN
 from bids_arca.model.settings import CascadeSettings, wang_brats17_settings
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.distributed import Context
-from bids_arca.training.networks import STAGES, Variant, make_isotropic, stage_config
+from bids_arca.training.networks import STAGES, Variant, stage_config
 from bids_arca.training.trainer import ARTrainer, CascadeTrainer, TrainResult
 
 State = dict[str, Tensor]
@@ -31,7 +31,12 @@ def cascade_settings(variant: Variant, init: CascadeModel | None) -> CascadeSett
     if init is None:
         settings = wang_brats17_settings()
         stages = {
-            name: replace(stage, network=stage_config(name, stage.network.norm_stats))
+            name: replace(
+                stage,
+                network=stage_config(
+                    name, stage.network.norm_stats, isotropic=not variant.anisotropic
+                ),
+            )
             for name, stage in settings.stages.items()
         }
         return replace(settings, stages=stages, views=tuple(variant.views))
@@ -98,15 +103,13 @@ def train_cascade(
 
 
 def cascade_networks(
-    states: dict[str, dict[str, State]], settings: CascadeSettings, variant: Variant
+    states: dict[str, dict[str, State]], settings: CascadeSettings
 ) -> dict[str, dict[str, CACNN]]:
     """The trained weights as networks (the VAE heads are not part of them)."""
     nets: dict[str, dict[str, CACNN]] = {}
     for stage, views in states.items():
         for view, state in views.items():
             net = CACNN(settings.stages[stage].network)
-            if not variant.anisotropic:
-                make_isotropic(net)
             net.load_state_dict(state)
             nets.setdefault(stage, {})[view] = net.eval()
     return nets

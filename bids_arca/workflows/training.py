@@ -173,7 +173,7 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
         variant, results, data, {**chosen, 'time_budget_s': budget, 'seed': opts.seed}, init
     )
     if variant.cascade:
-        nets = cascade_networks(states, settings, variant)
+        nets = cascade_networks(states, settings)
         export_cascade(model_dir, name, nets, settings, variant, training, init, opts.resume)
     else:
         network = ar_network(patch)
