@@ -442,7 +442,7 @@ def test_participant_level_on_cbrain_single_subject_dataset(
     tmp_path, monkeypatch, caplog, make_tiny_model
 ):
     # The default model's name, holding small random networks: this checks the plumbing.
-    make_tiny_model(tmp_path / 'store' / 'brats17-cacnn')
+    make_tiny_model(tmp_path / 'store' / 'brats17-cacnn', views=('axial',))
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     task = tmp_path / 'task'
     make_cbrain_task_dir(task, '07')

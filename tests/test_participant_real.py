@@ -118,7 +118,7 @@ def test_mirrored_flair_stops_with_65_then_is_fixed_on_request_resuming(
     resuming from the work folder."""
     bids = make_tcga_bids(shared, tmp_path / 'bids', mirror_flair=True)
     out, work = tmp_path / 'out', tmp_path / 'work'
-    model = make_tiny_model(tmp_path / 'tiny')
+    model = make_tiny_model(tmp_path / 'tiny', views=('axial',))
     argv = [str(bids), str(out), 'participant', '-w', str(work), '--model', str(model)]
     code = main([*argv, '--nprocs', '1'])
     assert code == 65

@@ -80,7 +80,9 @@ def write_bundle(
             f'{destination.parent}: cannot create the model folder ({error})'
         ) from error
     try:
-        save_file(tensors, staging / WEIGHTS, metadata={'format': 'pt', 'bids_arca_card': CARD})
+        # One metadata entry: safetensors writes its metadata in hash order, so with several the
+        # same weights would get another checksum in another process.
+        save_file(tensors, staging / WEIGHTS, metadata={'format': 'pt'})
         card = {
             **card,
             'format_version': FORMAT_VERSION,
