@@ -8,6 +8,7 @@ the next batch.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -65,3 +66,23 @@ def test_workers_do_not_hang_after_torch_ran_in_the_parent(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert 'finished' in run.stdout
+
+
+def _policy(env: dict) -> str:
+    probe = 'import os, bids_arca; print(os.environ["OMP_WAIT_POLICY"])'
+    done = subprocess.run(
+        [sys.executable, '-c', probe],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    """Spinning OpenMP threads made the networks several times slower on a busy machine."""
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
+    assert _policy(env) == 'PASSIVE'
+    assert _policy({**env, 'OMP_WAIT_POLICY': 'ACTIVE'}) == 'ACTIVE'
