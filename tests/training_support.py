@@ -49,12 +49,14 @@ def synthetic_volume(
 
 
 def synthetic_case(subject='01', session='preop', postop=False, seed=0, shape=(36, 40, 32)):
+    from bids_arca.preprocessing import CHANNELS
+    from bids_arca.preprocessing.normalize import zscore_channels
     from bids_arca.sessions import POST_OP, PRE_OP
     from bids_arca.training.cases import to_model_space
-    from bids_arca.training.preprocess import zscore_within_brain
 
     images, brain, labels = synthetic_volume(shape, postop=postop, seed=seed)
-    images, brain, labels = to_model_space(zscore_within_brain(images, brain), brain, labels)
+    images = zscore_channels(images, brain, CHANNELS)
+    images, brain, labels = to_model_space(images, brain, labels)
     surgery = POST_OP if postop else PRE_OP
     return TrainingCase(subject, session, surgery, images, brain, labels)
 
