@@ -80,7 +80,9 @@ def write_bundle(
             f'{destination.parent}: cannot create the model folder ({error})'
         ) from error
     try:
-        save_file(tensors, staging / WEIGHTS, metadata={'format': 'pt', 'bids_arca_card': CARD})
+        # One metadata key: safetensors 0.8 writes several in a random order, which gave the
+        # same weights a different checksum at each export (and every session a new fingerprint).
+        save_file(tensors, staging / WEIGHTS, metadata={'format': 'pt'})
         card = {
             **card,
             'format_version': FORMAT_VERSION,

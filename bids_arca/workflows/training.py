@@ -6,15 +6,15 @@ cache it (``WORK/training/cases``); split participants (never sessions) into tra
 validation and test; train every network (checkpoints in ``WORK/training/<name>``); write the
 model to ``OUT/models/<name>`` in the model store's format, with its metrics and splits in
 ``OUT/training/<name>``. ``--resume`` continues an interrupted run with the same splits.
-Under torchrun, rank 0 prepares the data (the others wait for the cache, which takes longer
-than a collective's timeout) and writes the outputs. The model card records the preprocessing
-options, and the participant level applies them to a model trained this way.
+Under torchrun, rank 0 prepares the data (and the first process of any node that does not
+see rank 0's work folder) while the others wait, and rank 0 writes the outputs. The model card
+records the preprocessing options, and the participant level applies them to a model trained
+this way.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -46,7 +46,6 @@ from bids_arca.training.splits import (
 from bids_arca.training.train import cascade_networks, train_ar, train_cascade
 
 LOGGER = logging.getLogger(__name__)
-CACHE_POLL_S = 5.0
 
 
 def variant_from(opts: Namespace) -> Variant:
@@ -124,22 +123,20 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
     )
     cache = opts.work_dir / 'training' / 'cases'
     preprocessing = preprocessing_options(opts)
-    if context.main:  # one process preprocesses, the others read the cache
-        prepare_cases(
-            sessions,
-            reference,
-            cache,
-            preprocessing,
-            bids_dir=opts.bids_dir,
-            output_dir=opts.output_dir,
-            work_dir=opts.work_dir / 'training',
-            nprocs=opts.nprocs,
-            verbose=opts.verbose,
-        )
-    else:  # a barrier would time out while rank 0 preprocesses (hours for a large dataset)
-        while not cases_ready(sessions, reference, cache, preprocessing):
-            time.sleep(CACHE_POLL_S)
-    context.barrier()
+    prepare = {
+        'bids_dir': opts.bids_dir,
+        'output_dir': opts.output_dir,
+        'work_dir': opts.work_dir / 'training',
+        'nprocs': opts.nprocs,
+        'verbose': opts.verbose,
+    }
+    if context.main:  # one process preprocesses, the others wait and read the cache
+        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+    context.wait()
+    # A node whose work folder rank 0 cannot see (a node-local --work-dir) makes its own copy.
+    if context.node_main and not cases_ready(sessions, reference, cache, preprocessing):
+        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+    context.wait()
     cases = load_cases(sessions, reference, cache, preprocessing)
 
     splits_path = records / 'splits.tsv'

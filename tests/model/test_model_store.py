@@ -73,3 +73,15 @@ def test_card_of_another_format_is_refused(tmp_path, make_tiny_model):
     (folder / 'model.json').write_text(json.dumps(card))
     with pytest.raises(InputDataError, match='unsupported'):
         load_bundle(folder)
+
+
+def test_the_same_weights_get_the_same_checksum(tmp_path, make_tiny_model):
+    """The checksum is the model's identity in every session's fingerprint: exporting the same
+    weights again must not change it."""
+    checksums = {
+        json.loads((make_tiny_model(tmp_path / f'm{i}') / 'model.json').read_text())[
+            'weights_sha256'
+        ]
+        for i in range(4)
+    }
+    assert len(checksums) == 1
