@@ -279,12 +279,13 @@ def test_bad_model_name_is_a_usage_error(tmp_path):
         )
 
 
-def test_a_session_the_preprocessing_refuses_stops_training(tmp_path, small_training):
+def test_a_session_the_preprocessing_refuses_stops_training(tmp_path, small_training, caplog):
     bids, reference = _make_raw(tmp_path / 'sample', subjects=1)
     (t1ce,) = bids.glob('sub-01/ses-preop/anat/*_ce-gadolinium_T1w.nii.gz')
     nib.save(nib.Nifti1Image(np.ones((20, 20, 20), np.float32), np.eye(4)), t1ce)  # 2 cm
     code = main(_args(bids, reference, tmp_path / 'out', tmp_path / 'work'))
     assert code == 65
+    assert f'sub-01_ses-preop: not preprocessed: {t1ce}: field of view' in caplog.text
     assert not (tmp_path / 'work' / 'training' / 'cases').exists()
 
 
