@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 from bids_arca.model.bundle import CascadeModel, load_bundle
+from bids_arca.preprocessing import CHANNELS
+from bids_arca.preprocessing.normalize import zscore_channels
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training.cases import (
     TrainingCase,
@@ -310,27 +312,50 @@ def run_compare(args, split, device, out: Path, work: Path) -> None:
 
 # -- fine-tuning -------------------------------------------------------------------------------
 def real_case(shared: Path) -> TrainingCase:
-    """brats-gli-00001-000 through the training pipeline's preprocessing (already in BraTS
-    space: z-scores only) and its BraTS-2023 reference converted to our labels."""
-    from types import SimpleNamespace
-
-    from bids_arca.derivative_files import load_label_map
+    """brats-gli-00001-000 and its BraTS-2023 reference in our labels, as a training case."""
     from bids_arca.schemes import get_scheme
-    from bids_arca.training.preprocess import preprocess_session, reference_on_model_grid
 
     folder = shared / 'data' / 'real' / REAL_CASE
-    images = {
-        role: folder / f'BraTS-GLI-00001-000-{suffix}.nii.gz'
-        for role, suffix in REAL_FILES.items()
-    }
-    model = preprocess_session(SimpleNamespace(images=images))  # pybids is not needed here
+    images = [folder / f'BraTS-GLI-00001-000-{REAL_FILES[role]}.nii.gz' for role in CHANNELS]
     reference = folder / 'algorithm_segmentations' / 'seg-BraTS23_1.nii.gz'
-    labels, affine = load_label_map(reference)
-    ours = training_labels(
-        reference_on_model_grid(labels, affine, model, reference), get_scheme('brats2023')
-    )
-    images, brain, labels = to_model_space(model.images, model.brain, ours)
+    images, brain, labels = already_preprocessed(images, reference)
+    scheme = get_scheme('brats2023')
+    scheme.check_values(labels, reference)
+    images, brain, labels = to_model_space(images, brain, training_labels(labels, scheme))
     return TrainingCase('GLI00001', '000', PRE_OP, images, brain, labels)
+
+
+def already_preprocessed(
+    images: list[Path], reference: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs of a case BraTS already preprocessed (co-registered, skull-stripped, one
+    1 mm grid in SRI24), for this benchmark only: ``group --train`` preprocesses raw sessions
+    with the participant level's workflow, which would skull-strip a second time here. Only
+    the last step is ours: axes to LPS, the brain as the filled non-zero voxels, z-scores
+    (``bids_arca.preprocessing.normalize``). The reference lies on the same grid.
+
+    Returns images (4, X, Y, Z), brain and reference labels, in the inference contract's layout.
+    """
+    import nibabel as nib
+    from scipy import ndimage as ndi
+
+    from bids_arca.derivative_files import load_label_map
+
+    def lps(image) -> np.ndarray:
+        current = nib.orientations.io_orientation(image.affine)
+        transform = nib.orientations.ornt_transform(
+            current, nib.orientations.axcodes2ornt(('L', 'P', 'S'))
+        )
+        return nib.orientations.apply_orientation(np.asanyarray(image.dataobj), transform)
+
+    loaded = [nib.load(path) for path in images]
+    stack = np.stack([lps(image).astype(np.float32) for image in loaded])
+    labels, affine = load_label_map(reference)
+    labels = lps(nib.Nifti1Image(labels.astype(np.int16), affine))
+    if labels.shape != stack.shape[1:]:
+        raise ValueError(f'{reference}: not on the grid of {images[0]}')
+    brain = ndi.binary_fill_holes((stack != 0).any(axis=0))
+    return zscore_channels(stack, brain, CHANNELS), brain, labels
 
 
 def run_finetune(args, split, device, out: Path, work: Path) -> None:

@@ -26,7 +26,7 @@ from bids_arca.postprocessing.rules import RULES
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.workflows.native import native_mask, preprocessing_checks
-from bids_arca.workflows.participant import Progress, session_parameters
+from bids_arca.workflows.participant import Progress, resolve_preprocessing, session_parameters
 
 ROLES = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
 
@@ -61,6 +61,7 @@ def _committed(bids: Path, out: Path, argv: list[str]) -> None:
     opts = parse_args([str(bids), str(out), 'participant', *argv])
     (session,) = collect_sessions(load_layout(bids))
     card = read_card(Path(opts.model))
+    resolve_preprocessing(opts, card)
     print_ = fingerprint(session.images, session_parameters(opts, card), card)
     with SessionWriter(SessionOutputs(out, '01', 'preop'), print_) as writer:
         writer.write_text(SessionOutputs(out, '01', 'preop').anat('desc-tumor_volumes.tsv'), 'x')

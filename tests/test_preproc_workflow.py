@@ -111,7 +111,10 @@ def test_error_raised_in_a_node_comes_back_with_its_class_and_message(tmp_path):
 
 
 def test_preprocessing_options_on_the_command_line(tmp_path):
+    # unset at the participant level until the model card is read (it may name them)
     opts = parse_args([str(tmp_path), str(tmp_path / 'o'), 'participant'])
+    assert (opts.skull_strip, opts.model_space, opts.fix_left_right) == (None, None, False)
+    opts = parse_args([str(tmp_path), str(tmp_path / 'o'), 'group'])
     assert (opts.skull_strip, opts.model_space, opts.fix_left_right) == ('deepbet', 'T1ce', False)
     opts = parse_args(
         [str(tmp_path), str(tmp_path / 'o'), 'participant', '--skull-strip', 'hdbet',

@@ -119,6 +119,7 @@ def test_isotropic_cascades_and_only_cascades_load_for_inference(tmp_path):
     assert (1, 3, 3) not in kernels and (3, 3, 3) in kernels
 
     training = {'data': {'description': 'test'}}
-    ar = export_ar(tmp_path / 'ar', 'ar', ar_network((16, 16, 16)), (16, 16, 16), training)
+    network, patch = ar_network((16, 16, 16)), (16, 16, 16)
+    ar = export_ar(tmp_path / 'ar', 'ar', network, patch, training, {'model_space': 'T1ce'})
     with pytest.raises(InputDataError, match=r'SegResNetVAE.*cascades'):
         load_bundle(ar)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.errors import UsageError
+from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.schemes import SCHEMES, get_scheme
 from bids_arca.training.networks import ARCHITECTURES
 from bids_arca.training.vae import VAE_FORMS
@@ -187,18 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
         '--skull_strip',
         dest='skull_strip',
         choices=SKULL_STRIP_METHODS,
-        default='deepbet',
         help='brain extraction: deepbet (fast on CPU), hdbet (HD-BET, trained with tumour '
-        'patients; practical on a GPU) or template (SRI24 atlas registration, no network)',
+        'patients; practical on a GPU) or template (SRI24 atlas registration, no network); '
+        'default: the one the model was trained with (its card), else deepbet',
     )
     preproc.add_argument(
         '--model-space',
         '--model_space',
         dest='model_space',
         choices=MODEL_SPACES,
-        default='T1ce',
         help='grid the network works on: T1ce (1 mm, aligned with the T1ce, cropped to the head) '
-        'or SRI24 (the BraTS atlas space, through an affine registration)',
+        'or SRI24 (the BraTS atlas space, through an affine registration); default: the one '
+        'the model was trained with (its card), else T1ce',
     )
     preproc.add_argument(
         '--fix-left-right',
@@ -430,6 +431,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _check_paths(opts)
     _check_group_options(opts)
     _check_training_options(opts)
+    if opts.analysis_level == 'group':  # the participant level asks the model card first
+        for name, default in DEFAULT_OPTIONS.items():
+            if getattr(opts, name) is None:
+                setattr(opts, name, default)
     return opts
 
 

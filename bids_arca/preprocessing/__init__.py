@@ -22,3 +22,6 @@ CHANNELS = ('FLAIR', 'T1w', 'T1ce', 'T2w')
 #: The image every other one is registered to and whose grid the results are returned on.
 REFERENCE = 'T1ce'
 MOVING = ('T1w', 'T2w', 'FLAIR')
+#: ``--skull-strip`` and ``--model-space`` when neither the command line nor the model card
+#: (``input.preprocessing_options`` of a model trained by bids-arca) names them.
+DEFAULT_OPTIONS = {'skull_strip': 'deepbet', 'model_space': 'T1ce'}

@@ -38,3 +38,12 @@ def zscore(
     result = np.zeros(image.shape, dtype=np.float32)
     result[inside] = ((values - mean) / std).astype(np.float32)
     return result, {'Mean': mean, 'StandardDeviation': std, 'BrainCoverage': round(covered, 4)}
+
+
+def zscore_channels(images: np.ndarray, brain: np.ndarray, names) -> np.ndarray:
+    """:func:`zscore` of each channel of a (C, X, Y, Z) stack whose series all cover the brain
+    (data made on one grid, such as the training phantoms or BraTS-preprocessed cases)."""
+    covered = np.ones(brain.shape, dtype=bool)
+    return np.stack(
+        [zscore(image, brain, covered, name)[0] for image, name in zip(images, names, strict=True)]
+    )

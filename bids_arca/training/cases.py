@@ -7,7 +7,8 @@ images are kept at 0 outside the brain; the sampler fills that with fresh N(0, 1
 every patch, as inference fills it once per case.
 
 The cache stores each case as ``.npy`` files (images in float16) read back memory-mapped, so a
-data-loading worker touches only the patches it cuts.
+data-loading worker touches only the patches it cuts, and ``case.json`` (who, the cache key, and
+where the case lies in model-space world).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class TrainingCase:
     images: np.ndarray  # (4, Z, Y, X), float16 or float32
     brain: np.ndarray  # (Z, Y, X) bool
     labels: np.ndarray  # (Z, Y, X) uint8
+    # voxel (z, y, x) -> model-space world (RAS mm; the T1ce's world in --model-space T1ce,
+    # SRI24's in SRI24); None for cases made directly in model space (phantoms)
+    affine: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -47,13 +51,29 @@ def to_model_space(
     """Arrays in the inference contract's layout ((4, X, Y, Z), LPS) to model space: transposed
     to (C, Z, Y, X) and cropped to the brain box + ``margin``, exactly as ``segment`` does."""
     brain_zyx = np.ascontiguousarray(brain.transpose(2, 1, 0))
-    window = bounding_box(brain_zyx, margin)
-    if window is None:
-        raise InputDataError('the brain mask is empty')
+    window = _window(brain_zyx, margin)
     model_images = images.transpose(0, 3, 2, 1)[(slice(None), *window)]
     model_images = np.where(brain_zyx[window], model_images, 0).astype(np.float16)
     model_labels = labels.transpose(2, 1, 0)[window].astype(np.uint8)
     return model_images, brain_zyx[window], model_labels
+
+
+def case_affine(affine: np.ndarray, brain: np.ndarray, margin: int = BRAIN_MARGIN) -> np.ndarray:
+    """Voxel (z, y, x) of the case :func:`to_model_space` cuts from a grid with ``affine``
+    (voxel (x, y, z) -> world) and ``brain`` (X, Y, Z) -> world: to view a case or map it back."""
+    window = _window(np.ascontiguousarray(brain.transpose(2, 1, 0)), margin)
+    zyx_to_xyz = np.zeros((4, 4))
+    zyx_to_xyz[[0, 1, 2], [2, 1, 0]] = 1.0
+    zyx_to_xyz[:3, 3] = [w.start for w in window[::-1]]
+    zyx_to_xyz[3, 3] = 1.0
+    return np.asarray(affine, dtype=np.float64) @ zyx_to_xyz
+
+
+def _window(brain_zyx: np.ndarray, margin: int) -> tuple[slice, ...]:
+    window = bounding_box(brain_zyx, margin)
+    if window is None:
+        raise InputDataError('the brain mask is empty')
+    return window
 
 
 def training_labels(dseg: np.ndarray, scheme: Scheme) -> np.ndarray:
@@ -86,6 +106,8 @@ def save_case(case: TrainingCase, folder: Path, key: str) -> None:
         'surgery': case.surgery,
         'key': key,
     }
+    if case.affine is not None:
+        meta['affine'] = np.asarray(case.affine).tolist()
     (folder / 'case.json').write_text(json.dumps(meta, indent=1) + '\n')
 
 
@@ -98,4 +120,7 @@ def load_case(folder: Path, key: str | None = None) -> TrainingCase | None:
     if key is not None and meta.get('key') != key:
         return None
     images, brain, labels = (np.load(folder / f, mmap_mode='r') for f in _FILES)
-    return TrainingCase(meta['subject'], meta['session'], meta['surgery'], images, brain, labels)
+    affine = np.array(meta['affine']) if 'affine' in meta else None
+    return TrainingCase(
+        meta['subject'], meta['session'], meta['surgery'], images, brain, labels, affine
+    )

@@ -1,31 +1,47 @@
 """Training sessions of a BIDS dataset with reference labels, turned into cached model-space cases.
 
 A session takes part when it has the four images and exactly one reference label map (native
-T1ce grid, as for ``group --evaluate``). Its reference is converted from its label scheme into
-ours explicitly, mapped onto the model grid and stored with the preprocessed images in the work
-folder; a later run (or ``--resume``) reuses the cached case while the input files are unchanged.
+T1ce grid, as for ``group --evaluate``). Its raw images go through the participant level's own
+preprocessing (:func:`bids_arca.workflows.preprocessing.preprocess_sessions`: co-registration,
+skull stripping, one interpolation onto the model grid, z-scores), so training sees exactly
+what inference sees. Its reference is converted from its label scheme into ours explicitly,
+mapped onto the model grid through the session's space (nearest neighbour) and stored with the
+images in the work folder; a later run (or ``--resume``) reuses the cached case while the input
+files, the preprocessing options and the bids-arca version are unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from bids_arca import __version__
 from bids_arca.derivative_files import load_label_map
-from bids_arca.errors import MissingInputError
+from bids_arca.errors import BidsArcaError, InputDataError, MissingInputError
 from bids_arca.evaluation.evaluate import Source
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
+from bids_arca.preprocessing import REFERENCE
+from bids_arca.preprocessing.space import SessionSpace
+from bids_arca.preprocessing.volumes import Volume
+from bids_arca.schemes import Scheme
 from bids_arca.sessions import read_sessions
 from bids_arca.training.cases import (
     TrainingCase,
+    case_affine,
     load_case,
     save_case,
     to_model_space,
     training_labels,
 )
-from bids_arca.training.preprocess import preprocess_session, reference_on_model_grid
+
+if TYPE_CHECKING:  # nipype is imported only when something is preprocessed
+    from bids_arca.workflows.preprocessing import ModelInputs, PreprocOptions
 
 LOGGER = logging.getLogger(__name__)
 
@@ -72,38 +88,134 @@ def find_training_sessions(
     return found
 
 
-def _key(session: TrainingSession, scheme_name: str) -> str:
-    """Changes when an input file or the reference's scheme changes."""
-    digest = hashlib.sha256(scheme_name.encode())
+def case_key(session: TrainingSession, scheme: Scheme, options: PreprocOptions) -> str:
+    """Changes when an input file, the reference's scheme, the preprocessing options or the
+    bids-arca version change."""
+    settings = {'scheme': scheme.name, 'preprocessing': options.recorded(), 'version': __version__}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in (*session.inputs.images.values(), session.reference):
         status = path.stat()
         digest.update(f'{path.resolve()}|{status.st_size}|{status.st_mtime_ns}'.encode())
     return digest.hexdigest()
 
 
-def prepare_case(session: TrainingSession, reference: Source, cache: Path) -> TrainingCase:
-    """The session's model-space case, from the cache when its inputs are unchanged."""
-    scheme = reference.scheme_of(session.reference)
-    key = _key(session, scheme.name)
-    folder = cache / session.name
-    cached = load_case(folder, key)
-    if cached is not None:
-        return cached
-    model = preprocess_session(session.inputs)
+def prepare_cases(
+    sessions: list[TrainingSession],
+    reference: Source,
+    cache: Path,
+    options: PreprocOptions,
+    *,
+    bids_dir: Path,
+    output_dir: Path,
+    work_dir: Path,
+    nprocs: int,
+    verbose: int = 0,
+) -> None:
+    """Preprocess and cache every session whose case is missing or stale, one log line each.
+
+    The references are checked first (seconds), so that a wrong label scheme stops the run
+    before the preprocessing (minutes per session). A session the preprocessing refuses does
+    not stop the others; the run fails after all were tried, naming each, and a rerun finds
+    the good ones cached.
+    """
+    from bids_arca.workflows.preprocessing import preprocess_sessions
+
+    todo = {}
+    for session in sessions:
+        scheme = reference.scheme_of(session.reference)
+        key = case_key(session, scheme, options)
+        if load_case(cache / session.name, key) is None:
+            scheme.check_values(load_label_map(session.reference)[0], session.reference)
+            todo[session.name] = (session, scheme, key)
+    if not todo:
+        return
+    LOGGER.info(
+        'preprocessing %d session(s) for training (%d cached; --skull-strip %s, --model-space %s)',
+        len(todo),
+        len(sessions) - len(todo),
+        options.skull_strip,
+        options.model_space,
+    )
+    failures: list[BidsArcaError] = []
+    batches = preprocess_sessions(
+        [session.inputs for session, _, _ in todo.values()],
+        bids_dir,
+        output_dir,
+        work_dir,
+        options,
+        nprocs,
+        verbose,
+    )
+    for done, (inputs, result, seconds) in enumerate(batches, start=1):
+        session, scheme, key = todo[inputs.name]
+        try:
+            if isinstance(result, BidsArcaError):
+                raise result
+            save_case(training_case(session, scheme, result), cache / session.name, key)
+        except BidsArcaError as error:
+            failures.append(error)
+            LOGGER.error('%s: not preprocessed: %s', session.name, error)
+            continue
+        LOGGER.info('%s: preprocessed in %.1f s [%d/%d]', session.name, seconds, done, len(todo))
+    if len(failures) > 1:
+        first = failures[0]
+        raise type(first)(f'{first} (and {len(failures) - 1} more session(s), see above)')
+    if failures:
+        raise failures[0]
+
+
+def cases_ready(
+    sessions: list[TrainingSession], reference: Source, cache: Path, options: PreprocOptions
+) -> bool:
+    """Whether every session's case is in the cache (what the other torchrun ranks wait for)."""
+    return all(
+        load_case(cache / s.name, case_key(s, reference.scheme_of(s.reference), options))
+        is not None
+        for s in sessions
+    )
+
+
+def load_cases(
+    sessions: list[TrainingSession], reference: Source, cache: Path, options: PreprocOptions
+) -> list[TrainingCase]:
+    """Every session's case from the cache, memory-mapped (after :func:`prepare_cases`)."""
+    cases = []
+    for session in sessions:
+        key = case_key(session, reference.scheme_of(session.reference), options)
+        case = load_case(cache / session.name, key)
+        if case is None:
+            raise MissingInputError(f'{cache / session.name}: preprocessed case missing')
+        cases.append(case)
+    return cases
+
+
+def training_case(session: TrainingSession, scheme: Scheme, inputs: ModelInputs) -> TrainingCase:
+    """The session's preprocessed images with its reference in our labels, cropped to the
+    brain box as inference crops."""
     labels, affine = load_label_map(session.reference)
     scheme.check_values(labels, session.reference)
-    ours = training_labels(
-        reference_on_model_grid(labels, affine, model, session.reference), scheme
+    on_grid = reference_on_model_grid(labels, affine, inputs.space, session.reference)
+    images, brain, model_labels = to_model_space(
+        inputs.images, inputs.brain, training_labels(on_grid, scheme)
     )
-    images, brain, model_labels = to_model_space(model.images, model.brain, ours)
-    case = TrainingCase(
+    return TrainingCase(
         session.inputs.subject,
         session.inputs.session,
         session.surgery,
         images,
         brain,
         model_labels,
+        case_affine(inputs.space.grid.affine, inputs.brain),
     )
-    save_case(case, folder, key)
-    LOGGER.info('%s: prepared for training (%s labels)', session.name, scheme.name)
-    return load_case(folder, key)
+
+
+def reference_on_model_grid(
+    labels: np.ndarray, affine: np.ndarray, space: SessionSpace, path: Path
+) -> np.ndarray:
+    """Reference labels drawn on the T1ce (its world, any grid) on the model grid: nearest
+    neighbour, through the T1ce's model-to-native matrix (and the atlas step in SRI24)."""
+    volume = Volume(labels.astype(np.float32), affine)
+    mapped, _ = space.to_model(REFERENCE, volume, order=0)
+    if (labels > 0).any() and not (mapped > 0).any():
+        raise InputDataError(f'{path}: the reference labels lie outside the model grid')
+    return np.rint(mapped).astype(np.uint8)

@@ -5,17 +5,24 @@ command; each reads its rank from the environment torchrun sets. Each process dr
 patches (its rank is in the sampler's seed), gradients are averaged by DDP, validation counts
 are summed over processes, and only rank 0 writes files. Without torchrun the same code runs as
 one plain process. NCCL connects GPUs; gloo serves CPU runs (and the tests).
+
+Collectives time out (10-30 minutes) so that a hung process stops the run; waiting while rank 0
+preprocesses the data can take hours, so that wait (:meth:`Context.wait`) goes through a gloo
+group of its own with a timeout of days.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from bids_arca.errors import UsageError
+
+WAIT_TIMEOUT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -24,14 +31,26 @@ class Context:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device('cpu'))
     initialised: bool = False  # a process group exists (launched by torchrun)
+    local_rank: int = 0  # the process's number on its node
+    waiting_group: object = None  # gloo group with a long timeout, for wait()
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def node_main(self) -> bool:
+        """The first process of its node (the one that may prepare node-local data)."""
+        return self.local_rank == 0
+
     def barrier(self) -> None:
         if self.initialised:
             dist.barrier()
+
+    def wait(self) -> None:
+        """A barrier for steps that take hours, such as preprocessing a dataset."""
+        if self.initialised:
+            dist.barrier(group=self.waiting_group)
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum over processes (in place on a copy); a no-op for one plain process."""
@@ -79,7 +98,8 @@ def init(device_name: str = 'auto') -> Context:
             backend='nccl' if device.type == 'cuda' else 'gloo',
             device_id=device if device.type == 'cuda' else None,
         )
-    return Context(rank, world, device, True)
+    waiting = dist.new_group(backend='gloo', timeout=WAIT_TIMEOUT)
+    return Context(rank, world, device, True, local_rank, waiting)
 
 
 def shutdown(context: Context) -> None:

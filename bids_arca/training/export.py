@@ -1,7 +1,10 @@
 """Write a trained model in the model store's format (``bids_arca.model.bundle``): the weights as
 safetensors and a JSON card that says what was trained, on which data and splits, and how well.
 
-Only the segmentation networks are written; the VAE heads are training-only. A model fine-tuned
+The card's ``input.preprocessing_options`` records the preprocessing the training data went
+through (``--skull-strip``, ``--model-space``, ``--fix-left-right``); the participant level
+applies them to this model unless told otherwise. Only the segmentation networks are written;
+the VAE heads are training-only. A model fine-tuned
 from imported weights keeps their licence and copyright, and its card names the initial model.
 """
 
@@ -76,6 +79,11 @@ def training_section(
     return section
 
 
+def input_section(base: dict, preprocessing: dict) -> dict:
+    """The card's input contract with the preprocessing options it was trained with."""
+    return {**base, 'preprocessing_options': preprocessing}
+
+
 def export_cascade(
     destination: Path,
     name: str,
@@ -83,6 +91,7 @@ def export_cascade(
     settings: CascadeSettings,
     variant: Variant,
     training: dict,
+    preprocessing: dict,
     init: CascadeModel | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -99,7 +108,7 @@ def export_cascade(
             'vae': 'training only; not part of these weights',
         },
         'cascade': settings.to_dict(),
-        'input': init.card['input'] if init else INPUT,
+        'input': input_section(init.card['input'] if init else INPUT, preprocessing),
         'output': init.card['output'] if init else OUTPUT,
         'training': training,
         'training_data': training['data'].get('description', ''),
@@ -119,6 +128,7 @@ def export_ar(
     network: torch.nn.Module,
     patch: tuple[int, int, int],
     training: dict,
+    preprocessing: dict,
     overwrite: bool = False,
 ) -> Path:
     """The AR baseline in the same format; its card has no ``cascade`` entry (the participant
@@ -132,7 +142,7 @@ def export_ar(
             'outputs': ['WT', 'TC', 'ET'],
         },
         'ar': {'patch': list(patch), 'threshold': 0.5},
-        'input': INPUT,
+        'input': input_section(INPUT, preprocessing),
         'output': OUTPUT,
         'training': training,
         'training_data': training['data'].get('description', ''),

@@ -5,7 +5,10 @@ so its four series can be brought into head space (MNI152, 1 mm, or 3 mm for sma
 exactly, and the brain mask is the template's intracranial volume (cut at the foramen magnum,
 where a skull stripper stops) plus the lesion. The images keep everything the acquisition did to
 them (thick slices, bias field, noise); only registration and skull stripping are perfect. The
-normalisation and the crop are the training pipeline's own (:mod:`.preprocess`, :mod:`.cases`).
+normalisation and the crop are the pipeline's own (``bids_arca.preprocessing.normalize``,
+:mod:`.cases`). These cases skip the preprocessing workflow, so that the GPU benchmark
+(``benchmarks/train_compare.py``) can make hundreds of them quickly on a machine without ANTs;
+``group --train`` on the same phantoms as raw BIDS goes through the workflow.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_arca.preprocessing import CHANNELS
+from bids_arca.preprocessing.normalize import zscore_channels
 from bids_arca.sample import make_session
 from bids_arca.sample.anatomy import Tissue, build_head
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training.cases import TrainingCase, to_model_space
-from bids_arca.training.preprocess import CHANNEL_ROLES, zscore_within_brain
 
 FORAMEN_MAGNUM_Z_MM = -75.0  # MNI z below which a skull-stripped brain has no tissue
 _RAS_TO_LPS_AXES = (0, 1)  # head arrays are RAS-ordered: flip x and y for LPS
@@ -52,7 +56,7 @@ def phantom_case(spec: PhantomSpec) -> TrainingCase:
     offset[:3, 3] = lo
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     images = []
-    for role in CHANNEL_ROLES:
+    for role in CHANNELS:
         series = session.get(role)
         mapping = np.linalg.inv(series.stack.affine) @ series.head_to_scanner
         mapping = mapping @ session.head_affine @ offset
@@ -66,7 +70,7 @@ def phantom_case(spec: PhantomSpec) -> TrainingCase:
             )
         )
     brain = brain[box]
-    images = zscore_within_brain(np.stack(images), brain)
+    images = zscore_channels(np.stack(images), brain, CHANNELS)
     labels = session.head_truth[box]
     images, brain, labels = (
         np.flip(a, axis=tuple(x + a.ndim - 3 for x in _RAS_TO_LPS_AXES))

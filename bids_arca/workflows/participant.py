@@ -32,6 +32,7 @@ from bids_arca.errors import BidsArcaError, MissingInputError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.model.store import read_card, resolve_model
 from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
+from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.volumes import load_volume
 
 LOGGER = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
         model_dir = resolve_model(opts.model)
         card = read_card(model_dir)
         LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
+        resolve_preprocessing(opts, card)
         parameters = session_parameters(opts, card)
     for session in ready:
         print_ = fingerprint(session.images, parameters, card)
@@ -101,6 +103,32 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     if failures:
         raise _summary(failures)
     return [session for session, _ in todo]
+
+
+def resolve_preprocessing(opts: Namespace, card: dict) -> None:
+    """Preprocess as the model's training data were: ``--skull-strip`` and ``--model-space``
+    left unset take the values the card records (models trained by bids-arca), else the
+    defaults; an explicit choice that differs is kept, with a warning. ``--fix-left-right``
+    only decides whether a mirrored series stops the session, so it is not taken over."""
+    recorded = card.get('input', {}).get('preprocessing_options', {})
+    name = card.get('name', 'the model')
+    for option, default in DEFAULT_OPTIONS.items():
+        trained = recorded.get(option)
+        chosen = getattr(opts, option)
+        flag = '--' + option.replace('_', '-')
+        if chosen is None:
+            setattr(opts, option, trained or default)
+            if trained:
+                LOGGER.info('%s %s: as %s was trained', flag, trained, name)
+        elif trained and chosen != trained:
+            LOGGER.warning(
+                '%s %s: %s was trained on %s %s; its results may be worse',
+                flag,
+                chosen,
+                name,
+                flag,
+                trained,
+            )
 
 
 def session_parameters(opts: Namespace, card: dict) -> dict:

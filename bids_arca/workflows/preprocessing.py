@@ -6,6 +6,9 @@ run in parallel under MultiProc::
     reference_grid ─┬─> coreg_<role> ───────┐               ┌─> native_mask ───┐
                     └─> skullstrip ─[atlas]─┴─> model_space ─┴─> preproc_<role> ─┴─> ds_preproc
 
+``preprocess_sessions`` runs the same graph for sessions whose model inputs are wanted in memory
+(training), without publishing anything.
+
 The QC figures are drawn where their data already are: the mask outline by ``skullstrip``,
 the edges of each series over the T1ce by its ``coreg_<role>`` (on the T1ce-aligned working
 grid, also when the model space is SRI24).
@@ -16,18 +19,24 @@ results reach the output folder only through ``ds_preproc``, after everything el
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
+from nipype.pipeline.engine.utils import load_resultfile
 
 from bids_arca.derivative_files import entities
 from bids_arca.derivatives import derivative_name, session_folder
+from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import collect_errors
 from bids_arca.interfaces.derivatives import DerivativesSink
@@ -41,7 +50,9 @@ from bids_arca.interfaces.preprocessing import (
     SkullStrip,
 )
 from bids_arca.outputs import bids_uri
-from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
+from bids_arca.preprocessing import CHANNELS, DEFAULT_OPTIONS, MOVING, REFERENCE
+from bids_arca.preprocessing.space import SessionSpace
+from bids_arca.preprocessing.volumes import read_volume
 
 LOGGER = logging.getLogger(__name__)
 SRI24_REFERENCE = 'https://www.nitrc.org/projects/sri24/'
@@ -51,11 +62,31 @@ SRI24_REFERENCE = 'https://www.nitrc.org/projects/sri24/'
 class PreprocOptions:
     """What the command line decides about preprocessing."""
 
-    skull_strip: str = 'deepbet'
-    model_space: str = 'T1ce'
+    skull_strip: str = DEFAULT_OPTIONS['skull_strip']
+    model_space: str = DEFAULT_OPTIONS['model_space']
     fix_left_right: bool = False
     device: str = 'cpu'
     omp_nthreads: int = 1
+
+    def recorded(self) -> dict:
+        """The options that change the model inputs (a model card records them)."""
+        return {
+            'skull_strip': self.skull_strip,
+            'model_space': self.model_space,
+            'fix_left_right': self.fix_left_right,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """One session as the networks see it (the input contract of ``bids_arca.model.inference``):
+    ``images`` (4, X, Y, Z) float32 in channel order FLAIR, T1w, T1ce, T2w, z-scored in the
+    brain and 0 outside it, on ``space.grid`` (1 mm, axes pointing left, posterior, superior);
+    ``brain`` the brain mask on that grid; ``space`` the way back to the native series."""
+
+    images: np.ndarray
+    brain: np.ndarray
+    space: SessionSpace
 
 
 def init_preproc_wf(
@@ -235,6 +266,91 @@ def init_preproc_wf(
     )
     workflow.connect(merge_published, 'out', ds_preproc, 'in_files')
     return workflow
+
+
+_TRAINING_WF = 'preproc_sessions_wf'
+
+
+def preprocess_sessions(
+    sessions: Sequence[SessionInputs],
+    bids_dir: Path,
+    output_dir: Path,
+    work_dir: Path,
+    options: PreprocOptions,
+    nprocs: int,
+    verbose: int = 0,
+) -> Iterator[tuple[SessionInputs, ModelInputs | BidsArcaError, float]]:
+    """Each session's model inputs from ``init_preproc_wf`` (nothing published), with its time.
+
+    Sessions run ``nprocs`` at a time in one graph (their steps side by side under MultiProc);
+    a batch yields, per session, its :class:`ModelInputs` or the error that stopped it, and the
+    seconds from its first step's start to its last step's end. Once the caller has the inputs,
+    the session's node folders are removed: they hold every intermediate image and would grow
+    the work folder by the whole dataset. A failed session keeps its folder, so that a rerun
+    starts from its finished steps.
+    """
+    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(options.omp_nthreads))
+    base = work_dir / _TRAINING_WF
+    for start in range(0, len(sessions), max(nprocs, 1)):
+        batch = sessions[start : start + max(nprocs, 1)]
+        workflow = pe.Workflow(name=_TRAINING_WF)
+        names = {}
+        for session in batch:
+            session_wf = init_preproc_wf(session, bids_dir, output_dir, options, publish=False)
+            names[session.name] = session_wf.name
+            workflow.add_nodes([session_wf])
+        clock = _SessionClock(list(names.values()))
+        started = time.time()
+        with contextlib.suppress(BidsArcaError):  # told per session below
+            run_workflow(workflow, work_dir, nprocs, verbose, clock)
+        for session in batch:
+            folder = base / names[session.name]
+            inputs = _read_model_inputs(folder)
+            if inputs is None:
+                found = collect_errors(folder, started)
+                yield session, found[0] if found else BidsArcaError(f'{session.name}: failed'), 0.0
+                continue
+            yield session, inputs, clock.seconds(names[session.name])
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read_model_inputs(folder: Path) -> ModelInputs | None:
+    """The outputs of a session's ``model_space`` and ``preproc_<role>`` nodes; None when one
+    of them did not finish."""
+    results = {}
+    for node in ('model_space', *(f'preproc_{role}' for role in CHANNELS)):
+        path = folder / node / f'result_{node}.pklz'
+        if not path.is_file():
+            return None
+        results[node] = load_resultfile(path).outputs
+    space = results['model_space']
+    images = np.stack([read_volume(results[f'preproc_{role}'].preproc).data for role in CHANNELS])
+    brain = read_volume(space.mask).data > 0
+    return ModelInputs(images, brain, SessionSpace.load(space.space))
+
+
+class _SessionClock:
+    """nipype's status callback: when each session's first step started and last one ended."""
+
+    def __init__(self, workflow_names: list[str]) -> None:
+        self.names = workflow_names
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    def __call__(self, node, status: str) -> None:
+        owner = next((w for w in self.names if f'.{w}.' in f'.{node.fullname}.'), None)
+        if owner is None:
+            return
+        now = time.perf_counter()
+        if status == 'start':
+            self.started.setdefault(owner, now)
+        else:
+            self.ended[owner] = now
+
+    def seconds(self, workflow_name: str) -> float:
+        start = self.started.get(workflow_name)
+        end = self.ended.get(workflow_name)
+        return end - start if start is not None and end is not None else 0.0
 
 
 def _utility(interface, name: str) -> pe.Node:

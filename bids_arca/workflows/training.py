@@ -1,11 +1,15 @@
 """``bids-arca BIDS OUT group --train``: train a model on a dataset with reference labels.
 
-Steps: find the sessions with images and reference labels; preprocess each one as inference
-does and cache it (``WORK/training/cases``); split participants (never sessions) into training,
+Steps: find the sessions with images and reference labels; preprocess each one with the
+participant level's workflow (``--skull-strip``, ``--model-space``, ``--fix-left-right``) and
+cache it (``WORK/training/cases``); split participants (never sessions) into training,
 validation and test; train every network (checkpoints in ``WORK/training/<name>``); write the
 model to ``OUT/models/<name>`` in the model store's format, with its metrics and splits in
 ``OUT/training/<name>``. ``--resume`` continues an interrupted run with the same splits.
-Under torchrun, rank 0 prepares the data and writes the outputs.
+Under torchrun, rank 0 prepares the data (and the first process of any node that does not
+see rank 0's work folder) while the others wait, and rank 0 writes the outputs. The model card
+records the preprocessing options, and the participant level applies them to a model trained
+this way.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from bids_arca.model.store import resolve_model
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training import distributed
 from bids_arca.training.cases import TrainingCase
-from bids_arca.training.dataset import find_training_sessions, prepare_case
+from bids_arca.training.dataset import (
+    cases_ready,
+    find_training_sessions,
+    load_cases,
+    prepare_cases,
+)
 from bids_arca.training.export import export_ar, export_cascade, training_section
 from bids_arca.training.networks import Variant, ar_network
 from bids_arca.training.progress import MetricsLog, progress_bar
@@ -58,6 +67,19 @@ def hyperparameters(opts: Namespace) -> dict:
         'num_workers': max(0, min(opts.nprocs, 8) - 1),
     }
     return {key: value for key, value in chosen.items() if value is not None}
+
+
+def preprocessing_options(opts: Namespace):
+    """The participant level's preprocessing, as chosen on the command line."""
+    from bids_arca.workflows.preprocessing import PreprocOptions
+
+    return PreprocOptions(
+        skull_strip=opts.skull_strip,
+        model_space=opts.model_space,
+        fix_left_right=opts.fix_left_right,
+        device=opts.device,
+        omp_nthreads=opts.omp_nthreads,
+    )
 
 
 def run_training(opts: Namespace) -> Path:
@@ -100,11 +122,22 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
         validate=not opts.skip_bids_validation,
     )
     cache = opts.work_dir / 'training' / 'cases'
-    if context.main:  # one process preprocesses, the others read the cache
-        for session in sessions:
-            prepare_case(session, reference, cache)
-    context.barrier()
-    cases = [prepare_case(session, reference, cache) for session in sessions]
+    preprocessing = preprocessing_options(opts)
+    prepare = {
+        'bids_dir': opts.bids_dir,
+        'output_dir': opts.output_dir,
+        'work_dir': opts.work_dir / 'training',
+        'nprocs': opts.nprocs,
+        'verbose': opts.verbose,
+    }
+    if context.main:  # one process preprocesses, the others wait and read the cache
+        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+    context.wait()
+    # A node whose work folder rank 0 cannot see (a node-local --work-dir) makes its own copy.
+    if context.node_main and not cases_ready(sessions, reference, cache, preprocessing):
+        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+    context.wait()
+    cases = load_cases(sessions, reference, cache, preprocessing)
 
     splits_path = records / 'splits.tsv'
     if opts.resume and splits_path.is_file():
@@ -172,13 +205,16 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
     training = training_section(
         variant, results, data, {**chosen, 'time_budget_s': budget, 'seed': opts.seed}, init
     )
+    recorded = preprocessing.recorded()
     if variant.cascade:
         nets = cascade_networks(states, settings)
-        export_cascade(model_dir, name, nets, settings, variant, training, init, opts.resume)
+        export_cascade(
+            model_dir, name, nets, settings, variant, training, recorded, init, opts.resume
+        )
     else:
         network = ar_network(patch)
         network.load_state_dict(state)
-        export_ar(model_dir, name, network, patch, training, opts.resume)
+        export_ar(model_dir, name, network, patch, training, recorded, opts.resume)
     LOGGER.info('model written to %s (use it with --model %s)', model_dir, model_dir)
     return model_dir
 
