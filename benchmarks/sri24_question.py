@@ -5,8 +5,8 @@ and in SRI24 (``--model-space SRI24``), segments both with the model stage
 (``bids_arca.model.inference.segment``), maps the labels back onto the native T1ce and scores
 them against the upstream fused segmentation (BraTS-Toolkit, five BraTS algorithms; labels 1, 2,
 4 in SRI24 space), mapped onto the native T1ce with the affine in tests/data. Both runs go
-through the same mapping, so a bias of the reference favours neither. Needs the model stage
-(branch ``model``); without it the script says so and exits with 2.
+through the same mapping, so a bias of the reference favours neither. The model comes from the
+store (``BIDS_ARCA_MODELS``; ``bids-arca-models import-brats17``).
 
     python benchmarks/sri24_question.py [--views axial]
 """
@@ -62,11 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--views', nargs='+', default=None, help='e.g. axial (default: all)')
     args = parser.parse_args()
-    try:
-        from bids_arca.model.inference import segment
-    except ImportError:
-        print('the model stage (bids_arca.model) is not available here: merge branch model')
-        sys.exit(2)
+    from bids_arca.model.inference import segment
 
     upstream = read_volume(shared_dir() / TCGA / TCGA_UPSTREAM / 'fusion/mav.nii.gz')
     results = {}
@@ -96,8 +92,12 @@ def main() -> None:
                 'segmentation_s': round(time.perf_counter() - start - preprocessed, 1),
             }
             print(space, json.dumps(results[space]))
-    better = max(results, key=lambda s: np.mean(list(results[s]['Dice'].values())))
-    print(f'higher mean Dice: {better}')
+    means = {space: float(np.mean(list(r['Dice'].values()))) for space, r in results.items()}
+    print(
+        'mean Dice over WT, TC, ET: '
+        + ', '.join(f'{space} {mean:.4f}' for space, mean in means.items())
+        + f' (SRI24 - T1ce: {means["SRI24"] - means["T1ce"]:+.4f})'
+    )
 
 
 if __name__ == '__main__':
