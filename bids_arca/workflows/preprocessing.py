@@ -53,6 +53,8 @@ from bids_arca.outputs import bids_uri
 from bids_arca.preprocessing import CHANNELS, DEFAULT_OPTIONS, MOVING, REFERENCE
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
+from bids_arca.workflows import nipype_logging
+from bids_arca.workflows.nipype_logging import set_nipype_level
 
 LOGGER = logging.getLogger(__name__)
 SRI24_REFERENCE = 'https://www.nitrc.org/projects/sri24/'
@@ -439,7 +441,7 @@ def run_workflow(
     status)`` is nipype's hook, called as nodes start and end (the benchmarks time steps with it).
     """
     os.environ.setdefault('NO_ET', '1')  # nipype's version check would reach the network
-    _quiet_nipype(verbose)
+    set_nipype_level('INFO' if verbose > 1 else 'CRITICAL')
     work_dir.mkdir(parents=True, exist_ok=True)
     workflow.base_dir = str(work_dir)
     crash_dir = work_dir / 'crash'
@@ -459,7 +461,7 @@ def run_workflow(
         # worker hangs in its first torch call. The server imports the heavy libraries once, so
         # each worker still starts without paying 3-5 s of imports.
         multiprocessing.set_forkserver_preload(
-            ['ants', 'torch', 'bids_arca.interfaces.preprocessing']
+            ['ants', 'torch', 'bids_arca.interfaces.preprocessing', nipype_logging.__name__]
         )
         args['mp_context'] = 'forkserver'
 
@@ -478,15 +480,3 @@ def run_workflow(
         if len(found) > 1:
             raise type(first)(f'{first} (and {len(found) - 1} more, see above)') from failure
         raise first from failure
-
-
-def _quiet_nipype(verbose: int) -> None:
-    """nipype logs to stdout with its own handler; route it through ours, at our level."""
-    from nipype import config as nipype_config
-    from nipype import logging as nipype_logging
-
-    level = 'INFO' if verbose > 1 else 'CRITICAL'
-    for key in ('workflow_level', 'interface_level', 'utils_level'):
-        nipype_config.set('logging', key, level)
-    nipype_logging.update_logging(nipype_config)
-    logging.getLogger('nipype').handlers.clear()
