@@ -30,7 +30,7 @@ def setup_logging(verbose: int) -> None:
         stream=sys.stderr,
     )
     # Third-party libraries stay quiet unless asked for with -vv.
-    for noisy in ('nipype', 'bids', 'matplotlib', 'PIL', 'highdicom'):
+    for noisy in ('nipype', 'bids', 'bidsschematools', 'matplotlib', 'PIL', 'highdicom'):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
