@@ -69,7 +69,8 @@ def test_graph_publishes_every_derivative_once(tmp_path, space):
     assert expected <= set(names)
     atlas = 'sub-01/ses-pre/anat/sub-01_ses-pre_from-T1ce_to-SRI24_mode-image_xfm.txt'
     assert (atlas in names) == (space == 'SRI24')
-    assert workflow.get_node('coreg_FLAIR').n_procs == 2
+    assert workflow.get_node('skullstrip').n_procs == 2  # --omp-nthreads
+    assert workflow.get_node('coreg_FLAIR').n_procs == 1  # registrations run side by side
     metadata = workflow.get_node('preproc_FLAIR').inputs.metadata
     assert (
         metadata['Sources'][0] == 'bids:raw:sub-01/ses-pre/anat/sub-01_ses-pre_acq-2D_FLAIR.nii.gz'
