@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._exams import TCGA, TCGA_UPSTREAM, make_tcga_bids, shared_dir
 from benchmarks.tcga_reference import REFERENCE_XFM
-from bids_arca.preprocessing import CHANNELS
 from bids_arca.preprocessing.grid import Grid, resample
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine
@@ -38,24 +37,19 @@ BRATS17 = {'WT': (1, 2, 4), 'TC': (1, 4), 'ET': (4,)}
 
 
 def preprocess(bids: Path, root: Path, space: str) -> tuple[np.ndarray, np.ndarray, SessionSpace]:
-    """Run the workflow; return the model inputs (4, X, Y, Z), the mask and the space."""
-    from nipype.pipeline import engine as pe
-
+    """The participant level's preprocessing (``preprocess_sessions``); return the model inputs
+    (4, X, Y, Z), the brain mask and the space."""
     from bids_arca.inputs import collect_sessions, load_layout
-    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf, run_workflow
+    from bids_arca.workflows.preprocessing import PreprocOptions, preprocess_sessions
 
-    (session,) = collect_sessions(load_layout(bids))
-    workflow = pe.Workflow(name=f'{space}_wf')
+    sessions = collect_sessions(load_layout(bids))
     options = PreprocOptions(model_space=space)
-    workflow.add_nodes([init_preproc_wf(session, bids, root / space, options, name='preproc')])
-    run_workflow(workflow, root / 'work', nprocs=2)
-    node = root / 'work' / f'{space}_wf' / 'preproc'
-    space_model = SessionSpace.load(node / 'model_space' / 'space.json')
-    mask = read_volume(node / 'model_space' / 'brain_mask.nii.gz').data > 0
-    images = np.stack(
-        [read_volume(node / f'preproc_{role}' / 'preproc.nii.gz').data for role in CHANNELS]
+    ((_, inputs, _),) = preprocess_sessions(
+        sessions, bids, root / space, root / f'work-{space}', options, nprocs=2
     )
-    return images, mask, space_model
+    if isinstance(inputs, Exception):
+        raise inputs
+    return inputs.images, inputs.brain, inputs.space
 
 
 def main() -> None:
