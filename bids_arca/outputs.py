@@ -140,10 +140,14 @@ def sidecar_path(path: Path) -> Path:
     raise ValueError(f'{path}: no sidecar rule for this extension')
 
 
+def dataset_relative(path: Path, dataset_root: Path) -> str:
+    """``path`` relative to a dataset's root, with forward slashes (``sub-01/...``)."""
+    return Path(path).absolute().relative_to(Path(dataset_root).absolute()).as_posix()
+
+
 def bids_uri(path: Path, dataset_root: Path, dataset: str = 'raw') -> str:
     """A BIDS URI (``bids:raw:sub-01/...``); ``raw`` is a ``DatasetLinks`` key of ours."""
-    relative = Path(path).absolute().relative_to(Path(dataset_root).absolute())
-    return f'bids:{dataset}:{relative.as_posix()}'
+    return f'bids:{dataset}:{dataset_relative(path, dataset_root)}'
 
 
 def file_sha256(path: Path) -> str:

@@ -127,9 +127,6 @@ class Spool:
     def instances(self, study_uid: str) -> list[Path]:
         return sorted(self.study_dir(study_uid).glob(f'*/*{SUFFIX}'))
 
-    def newest_mtime(self, study_uid: str) -> float:
-        return max((p.stat().st_mtime for p in self.instances(study_uid)), default=0.0)
-
     def snapshot(self, study_uid: str, destination: Path) -> int:
         """Link (or copy, across file systems) the study's instances into ``destination``.
 

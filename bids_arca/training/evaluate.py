@@ -16,13 +16,8 @@ from torch import nn
 from bids_arca.labels import ET, NETC, REGIONS, SNFH
 from bids_arca.model.bundle import CascadeModel
 from bids_arca.model.inference import segment
+from bids_arca.model.reference_cases import dice
 from bids_arca.training.cases import TrainingCase
-
-
-def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """Dice coefficient; NaN when both are empty."""
-    total = prediction.sum() + reference.sum()
-    return float(2 * np.logical_and(prediction, reference).sum() / total) if total else np.nan
 
 
 def region_dice(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:

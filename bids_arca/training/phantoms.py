@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_arca.morphology import bounding_box
 from bids_arca.preprocessing import CHANNELS
 from bids_arca.preprocessing.normalize import zscore_channels
 from bids_arca.sample import make_session
@@ -50,11 +51,10 @@ def phantom_case(spec: PhantomSpec) -> TrainingCase:
         session.head_truth > 0
     )
     # Only the brain's box (+ 5 voxels) is needed: resample the series there alone.
-    hits = np.argwhere(brain)
-    lo, hi = np.maximum(hits.min(0) - 5, 0), np.minimum(hits.max(0) + 6, brain.shape)
+    box = bounding_box(brain, margin=5)
+    lo = np.array([s.start for s in box])
     offset = np.eye(4)
     offset[:3, 3] = lo
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     images = []
     for role in CHANNELS:
         series = session.get(role)
@@ -65,7 +65,7 @@ def phantom_case(spec: PhantomSpec) -> TrainingCase:
                 series.stack.data.astype(np.float32),
                 mapping[:3, :3],
                 mapping[:3, 3],
-                output_shape=tuple(hi - lo),
+                output_shape=tuple(s.stop - s.start for s in box),
                 order=1,
             )
         )

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca.model.inference import Segmentation
-from bids_arca.morphology import bounding_box
+from bids_arca.morphology import bounding_box, paste
 from bids_arca.preprocessing import MOVING
 from bids_arca.preprocessing.coregistration import MIN_SIMILARITY, MIRROR_RATIO
 from bids_arca.preprocessing.space import SessionSpace
@@ -58,18 +58,12 @@ def native_mask(
     faster than the whole map for a whole-tumour probability that is small but not 0 in the
     whole brain.
     """
-    shape = space.native[target].shape
-    above = bounding_box(probability > threshold)
-    if above is None:
-        return np.zeros(shape, dtype=bool)
     native_mm = voxel_sizes(space.native[target].affine).max()
     margin = int(np.ceil(native_mm / voxel_sizes(space.grid.affine).min())) + 2
-    box = tuple(
-        slice(max(b.start - margin, 0), min(b.stop + margin, n))
-        for b, n in zip(above, probability.shape, strict=True)
-    )
-    near = np.zeros(probability.shape, dtype=np.float32)
-    near[box] = probability[box]
+    box = bounding_box(probability > threshold, margin)
+    if box is None:
+        return np.zeros(space.native[target].shape, dtype=bool)
+    near = paste(probability.shape, box, probability[box].astype(np.float32))
     return space.to_native(near, target) > threshold
 
 

@@ -27,7 +27,13 @@ from bids_arca.dicom_outputs import write_series_outputs
 from bids_arca.dicom_outputs.series import read_series
 from bids_arca.grids import resample_labels
 from bids_arca.inputs import SessionInputs
-from bids_arca.outputs import FlairResampler, SessionWriter, bids_uri, provenance_record
+from bids_arca.outputs import (
+    FlairResampler,
+    SessionWriter,
+    bids_uri,
+    dataset_relative,
+    provenance_record,
+)
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
 from bids_arca.quantification import volume_table, volumes_sidecar
@@ -188,8 +194,7 @@ def write_results(
             qc=qc,
             methods=text,
             inputs={
-                role: bids_uri(path, bids_dir).removeprefix('bids:raw:')
-                for role, path in session.images.items()
+                role: dataset_relative(path, bids_dir) for role, path in session.images.items()
             },
             model={k: str(v) for k, v in model_card.items()},
             figures=figures,
