@@ -16,8 +16,7 @@ from bids_arca import __version__
 from bids_arca.errors import UsageError
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.schemes import SCHEMES, get_scheme
-from bids_arca.training.networks import ARCHITECTURES
-from bids_arca.training.vae import VAE_FORMS
+from bids_arca.training.choices import ARCHITECTURES, VAE_FORMS
 
 ANALYSIS_LEVELS = ('participant', 'group')
 DEVICES = ('auto', 'cpu', 'cuda')

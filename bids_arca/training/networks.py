@@ -17,9 +17,9 @@ from torch import Tensor, nn
 
 from bids_arca.model.cacnn import CACNN, CACNNConfig
 from bids_arca.model.settings import VIEWS
+from bids_arca.training.choices import ARCHITECTURES
 from bids_arca.training.vae import VAEConfig, VAEHead
 
-ARCHITECTURES = ('arca', 'cacnn', 'ar')
 STAGES = ('wt', 'tc', 'et')
 
 

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Loss forms (model-spec 3.1-3.3 and 8.2): the paper's L = Dice + 0.1 L2 + 0.1 KL with a 128-d
-# latent (Myronenko), and what the ARCNet code ran: 0.1 L2, KL weight 0, a 16-d latent.
-VAE_FORMS = {'paper': (128, 0.1, 0.1), 'code': (16, 0.1, 0.0)}
+from bids_arca.training.choices import VAE_FORMS
+
 _REDUCED_CHANNELS = 16  # Myronenko's VD block reduces to 16 channels before the dense layer
 
 
