@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the command line; raise :class:`UsageError` (exit 64) on any problem."""
-    opts = build_parser().parse_args(argv)
+    parser = build_parser()
+    opts = parser.parse_args(argv)
     if opts.omp_nthreads is None:
         opts.omp_nthreads = min(opts.nprocs, 8)
     elif opts.omp_nthreads > opts.nprocs:
@@ -429,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         opts.omp_nthreads = opts.nprocs
     _check_paths(opts)
     _check_group_options(opts)
-    _check_training_options(opts)
+    _check_training_options(opts, parser)
     if opts.analysis_level == 'group':  # the participant level asks the model card first
         for name, default in DEFAULT_OPTIONS.items():
             if getattr(opts, name) is None:
@@ -469,9 +470,8 @@ def _check_group_options(opts: argparse.Namespace) -> None:
         raise UsageError('--compare: the name bids-arca is taken by this output folder')
 
 
-def _check_training_options(opts: argparse.Namespace) -> None:
+def _check_training_options(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Training options need --train (and --train needs --reference, at the group level)."""
-    defaults = build_parser().parse_args([str(opts.bids_dir), str(opts.output_dir), 'group'])
     changed = [
         '--' + name.replace('_', '-')
         for name in (
@@ -491,7 +491,7 @@ def _check_training_options(opts: argparse.Namespace) -> None:
             'test_fraction',
             'seed',
         )
-        if getattr(opts, name) != getattr(defaults, name)
+        if getattr(opts, name) != parser.get_default(name)
     ]
     if not opts.train:
         if changed:
