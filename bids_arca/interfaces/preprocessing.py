@@ -231,9 +231,9 @@ class ModelSpace(BidsArcaInterface):
         space = SessionSpace(self.inputs.space, grid, native, matrices)
         self._results['space'] = str(space.save(cwd / 'space.json'))
         self._results['mask'] = str(save_volume(inside, grid.affine, cwd / 'brain_mask.nii.gz'))
-        report = json.loads(Path(self.inputs.skullstrip_report).read_text())
-        sidecar = {**self.inputs.mask_metadata, 'Type': 'Brain', 'SkullStripping': report}
-        self._results['mask_sidecar'] = _write_json(sidecar, cwd / 'brain_mask.json')
+        self._results['mask_sidecar'] = _write_mask_sidecar(
+            self.inputs.mask_metadata, self.inputs.skullstrip_report, cwd
+        )
 
 
 class _NativeMaskInputSpec(BaseInterfaceInputSpec):
@@ -263,9 +263,9 @@ class NativeMask(BidsArcaInterface):
         native = space.to_native(inside, 'T1ce') >= 0.5
         affine = space.native['T1ce'].affine
         self._results['mask'] = str(save_volume(native, affine, cwd / 'brain_mask.nii.gz'))
-        report = json.loads(Path(self.inputs.skullstrip_report).read_text())
-        sidecar = {**self.inputs.metadata, 'Type': 'Brain', 'SkullStripping': report}
-        self._results['sidecar'] = _write_json(sidecar, cwd / 'brain_mask.json')
+        self._results['sidecar'] = _write_mask_sidecar(
+            self.inputs.metadata, self.inputs.skullstrip_report, cwd
+        )
 
 
 class _PreprocessInputSpec(BaseInterfaceInputSpec):
@@ -315,6 +315,14 @@ class Preprocess(BidsArcaInterface):
         for key, report in zip(self.inputs.report_keys, self.inputs.reports, strict=True):
             sidecar[key] = json.loads(Path(report).read_text())
         self._results['sidecar'] = _write_json(sidecar, cwd / 'preproc.json')
+
+
+def _write_mask_sidecar(metadata: dict, skullstrip_report: str, cwd: Path) -> str:
+    """The brain mask's sidecar (on either grid): the known fields and the skull stripping's
+    report."""
+    report = json.loads(Path(skullstrip_report).read_text())
+    sidecar = {**metadata, 'Type': 'Brain', 'SkullStripping': report}
+    return _write_json(sidecar, cwd / 'brain_mask.json')
 
 
 def _write_json(content: dict, path: Path) -> str:

@@ -191,9 +191,9 @@ def load_cases(
 
 def training_case(session: TrainingSession, scheme: Scheme, inputs: ModelInputs) -> TrainingCase:
     """The session's preprocessed images with its reference in our labels, cropped to the
-    brain box as inference crops."""
+    brain box as inference crops. The labels were checked against ``scheme`` before the
+    preprocessing (:func:`prepare_cases`)."""
     labels, affine = load_label_map(session.reference)
-    scheme.check_values(labels, session.reference)
     on_grid = reference_on_model_grid(labels, affine, inputs.space, session.reference)
     images, brain, model_labels = to_model_space(
         inputs.images, inputs.brain, training_labels(on_grid, scheme)
