@@ -19,5 +19,8 @@ _os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 # work on 6 and 3 mm copies, where ITK's threads gained nothing measurable.
 _os.environ['ANTS_RANDOM_SEED'] = '20220801'
 _os.environ['ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'] = '1'
+# cuBLAS repeats its results only with a fixed workspace (PyTorch's reproducibility notes); it is
+# read when CUDA starts (bids_arca.model.runtime.deterministic).
+_os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 __version__ = '0.1.0'
