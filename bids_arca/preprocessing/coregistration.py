@@ -25,8 +25,8 @@ registered series moved 20 mm along or turned 20 degrees about each axis, both w
 the T1ce clearly worse than the registration. Where the registration diverged or the series shows
 something else, a copy fits as well or better. The fit here is the symmetric uncertainty over the
 T1ce's whole field of view, background included, where head and background must match: inside
-the head alone, a skull-stripped series moved 20 mm scored up to 1.45x its aligned fit
-(benchmarks/registration_check.py).
+the head alone, a skull-stripped FLAIR moved 20 mm scored 1.3x its aligned fit
+(docs/preprocessing.md, "Registration check").
 """
 
 from __future__ import annotations
