@@ -10,6 +10,7 @@ import pytest
 
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.inputs import collect_sessions, load_layout
+from bids_arca.inputs.bidsignore import is_ignored, pattern_regex
 from tests.bids_skeleton import ALL_ROLES, add_image, make_bids
 
 
@@ -117,6 +118,29 @@ def test_bidsignore_keeps_files_out_of_the_check_and_the_index(tmp_path):
     # The ignored FLAIR has finer voxels: indexed, it would have been chosen.
     assert session.images['FLAIR'].name == 'sub-01_ses-pre_FLAIR.nii.gz'
     assert len(session.choices['FLAIR'].candidates) == 1
+
+
+@pytest.mark.parametrize(
+    ('pattern', 'path', 'ignored'),
+    [
+        ('sub-01_*NOTVALID.json', 'sub-01/anat/sub-01_THISSUFFIXISNOTVALID.json', True),
+        ('*.ds', 'sub-01/meg/sub-01_task-x_meg.ds/BadChannels', True),
+        ('extra/', 'sub-01/extra/notes.txt', True),
+        ('/extra/', 'sub-01/extra/notes.txt', False),
+        ('/extra/', 'extra/notes.txt', True),
+        ('sub-*/anat/*.txt', 'sub-01/anat/a.txt', True),
+        ('sub-*/anat/*.txt', 'x/sub-01/anat/a.txt', False),
+        ('**/anat/*.txt', 'x/sub-01/anat/a.txt', True),
+        ('a/**/b.txt', 'a/b.txt', True),
+        ('a/**/b.txt', 'a/x/y/b.txt', True),
+        ('a/**', 'a/x/y', True),
+        ('sub-0[!12]', 'sub-01/anat/x.nii', False),
+        ('sub-0?_T1w.nii.gz', 'sub-01/anat/sub-01_T1w.nii.gz', True),
+        ('*_T1w.nii.gz', 'sub-01/anat/sub-01_T1w.json', False),
+    ],
+)
+def test_bidsignore_patterns_follow_gitignore(pattern, path, ignored):
+    assert is_ignored(path, [pattern_regex(pattern)]) is ignored
 
 
 def test_ignored_participant_folder_is_not_a_participant(tmp_path):
