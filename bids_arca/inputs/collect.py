@@ -136,7 +136,8 @@ def _session_inputs(
                     ', '.join(f.filename for f in unfiltered),
                 )
             continue
-        choice = choices[role] = choose(role, [_candidate(f) for f in files], entry)
+        candidates = [_candidate(f, read=len(files) > 1) for f in files]
+        choice = choices[role] = choose(role, candidates, entry)
         if choice.chosen is None:
             continue
         images[role] = choice.chosen
@@ -162,10 +163,13 @@ def _query(layout: BIDSLayout, subject: str, session: str | None, query: dict) -
     )
 
 
-def _candidate(file: BIDSFile) -> Candidate:
-    """What the rules read: entities, the sidecar's MRAcquisitionType, the voxel size."""
+def _candidate(file: BIDSFile, read: bool) -> Candidate:
+    """What the rules read: entities, and when ``read`` (there is a choice to make) the
+    sidecar's MRAcquisitionType and the voxel size from the header."""
     path = Path(file.path)
     entities = {k: v for k, v in file.get_entities().items() if k not in _SHARED}
+    if not read:
+        return Candidate(path, entities)
     acquisition_type = file.get_metadata().get('MRAcquisitionType')
     try:
         zooms = tuple(float(z) for z in nib.load(path).header.get_zooms()[:3])
