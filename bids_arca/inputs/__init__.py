@@ -15,7 +15,6 @@ module                    job
 
 from bids_arca.inputs.collect import ROLES, SessionInputs, collect_sessions
 from bids_arca.inputs.dataset import load_layout
-from bids_arca.inputs.filters import read_filter_file
 from bids_arca.inputs.selection import Choice
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     'SessionInputs',
     'collect_sessions',
     'load_layout',
-    'read_filter_file',
 ]
