@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import nibabel as nib
 import numpy as np
@@ -53,6 +53,9 @@ from bids_arca import __version__
 from bids_arca.errors import OutputError
 from bids_arca.labels import write_dseg_tsv
 from bids_arca.quantification.volumes import VolumeRow, volumes_tsv
+
+if TYPE_CHECKING:  # pybids loads only where inputs are collected
+    from bids_arca.inputs import Choice
 
 LABEL_TABLE = 'desc-tumor_dseg.tsv'
 STAGING_PREFIX = '.staging-'
@@ -195,10 +198,12 @@ def provenance_record(
     parameters: Mapping,
     timings_s: Mapping[str, float] | None = None,
     dicom_sources: Mapping[str, str] | None = None,
+    choices: Mapping[str, Choice] | None = None,
 ) -> dict:
     """The provenance content the pipeline passes to :meth:`SessionWriter.commit`.
 
-    ``dicom_sources`` maps a role to the SeriesInstanceUID it was converted from, when known.
+    ``dicom_sources`` maps a role to the SeriesInstanceUID it was converted from, when known;
+    ``choices`` how each role's image was chosen among the session's candidates.
     """
     record = {
         'GeneratedBy': {'Name': 'bids-arca', 'Version': __version__},
@@ -216,6 +221,15 @@ def provenance_record(
         record['TimingsSeconds'] = {step: round(t, 3) for step, t in timings_s.items()}
     if dicom_sources:
         record['DicomSourceSeries'] = dict(dicom_sources)
+    if choices:
+        record['InputSelection'] = {
+            role: {
+                'Reason': choice.reason,
+                'Candidates': [bids_uri(path, bids_dir) for path in choice.candidates],
+            }
+            | ({'Filter': dict(choice.filter)} if choice.filter is not None else {})
+            for role, choice in sorted(choices.items())
+        }
     return record
 
 

@@ -132,7 +132,7 @@ def test_tables_and_app_queries(converted):
     layout = BIDSLayout(str(bids), validate=True)
     assert layout.get_ceagents() == ['gadolinium']
     assert len(layout.get(suffix='T1w', extension='.nii.gz')) == 2
-    (found,) = collect_sessions(load_layout(bids))  # validates every file name too
+    (found,) = collect_sessions(load_layout(bids))  # checks the names in anat/ too
     assert found.missing == ()
     assert found.images['T1w'].name == 'sub-GLIOMA01_ses-20240102_T1w.nii.gz'
     assert found.images['T1ce'].name == 'sub-GLIOMA01_ses-20240102_ce-gadolinium_T1w.nii.gz'

@@ -10,6 +10,7 @@ import pytest
 
 from bids_arca.errors import OutputError
 from bids_arca.grids import resample_labels
+from bids_arca.inputs import Choice
 from bids_arca.labels import ET, NETC, SNFH
 from bids_arca.outputs import (
     LABEL_TABLE,
@@ -87,6 +88,25 @@ def write_session(writer: SessionWriter, bids_root, images, labels=None) -> list
                 timings_s={'post': 0.1},
             )
         )
+
+
+def test_provenance_records_how_each_input_was_chosen(bids):
+    root, images = bids
+    other = images['T1ce'].with_name('sub-01_ses-preop_acq-2D_ce-gadolinium_T1w.nii.gz')
+    choice = Choice((other, images['T1ce']), images['T1ce'], '3D before 2D', {'run': [1, 2]})
+    record = provenance_record(
+        inputs=images, bids_dir=root, model_card={}, parameters={}, choices={'T1ce': choice}
+    )
+    assert record['InputSelection'] == {
+        'T1ce': {
+            'Reason': '3D before 2D',
+            'Candidates': [
+                'bids:raw:sub-01/ses-preop/anat/sub-01_ses-preop_acq-2D_ce-gadolinium_T1w.nii.gz',
+                'bids:raw:sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz',
+            ],
+            'Filter': {'run': [1, 2]},
+        }
+    }
 
 
 def test_commit_writes_every_output_with_sidecars(tmp_path, bids):

@@ -57,6 +57,7 @@ class ReportContext:
     model: Mapping[str, str]  # at least Name and Version
     figures: Sequence[Figure] = field(default_factory=tuple)
     provenance: str | None = None  # link to the provenance JSON, relative to the report
+    choices: Mapping[str, str] = field(default_factory=dict)  # role -> why that image
 
 
 PAGE = Template("""<!DOCTYPE html>
@@ -92,7 +93,7 @@ figure { margin: 1em 0; } figcaption { font-size: .9em; color: #555; }
 <p>bids-arca $version, model $model, report made $date.$provenance</p>
 
 <h2 id="inputs">Inputs</h2>
-<table id="inputs-table"><tr><th>Role</th><th>Image</th></tr>
+<table id="inputs-table"><tr><th>Role</th><th>Image</th><th>Chosen because</th></tr>
 $inputs</table>
 
 <h2 id="qc">Quality control</h2>
@@ -137,7 +138,8 @@ def render_report(context: ReportContext) -> str:
             else ''
         ),
         inputs=''.join(
-            f'<tr><td>{html.escape(role)}</td><td>{html.escape(path)}</td></tr>\n'
+            f'<tr><td>{html.escape(role)}</td><td>{html.escape(path)}</td>'
+            f'<td>{html.escape(context.choices.get(role, ""))}</td></tr>\n'
             for role, path in context.inputs.items()
         ),
         qc=''.join(

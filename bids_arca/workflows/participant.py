@@ -28,7 +28,7 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from bids_arca.errors import BidsArcaError, MissingInputError
+from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.model.store import read_card, resolve_model
 from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
@@ -59,7 +59,9 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     handled, so that one bad exam does not hold back the rest.
     """
     layout = load_layout(opts.bids_dir, validate=not opts.skip_bids_validation)
-    sessions = collect_sessions(layout, opts.participant_label, opts.session_label)
+    sessions = collect_sessions(
+        layout, opts.participant_label, opts.session_label, opts.bids_filters
+    )
     ready, failures = [], []
     for session in sessions:
         try:
@@ -158,11 +160,7 @@ def card_summary(card: dict) -> dict:
 
 
 def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
-    if session.missing:
-        raise MissingInputError(
-            f'{bids_dir / session.name.replace("_", "/")}: missing '
-            f'{", ".join(session.missing)} (needs T1w, ce-T1w, T2w and FLAIR)'
-        )
+    session.check(bids_dir)
     for path in session.images.values():
         load_volume(path)
     LOGGER.info(
@@ -237,6 +235,7 @@ def init_session_wf(
             subject=session.subject,
             session=session.session or '',
             images={role: str(path) for role, path in session.images.items()},
+            choices={role: choice.record() for role, choice in session.choices.items()},
             bids_dir=str(opts.bids_dir),
             output_dir=str(opts.output_dir),
             parameters=parameters,

@@ -196,6 +196,7 @@ def write_results(
             inputs={
                 role: dataset_relative(path, bids_dir) for role, path in session.images.items()
             },
+            choices={role: choice.reason for role, choice in session.choices.items()},
             model={k: str(v) for k, v in model_card.items()},
             figures=figures,
             provenance=outputs.provenance.as_posix(),
@@ -212,6 +213,7 @@ def write_results(
                 parameters=recorded,
                 timings_s=timings,
                 dicom_sources=dicom_sources,
+                choices=session.choices,
             )
         )
 
