@@ -136,7 +136,7 @@ def route_four_roles(study_dir: Path) -> Routing:
 
 
 def segment_post_contrast(
-    study_dir: Path, out_dir: Path, options: Mapping[str, Any]
+    study_dir: Path, out_dir: Path, options: Mapping[str, Any], routing: Routing
 ) -> list[Path]:
     """Threshold the post-contrast series and write the app's DICOM results for it: the SEG and
     the colour overlay series (:mod:`bids_arca.dicom_outputs`), with UIDs seeded by the study's
@@ -145,6 +145,8 @@ def segment_post_contrast(
     ``options``: ``record`` (a file to which each call appends the study UID and the number of
     instances it saw) and ``sleep_s`` (seconds to wait first, so that a test can act mid-job).
     """
+    if not routing.accepted:
+        raise InputDataError(f'{study_dir}: the router did not accept the study')
     headers = {
         path: dcmread(path, stop_before_pixels=True) for path in sorted(study_dir.rglob('*.dcm'))
     }

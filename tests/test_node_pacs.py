@@ -400,8 +400,9 @@ def test_a_broken_work_folder_delays_the_job_and_loses_nothing(tmp_path, monkeyp
     config = node_config(
         tmp_path / 'node', port=port, health_port=0, destination=('PACS', free_port()), window=0.5
     )
-    blocker = tmp_path / 'node' / 'work' / 'jobs' / study_uid
+    blocker = tmp_path / 'node' / 'work' / 'jobs' / study_uid / 'g1-a1'
     with running_node(config) as node:
+        blocker.parent.mkdir()
         blocker.write_text('not a folder')  # the job folder cannot be made
         assert set(send(_all(series), port)) == {0}
         waiting = wait_for(
