@@ -122,7 +122,7 @@ class Receiver:
                 LOGGER.warning('AE %r may not send from %s', requestor.ae_title, requestor.address)
             return NOT_AUTHORISED
         request = event.request
-        checked = check_size(len(request.DataSet.getvalue()), self._limit) or check_instance(
+        checked = check_size(request.DataSet.getbuffer().nbytes, self._limit) or check_instance(
             lambda: event.dataset,
             request.AffectedSOPClassUID,
             request.AffectedSOPInstanceUID,
