@@ -90,17 +90,13 @@ class Survey:
         for fields in saved['studies']:
             fields = dict(fields)
             series_info = fields.pop('series_info', [])
-            study = Study(
-                **fields
-                | {
-                    'series': {
-                        uid: SeriesFiles(**s | {'files': [root / p for p in s['files']]})
-                        for uid, s in fields['series'].items()
-                    },
-                    'skipped': [tuple(s) for s in fields['skipped']],
-                    'files': [root / p for p in fields['files']],
-                }
-            )
+            fields['series'] = {
+                uid: SeriesFiles(**(s | {'files': [root / p for p in s['files']]}))
+                for uid, s in fields['series'].items()
+            }
+            fields['skipped'] = [tuple(s) for s in fields['skipped']]
+            fields['files'] = [root / p for p in fields['files']]
+            study = Study(**fields)
             survey.scan.studies.append(study)
             if series_info:
                 survey._series[(study.patient_id, study.uid)] = {
@@ -122,10 +118,5 @@ def _seqinfo_json(info: SeqInfo) -> dict[str, Any]:
 def _seqinfo(saved: dict[str, Any]) -> SeqInfo:
     """A ``SeqInfo`` from its JSON form: tuples again (HeuDiConv uses it as a dictionary key)."""
     custom = saved['custom']
-    return SeqInfo(
-        **saved
-        | {
-            'image_type': tuple(saved['image_type']),
-            'custom': DicomExtras(**custom | {'image_type': tuple(custom['image_type'])}),
-        }
-    )
+    custom = DicomExtras(**(custom | {'image_type': tuple(custom['image_type'])}))
+    return SeqInfo(**(saved | {'image_type': tuple(saved['image_type']), 'custom': custom}))
