@@ -265,6 +265,7 @@ def node_config(
     attempts: int = 2,
     max_instance_mb: float = 1024,
     tls: TlsConfig | None = None,
+    accept_any_caller: bool = False,
 ) -> Path:
     """Write a node configuration for a test (short windows and backoffs) and return its path.
     With ``tls``, the node listens and sends with DICOM TLS only."""
@@ -274,6 +275,7 @@ def node_config(
         'bind = "127.0.0.1"',
         f'port = {port}',
         f'max_instance_mb = {max_instance_mb}',
+        f'accept_any_caller = {str(accept_any_caller).lower()}',
         f'tls = {str(tls is not None).lower()}',
         *(
             line

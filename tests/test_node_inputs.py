@@ -142,3 +142,20 @@ def test_bad_instances_are_refused_with_their_status_and_the_node_keeps_serving(
 )
 def test_patient_ids_that_could_name_a_folder(value, refused):
     assert path_like(value) is refused
+
+
+def test_an_open_node_says_so_and_takes_any_caller(tmp_path, caplog):
+    caplog.set_level('WARNING')
+    study = write_phantom_study(tmp_path / 'study', descriptions=('AX T1 SE',), slices=1)
+    port = free_port()
+    config = node_config(
+        tmp_path / 'node',
+        port=port,
+        health_port=0,
+        destination=('PACS', free_port()),
+        callers=(),
+        accept_any_caller=True,
+    )
+    with running_node(config):
+        assert 'OPEN NODE' in caplog.text and 'ANY AE title from ANY host' in caplog.text
+        assert send(study['AX T1 SE'], port, calling='ANYONE', source='127.0.0.2') == [0]
