@@ -5,9 +5,9 @@ Layout (``docs/outputs.md``), relative to the output folder, for ``sub-<s>[_ses-
 
     desc-tumor_dseg.tsv                                   label table (dataset level)
     sub-<s>[_ses-<t>].html                                report
-    sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_dseg.nii.gz (+ .json)
+    sub-<s>/[ses-<t>/]anat/<prefix>_space-T1ce_desc-tumor_dseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_space-FLAIR_desc-tumor_dseg.nii.gz (+ .json)
-    sub-<s>/[ses-<t>/]anat/<prefix>_label-{WT,TC,ET}_probseg.nii.gz (+ .json)
+    sub-<s>/[ses-<t>/]anat/<prefix>_space-T1ce_label-{WT,TC,ET}_probseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_volumes.tsv (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_provenance.json
     sub-<s>/[ses-<t>/]dicom/...                           DICOM SEG and overlay series
@@ -38,11 +38,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +52,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca import __version__
+from bids_arca.derivatives import FLAIR_SPACE, T1CE_SPACE
 from bids_arca.errors import OutputError
 from bids_arca.labels import write_dseg_tsv
 from bids_arca.quantification.volumes import VolumeRow, volumes_tsv
@@ -98,14 +101,19 @@ class SessionOutputs:
 
     @property
     def dseg(self) -> Path:
-        return self.anat('desc-tumor_dseg.nii.gz')
+        return self.anat(f'space-{T1CE_SPACE}_desc-tumor_dseg.nii.gz')
 
     @property
     def flair_dseg(self) -> Path:
-        return self.anat('space-FLAIR_desc-tumor_dseg.nii.gz')
+        return self.anat(f'space-{FLAIR_SPACE}_desc-tumor_dseg.nii.gz')
 
     def probseg(self, region: str) -> Path:
-        return self.anat(f'label-{region}_probseg.nii.gz')
+        return self.anat(f'space-{T1CE_SPACE}_label-{region}_probseg.nii.gz')
+
+    @property
+    def brain_mask(self) -> Path:
+        """The brain mask on the T1ce grid (written by the preprocessing)."""
+        return self.anat(f'space-{T1CE_SPACE}_desc-brain_mask.nii.gz')
 
     @property
     def volumes(self) -> Path:
@@ -129,6 +137,19 @@ class SessionOutputs:
 
     def dicom_overlay(self, role: str) -> Path:
         return self.dicom / f'{self.prefix}_desc-overlay{role}'
+
+
+def remove_abandoned_staging(output_dir: Path, prefix: str) -> list[Path]:
+    """Delete the staging folders of session ``prefix`` that killed runs left behind.
+
+    Call it while holding the session's lock (:mod:`bids_arca.locks`): only the lock's holder
+    stages the session, so any other staging folder of it is abandoned.
+    """
+    pattern = re.compile(re.escape(f'{STAGING_PREFIX}{prefix}-') + '[0-9a-f]{8}')
+    found = [p for p in Path(output_dir).glob(f'{STAGING_PREFIX}*') if pattern.fullmatch(p.name)]
+    for folder in found:
+        shutil.rmtree(folder, ignore_errors=True)
+    return found
 
 
 def sidecar_path(path: Path) -> Path:
@@ -196,12 +217,14 @@ def provenance_record(
     timings_s: Mapping[str, float] | None = None,
     dicom_sources: Mapping[str, str] | None = None,
 ) -> dict:
-    """The provenance content the pipeline passes to :meth:`SessionWriter.commit`.
+    """The provenance content the pipeline passes to :meth:`SessionWriter.commit`: the one file
+    of a session that may hold what belongs to this run (date, times, command line, platform).
 
     ``dicom_sources`` maps a role to the SeriesInstanceUID it was converted from, when known.
     """
     record = {
         'GeneratedBy': {'Name': 'bids-arca', 'Version': __version__},
+        'Date': datetime.now().astimezone().isoformat(timespec='seconds'),
         'CommandLine': sys.argv,
         'Inputs': {
             role: {'URI': bids_uri(path, bids_dir), 'SHA256': file_sha256(Path(path))}

@@ -103,7 +103,9 @@ def test_commit_writes_every_output_with_sidecars(tmp_path, bids):
     assert np.allclose(dseg.affine, nib.load(images['T1ce']).affine)
     assert dseg.header['sform_code'] == 1 and dseg.header['qform_code'] == 1
     sidecar = json.loads(
-        (out / names.dseg).with_name('sub-01_ses-preop_desc-tumor_dseg.json').read_text()
+        (out / names.dseg)
+        .with_name('sub-01_ses-preop_space-T1ce_desc-tumor_dseg.json')
+        .read_text()
     )
     assert sidecar['Manual'] is False
     assert sidecar['SpatialReference'] == (
@@ -194,6 +196,6 @@ def test_a_different_label_table_is_refused(tmp_path, bids):
 
 def test_sessionless_names(tmp_path):
     names = SessionOutputs(tmp_path, '02')
-    assert names.dseg.as_posix() == 'sub-02/anat/sub-02_desc-tumor_dseg.nii.gz'
+    assert names.dseg.as_posix() == 'sub-02/anat/sub-02_space-T1ce_desc-tumor_dseg.nii.gz'
     assert names.report.as_posix() == 'sub-02.html'
     assert names.dicom_overlay('T1ce').as_posix() == 'sub-02/dicom/sub-02_desc-overlayT1ce'

@@ -166,7 +166,9 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     assert not list(out.glob('.staging-*'))
 
     # the group level finds and reads these outputs
-    assert find_segmentations(out, desc='tumor', space=None) == {('01', 'preop'): out / names.dseg}
+    assert find_segmentations(out, desc='tumor', space='T1ce') == {
+        ('01', 'preop'): out / names.dseg
+    }
     assert read_volumes(out / names.volumes)['ET'].ml == pytest.approx(volumes['ET'], abs=1e-4)
 
     # a re-run with the same inputs is skipped

@@ -35,7 +35,13 @@ from nipype.pipeline import engine as pe
 from nipype.pipeline.engine.utils import load_resultfile
 
 from bids_arca.derivative_files import entities
-from bids_arca.derivatives import derivative_name, session_folder
+from bids_arca.derivatives import (
+    MODEL_RES,
+    MODEL_RESOLUTION,
+    T1CE_SPACE,
+    derivative_name,
+    session_folder,
+)
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import collect_errors
@@ -117,12 +123,23 @@ def init_preproc_wf(
         T1ce and FLAIR grids.
     derivatives, derivative_names
         The derivative files and their paths relative to the output folder.
+    seconds, timed_steps
+        How long the registrations and the skull stripping took (for the provenance: no
+        derivative file holds a time, so that the same inputs give the same files).
     """
     names = _Names(session, bids_dir, output_dir, options.model_space)
     workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
     outputnode = pe.Node(
         niu.IdentityInterface(
-            fields=['preproc', 'brain_mask', 'space', 'derivatives', 'derivative_names']
+            fields=[
+                'preproc',
+                'brain_mask',
+                'space',
+                'derivatives',
+                'derivative_names',
+                'seconds',
+                'timed_steps',
+            ]
         ),
         name='outputnode',
     )
@@ -182,6 +199,8 @@ def init_preproc_wf(
         # fmt: on
 
     published: list[tuple[pe.Node, str, str]] = []  # (node, output, relative destination)
+    timed = [(coreg[role], f'coregistration_{role}') for role in MOVING]
+    timed.append((skullstrip, 'skull_stripping'))
     if options.model_space == 'SRI24':
         model_mask = names.mask('.nii.gz', model_grid=True)
         atlas = pe.Node(
@@ -200,6 +219,7 @@ def init_preproc_wf(
             (atlas, 'transform', names.atlas_transform('.txt')),
             (atlas, 'sidecar', names.atlas_transform('.json')),
         ]
+        timed.append((atlas, 'atlas_registration'))
 
     preproc = {}
     for role in CHANNELS:
@@ -260,6 +280,11 @@ def init_preproc_wf(
         workflow.connect(node, output, merge_published, f'in{index}')
     outputnode.inputs.derivative_names = [str(dest) for _, _, dest in published]
     workflow.connect(merge_published, 'out', outputnode, 'derivatives')
+    merge_seconds = _utility(niu.Merge(len(timed)), 'merge_seconds')
+    for index, (node, _) in enumerate(timed, start=1):
+        workflow.connect(node, 'seconds', merge_seconds, f'in{index}')
+    outputnode.inputs.timed_steps = [step for _, step in timed]
+    workflow.connect(merge_seconds, 'out', outputnode, 'seconds')
     if not publish:
         return workflow
     ds_preproc = pe.Node(
@@ -385,15 +410,28 @@ class _Names:
             self.t1ce, suffix, extension, entities, keep=('sub', 'ses')
         )
 
+    def model_grid(self) -> dict[str, str]:
+        """The entities of the model grid: the T1ce space at 1 mm, or the atlas's own grid."""
+        return {'space': self.space} | ({'res': MODEL_RES} if self.space == T1CE_SPACE else {})
+
     def preproc(self, role: str, extension: str) -> Path:
+        """A model input: ``desc-preproc`` on the model grid. The T1w without contrast agent
+        says so (``ce-none``): otherwise every entity of its name would be in the T1ce's, and
+        its sidecar would apply to the T1ce too (BIDS inheritance)."""
         source = self.images[role]
         suffix = Path(source).name.split('.')[0].rsplit('_', 1)[1]
-        entities = {'space': self.space, 'desc': 'preproc'}
-        return self.folder / derivative_name(source, suffix, extension, entities)
+        added = self.model_grid() | {'desc': 'preproc'}
+        if suffix == 'T1w' and role != REFERENCE and 'ce' not in entities(Path(source).name):
+            added['ce'] = 'none'
+        return self.folder / derivative_name(source, suffix, extension, added)
 
     def mask(self, extension: str, model_grid: bool) -> Path:
-        entities = {'space': self.space} if model_grid else {}
-        return self._session('mask', extension, entities | {'desc': 'brain'})
+        """The brain mask: on the T1ce grid (``desc-brain``), or on the model grid with the
+        model inputs (``desc-preproc``; a ``desc-brain`` there would inherit the other's
+        sidecar)."""
+        if model_grid:
+            return self._session('mask', extension, self.model_grid() | {'desc': 'preproc'})
+        return self._session('mask', extension, {'space': T1CE_SPACE, 'desc': 'brain'})
 
     def transform(self, role: str, extension: str) -> Path:
         entities = {'from': role, 'to': REFERENCE, 'mode': 'image'}
@@ -416,10 +454,18 @@ class _Names:
             return SRI24_REFERENCE
         return self.raw(REFERENCE)
 
+    def _grid_metadata(self, model_grid: bool) -> dict:
+        found = {'SpatialReference': self.spatial_reference(model_grid)}
+        if model_grid and 'res' in self.model_grid():
+            found['Resolution'] = MODEL_RESOLUTION
+        return found
+
     def mask_metadata(self, model_grid: bool) -> dict:
+        where = 'the model grid, with the model inputs' if model_grid else 'the T1ce grid'
         return {
+            'Description': f'Brain mask of the T1ce on {where}.',
             'Sources': [self.raw(REFERENCE)],
-            'SpatialReference': self.spatial_reference(model_grid),
+            **self._grid_metadata(model_grid),
         }
 
     def preproc_metadata(self, role: str) -> dict:
@@ -429,7 +475,12 @@ class _Names:
         if self.space == 'SRI24':
             sources.append(self.own(self.atlas_transform('.txt')))
         sources.append(self.own(self.mask('.nii.gz', model_grid=True)))
-        return {'Sources': sources, 'SpatialReference': self.spatial_reference(True)}
+        return {
+            'Description': f'The {role} as the network sees it: on the model grid, '
+            'skull-stripped, z-scored inside the brain.',
+            'Sources': sources,
+            **self._grid_metadata(True),
+        }
 
 
 def run_workflow(
