@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import highdicom as hd
 import nibabel as nib
@@ -202,3 +203,27 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     assert float(rc[2]) <= float(rc[1]) <= float(rc[3]) and float(rc[3]) > float(rc[2])
     assert (tmp_path / names.probseg('RC')).is_file()
     assert not (tmp_path / names.dicom).exists()
+
+
+def test_the_same_inputs_give_byte_identical_files(session, tmp_path):
+    """Nothing of the run (times, dates, paths) is inside the files the fingerprint vouches for:
+    a second run into another folder writes the same bytes; only the provenance differs."""
+    _, _, dicom = session
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    writer, _ = run(session, first)
+    run(session, second)
+    names = sorted(p.relative_to(first) for p in first.rglob('*') if p.is_file())
+    assert names == sorted(p.relative_to(second) for p in second.rglob('*') if p.is_file())
+    changed = [n for n in names if (first / n).read_bytes() != (second / n).read_bytes()]
+    assert changed == [writer.outputs.provenance]
+    today = [time.strftime(form).encode() for form in ('%Y-%m-%d', '%Y%m%d')]
+    for name in names:  # runs within one minute would hide a time stamp: look for the date
+        if name != writer.outputs.provenance and not name.name.endswith(('.gz', '.png')):
+            assert not any(day in (first / name).read_bytes() for day in today), name
+    # DICOM files carry their source's date (here the study's), not the time they were written.
+    source = pydicom.dcmread(dicom['T1ce'][0])
+    overlay = pydicom.dcmread(next((first / writer.outputs.dicom_overlay('T1ce')).iterdir()))
+    for written in (pydicom.dcmread(first / writer.outputs.dicom_seg), overlay):
+        assert (written.ContentDate, written.SeriesTime) == (source.StudyDate, source.StudyTime)
+        assert 'InstanceCreationTime' not in written
+    assert 'TimeOfSecondaryCapture' not in overlay

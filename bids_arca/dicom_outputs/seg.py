@@ -101,6 +101,13 @@ def build_segmentation(
         transfer_syntax_uid=ExplicitVRLittleEndian,
         **dates,
     )
+    # highdicom draws this UID at random; derived, a re-run writes the same file.
+    organization = derived_uid(uid_seed, series_uid, 'dimensions')
+    for item in (
+        *segmentation.DimensionOrganizationSequence,
+        *segmentation.DimensionIndexSequence,
+    ):
+        item.DimensionOrganizationUID = organization
     return drop_run_dates(segmentation)
 
 

@@ -47,8 +47,12 @@ def source_date_time(source: Dataset) -> tuple[str | None, str | None]:
 
 
 def drop_run_dates(dataset: Dataset) -> Dataset:
-    """Remove the attributes that would date ``dataset`` to the run (:data:`RUN_DATES`)."""
+    """Remove the attributes that would date ``dataset`` to the run (:data:`RUN_DATES`, and
+    the time highdicom stamps on its own contributing-equipment item)."""
     for keyword in RUN_DATES:
         if keyword in dataset:
             del dataset[keyword]
+    for item in dataset.get('ContributingEquipmentSequence', []):
+        if item.get('ManufacturerModelName') == 'highdicom' and 'ContributionDateTime' in item:
+            del item.ContributionDateTime
     return dataset
