@@ -79,15 +79,22 @@ def applicable_sidecars(root: Path, data_file: Path) -> list[Path]:
 
 
 def check_own_metadata(dataset: Path) -> int:
-    """Assert that every image of the derivative ``dataset`` gets exactly its own sidecar's
-    metadata through pybids, and that no other sidecar applies to it; return the images seen."""
+    """Assert that no sidecar of the derivative ``dataset`` applies to a file but its own, and
+    that pybids gives every file it indexes exactly its own sidecar's metadata; return the
+    number of files pybids read with a sidecar."""
     from bids import BIDSLayout
 
+    for path in sorted(dataset.rglob('*')):
+        if path.is_file() and path.suffix != '.json' and not path.name.startswith('.'):
+            own = path.with_name(path.name.split('.', 1)[0] + '.json')
+            expected = [own] if own.is_file() else []
+            assert applicable_sidecars(dataset, path) == expected, path.name
     layout = BIDSLayout(dataset, validate=False, config=['bids', 'derivatives'])
-    images = layout.get(return_type='object', extension=['.nii.gz', '.nii'])
-    for image in images:
-        path = Path(image.path)
+    read = 0
+    for item in layout.get(return_type='object'):
+        path = Path(item.path)
         own = path.with_name(path.name.split('.', 1)[0] + '.json')
-        assert applicable_sidecars(dataset, path) == [own], path.name
-        assert image.get_metadata() == json.loads(own.read_text()), path.name
-    return len(images)
+        if path.suffix != '.json' and own.is_file():
+            assert item.get_metadata() == json.loads(own.read_text()), path.name
+            read += 1
+    return read

@@ -101,4 +101,5 @@ def test_two_participants_a_duplicate_and_a_killed_job(tmp_path, make_tiny_model
     hidden = [p.name for p in out.iterdir() if p.name.startswith('.')]
     assert hidden == ['.bidsignore']  # no lock, no staging folder, no temporary file
     assert validation_errors(out, tmp_path / 'deno') == []
-    assert check_own_metadata(out) == 22  # 11 images per session, each with its own sidecar
+    # Per session 11 images, 3 transforms and the volumes, each with its own sidecar only.
+    assert check_own_metadata(out) == 30
