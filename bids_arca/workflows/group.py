@@ -64,8 +64,8 @@ def _our_segmentations(opts: Namespace) -> list[SessionKey]:
     keys = [key for key in found if _chosen(opts, key)]
     if not keys:
         raise MissingInputError(
-            f'{opts.output_dir}: no segmentations (*_desc-tumor_dseg.nii.gz) for the selected '
-            'participants and sessions; run the participant level first'
+            f'{opts.output_dir}: no segmentations (*_space-T1ce_desc-tumor_dseg.nii.gz) for the '
+            'selected participants and sessions; run the participant level first'
         )
     return keys
 
