@@ -109,7 +109,7 @@ def _check_files(out: Path, anat: Path, prefix: str) -> None:
     ]
     for name in expected:
         assert (anat / f'{prefix}{name}').is_file(), name
-    assert len(list(anat.glob('*_desc-preproc_*.nii.gz'))) == 4
+    assert len(list(anat.glob('*_res-1_desc-preproc_*.nii.gz'))) == 5  # 4 images, their mask
     assert (out / 'desc-tumor_dseg.tsv').read_text().splitlines()[0].split('\t') == [
         'index',
         'name',
