@@ -157,6 +157,9 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
         == pydicom.dcmread(dicom['T1ce'][0]).SeriesInstanceUID
     )
     provenance = json.loads((out / names.provenance).read_text())
+    sidecar = json.loads((out / names.dseg).with_name(names.dseg.name[:-7] + '.json').read_text())
+    assert sidecar['Sources'][0] == sidecar['SpatialReference']  # the T1ce first
+    assert sidecar['SpatialReference'].endswith('_ce-gadolinium_T1w.nii.gz')
     assert set(provenance['DicomSourceSeries']) == {'T1ce', 'FLAIR'}
     assert provenance['Parameters']['volume_interval'] == 'prediction'
     assert {'postprocessing_and_volumes', 'dicom_T1ce', 'report'} <= set(
