@@ -18,7 +18,8 @@ from bids_arca.derivative_files import find_segmentations
 from bids_arca.inputs import SessionInputs
 from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
-from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
+from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
+from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.reports import SessionQC, left_right
 from bids_arca.workflows.results import RegionProbabilities, write_results

@@ -1,7 +1,7 @@
 """UIDs and dates of the DICOM outputs: the same inputs give the same files.
 
 UIDs derive from a seed when one is given, random otherwise. Seeding with the session
-fingerprint (:func:`bids_arca.outputs.fingerprint`) gives a re-run on the same inputs the same
+fingerprint (:func:`bids_arca.provenance.fingerprint`) gives a re-run on the same inputs the same
 UIDs, so a PACS that receives the results twice replaces them instead of showing two copies;
 other inputs give other UIDs. Both kinds are ``2.25.<UUID as integer>`` (PS3.5 B.2): a random
 UUID, or a name-based (SHA-1, version 5) UUID of the seed and the parts.

@@ -33,14 +33,10 @@ from bids_arca.errors import BidsArcaError, MissingInputError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.locks import SessionLocks, describe
 from bids_arca.model.store import read_card, resolve_model
-from bids_arca.outputs import (
-    SessionOutputs,
-    SessionWriter,
-    fingerprint,
-    remove_abandoned_staging,
-)
+from bids_arca.outputs import SessionOutputs, SessionWriter, remove_abandoned_staging
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.volumes import load_volume
+from bids_arca.provenance import fingerprint
 
 LOGGER = logging.getLogger(__name__)
 # The steps a session's log reports (node name prefix -> what it does).
