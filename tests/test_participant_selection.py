@@ -97,7 +97,7 @@ def test_two_t1ce_series_default_rules_then_filter_file(shared, brats17_folder, 
     assert f'{chosen}</td><td>{reason}</td>' in report
 
     # The results lie on the 3D series' grid and find the tumour the reference finds.
-    dseg = nib.load(anat / f'{PREFIX}_desc-tumor_dseg.nii.gz')
+    dseg = nib.load(anat / f'{PREFIX}_space-T1ce_desc-tumor_dseg.nii.gz')
     assert dseg.shape == (240, 240, 155)
     ours = np.asarray(dseg.dataobj) > 0
     reference = nib.load(shared / CASE / 'algorithm_segmentations' / 'seg-BraTS23_1.nii.gz')

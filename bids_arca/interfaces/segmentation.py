@@ -76,6 +76,8 @@ class _SessionResultsInputSpec(BaseInterfaceInputSpec):
     space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
     derivatives = InputMultiObject(File(exists=True), mandatory=True)
     derivative_names = traits.List(traits.Str, mandatory=True)
+    seconds = traits.List(traits.Float, desc='time of each timed preprocessing step')
+    timed_steps = traits.List(traits.Str, desc='the names of those steps')
     parameters = traits.Dict(mandatory=True)
     model_card = traits.Dict(mandatory=True)
     fingerprint = traits.Str(mandatory=True)
@@ -119,5 +121,6 @@ class SessionResults(BidsArcaInterface):
             Path(self.inputs.space),
             derivatives,
             settings,
+            dict(zip(self.inputs.timed_steps, self.inputs.seconds, strict=True)),
         )
         self._results['files'] = [str(f) for f in files]

@@ -27,15 +27,11 @@ from bids_arca.dicom_outputs import write_series_outputs
 from bids_arca.dicom_outputs.series import read_series
 from bids_arca.grids import resample_labels
 from bids_arca.inputs import SessionInputs
-from bids_arca.outputs import (
-    FlairResampler,
-    SessionWriter,
-    bids_uri,
-    dataset_relative,
-    provenance_record,
-)
+from bids_arca.outputs import FlairResampler, SessionWriter
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
+from bids_arca.preprocessing import REFERENCE
+from bids_arca.provenance import bids_uri, dataset_relative, provenance_record
 from bids_arca.quantification import volume_table, volumes_sidecar
 from bids_arca.quantification.volumes import threshold_members
 from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
@@ -119,7 +115,9 @@ def write_results(
     qc.add(*segmentation_checks(labels, spacing, brain_mask))
     timings['postprocessing_and_volumes'] = time.perf_counter() - started
 
-    sources = [bids_uri(path, bids_dir) for _, path in sorted(session.images.items())]
+    # The T1ce first: it defines the grid (SpatialReference) of every result.
+    roles = sorted(session.images, key=lambda role: (role != REFERENCE, role))
+    sources = [bids_uri(session.images[role], bids_dir) for role in roles]
     t1ce_uri = bids_uri(session.images['T1ce'], bids_dir)
     recorded = dict(parameters) | {'postprocessing': rules, 'volume_interval': interval}
     outputs = writer.outputs
