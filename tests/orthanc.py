@@ -78,6 +78,7 @@ class Orthanc:
 
         datasets = [dcmread(p) for p in paths]
         ae = AE(ae_title=calling_aet)
+        ae.dimse_timeout = 120  # a loaded machine can keep Orthanc's answer past the 30 s default
         for context in {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}:
             ae.add_requested_context(context[0], context[1])
         association = ae.associate('127.0.0.1', self.dicom_port, ae_title=self.aet)
