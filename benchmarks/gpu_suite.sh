@@ -17,7 +17,9 @@ if [ "${1:-}" = prepare ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-if compgen -G "$BUNDLE/wheels/*.whl" >/dev/null; then
+# The wheels are built for the GPU machine's Python 3.12; another Python uses its own packages.
+if compgen -G "$BUNDLE/wheels/*.whl" >/dev/null &&
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
   site=$(mktemp -d /tmp/gpu-suite-site.XXXXXX)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
     "$BUNDLE"/wheels/*.whl
