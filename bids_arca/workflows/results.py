@@ -19,14 +19,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 
-from bids_arca.dicom_outputs import write_series_outputs
-from bids_arca.dicom_outputs.series import read_series
 from bids_arca.grids import resample_labels
-from bids_arca.inputs import SessionInputs
 from bids_arca.outputs import FlairResampler, SessionWriter
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
@@ -36,6 +34,9 @@ from bids_arca.quantification import volume_table, volumes_sidecar
 from bids_arca.quantification.volumes import threshold_members
 from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
 from bids_arca.reports.qc import segmentation_checks
+
+if TYPE_CHECKING:  # pybids, pydicom and highdicom load only where needed (not on a GPU node)
+    from bids_arca.inputs import SessionInputs
 
 LOGGER = logging.getLogger(__name__)
 
@@ -150,6 +151,9 @@ def write_results(
         timings['write_derivatives'] = time.perf_counter() - started
 
         dicom_sources = {}
+        if dicom_series:
+            from bids_arca.dicom_outputs import write_series_outputs
+            from bids_arca.dicom_outputs.series import read_series
         for role, files in (dicom_series or {}).items():
             started = time.perf_counter()
             grid_labels, image = (labels, t1ce) if role == 'T1ce' else (_flair(writer), flair)
