@@ -145,7 +145,7 @@ def phantom_run(spec: dict, model: Path, scratch: Path, destination: Path, nproc
     (space,) = work.rglob('space.json')  # the model-space node's folder also holds the mask
     shutil.copyfile(space, destination / 'space.json')
     shutil.copyfile(space.parent / 'brain_mask.nii.gz', destination / 'brain_mask.nii.gz')
-    (dseg,) = (p for p in out.rglob('*_desc-tumor_dseg.nii.gz') if '_space-' not in p.name)
+    (dseg,) = out.rglob('*_space-T1ce_desc-tumor_dseg.nii.gz')
     shutil.copyfile(dseg, destination / 'dseg_cpu.nii.gz')
     (provenance,) = out.rglob('*_provenance.json')
     truth = study / 'derivatives' / 'truth'
