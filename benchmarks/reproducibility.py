@@ -80,7 +80,7 @@ def compare(first: Path, second: Path) -> str:
         one, two = first / name, second / name
         if name.name.endswith('.nii.gz'):
             a, b = (np.asanyarray(nib.load(p).dataobj) for p in (one, two))
-            if name.name.endswith('_desc-tumor_dseg.nii.gz') and '_space-' not in name.name:
+            if name.name.endswith('_space-T1ce_desc-tumor_dseg.nii.gz'):
                 labels += int((a != b).sum())
                 wt_voxels = int((a > 0).sum())
             elif name.name.endswith('_probseg.nii.gz'):
