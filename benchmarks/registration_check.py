@@ -239,6 +239,15 @@ def report(exams: list[str], accepted: set[str], rows: list[dict]) -> None:
         f'{RECOVERED_MM} mm, {len(rows) - stopped - recovered} accepted misaligned '
         f'(of {len(rows)})'
     )
+    gross = [
+        caught for r in rows for name, caught in r['poses'].items() if not name.endswith(' 10')
+    ]
+    bad = [m != 'ACCEPTED' for m in mirrored] + gross
+    bad += [o.startswith('refused') or o == 'recovered' for o in outcomes]
+    print(
+        f'\nRATES: good exams refused {len(exams) - len(accepted)}/{len(exams)}; mirrored and '
+        f'grossly misaligned variants caught (or registered back) {sum(bad)}/{len(bad)}'
+    )
 
 
 if __name__ == '__main__':
