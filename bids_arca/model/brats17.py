@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from bids_arca import __version__
+from bids_arca.checksums import file_sha256
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.model.bundle import sha256, write_bundle
+from bids_arca.model.bundle import write_bundle
 from bids_arca.model.cacnn import CACNN, count_parameters
 from bids_arca.model.settings import CascadeSettings, wang_brats17_settings
 from bids_arca.model.tf_checkpoint import checkpoint_files, read_checkpoint, read_index
@@ -198,8 +199,8 @@ def import_brats17(checkpoint_dir: Path, destination: Path, overwrite: bool = Fa
         index, data = checkpoint_files(prefix)
         sources[f'{stage}/{view}'] = {
             'file': name,
-            'index_sha256': sha256(index),
-            'data_sha256': sha256(data),
+            'index_sha256': file_sha256(index),
+            'data_sha256': file_sha256(data),
         }
     card = model_card(settings, sources, initial_bn)
     return write_bundle(destination, nets, card, license_path.read_text(), overwrite)
