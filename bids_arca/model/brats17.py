@@ -7,7 +7,7 @@ as one model folder with its card. Kernels are stored by TensorFlow as ``[kd, kh
 ``[out, in, kd, kh, kw]`` and ``[in, out, kd, kh, kw]``: the same permutation for both.
 Optimiser slots (Adam moments, beta powers) and the BatchNorm moving averages are not converted:
 the latter were never updated (mean 0, variance 1), which is why this model normalises with batch
-statistics (``model-spec.md`` 2.5 and ``measurements.md``).
+statistics (``docs/model-spec.md``, Inference, and ``docs/measurements.md``).
 """
 
 from __future__ import annotations
