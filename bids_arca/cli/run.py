@@ -17,6 +17,7 @@ from bids_arca.errors import (
     MissingInputError,
     OutputError,
 )
+from bids_arca.paths import absolute_environment
 
 LOGGER = logging.getLogger('bids_arca')
 
@@ -37,7 +38,9 @@ def setup_logging(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the app; return the BIDS-App exit code (also the process's, via ``sys.exit``)."""
     from bids_arca.cli.parser import parse_args
+    from bids_arca.model.store import ENVIRONMENT_VARIABLE
 
+    absolute_environment(ENVIRONMENT_VARIABLE)
     try:
         opts = parse_args(argv)
     except BidsArcaError as error:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bids_arca.errors import MissingInputError, UsageError
+from bids_arca.model.store import model_argument
+from bids_arca.paths import absolute_path
 
 DEFAULT_ROUTER = 'bids_arca.node.pipeline:route_study'
 DEFAULT_PIPELINE = 'bids_arca.node.pipeline:process_study'
@@ -91,7 +93,7 @@ class NodeConfig:
 
 def load_config(path: Path) -> NodeConfig:
     """Read and check ``path``; raise :class:`UsageError` naming file and key on a problem."""
-    path = Path(path).absolute()
+    path = absolute_path(path)
     if not path.is_file():
         raise MissingInputError(f'{path}: configuration file not found')
     try:
@@ -171,9 +173,18 @@ def parse_config(raw: dict[str, Any], path: Path) -> NodeConfig:
             bind=health.text('bind', HealthConfig.bind),
             port=health.port('port', HealthConfig.port, allow_zero=True),
         ),
-        participant=dict(participant),
+        participant=_participant_table(participant, base),
         source=path,
     )
+
+
+def _participant_table(table: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The ``[participant]`` options, with a model given by path made absolute against the
+    configuration's folder (the jobs run elsewhere); a model named in the store stays a name."""
+    options = dict(table)
+    if isinstance(options.get('model'), str):
+        options['model'] = model_argument(options['model'], base)
+    return options
 
 
 _REQUIRED = object()
@@ -232,7 +243,7 @@ class _Tables:
         return value
 
     def path(self, key: str, base: Path) -> Path:
-        return (base / Path(self.text(key)).expanduser()).absolute()
+        return absolute_path(base / Path(self.text(key)).expanduser())
 
     def import_path(self, key: str, default: str) -> str:
         value = self.text(key, default)

@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.errors import EXIT_INTERNAL, EXIT_OK, BidsArcaError, UsageError
+from bids_arca.paths import absolute_path
 
 LOGGER = logging.getLogger('bids_arca.sample')
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     make = commands.add_parser(
         'make', help='write rawdata (DICOM in rawdata/sourcedata/dicom), derivatives/truth'
     )
-    make.add_argument('out_dir', type=Path, help='output folder (created)')
+    make.add_argument('out_dir', type=absolute_path, help='output folder (created)')
     make.add_argument('--subjects', type=int, default=1, metavar='N', help='subjects 1..N')
     make.add_argument(
         '--participant-label',
@@ -104,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument('-v', '--verbose', action='count', default=0)
 
     draw = commands.add_parser('mosaic', help='PNG mosaic of a session folder or an image')
-    draw.add_argument('source', type=Path, help='rawdata/sub-XX/ses-YY folder or a NIfTI file')
-    draw.add_argument('-o', '--output', type=Path, required=True, help='PNG to write')
+    draw.add_argument(
+        'source', type=absolute_path, help='rawdata/sub-XX/ses-YY folder or a NIfTI file'
+    )
+    draw.add_argument('-o', '--output', type=absolute_path, required=True, help='PNG to write')
     draw.add_argument('-v', '--verbose', action='count', default=0)
     return parser
 
