@@ -1,4 +1,5 @@
-"""``bids-arca-sample``: make phantom datasets, draw mosaics. Exit codes from ``errors.py``."""
+"""``bids-arca-sample``: make phantom datasets, draw mosaics, summarise a run on one. Exit codes
+from ``errors.py``."""
 
 from __future__ import annotations
 
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     draw.add_argument('-o', '--output', type=absolute_path, required=True, help='PNG to write')
     draw.add_argument('-v', '--verbose', action='count', default=0)
+
+    summary = commands.add_parser(
+        'summary',
+        help='where the reports and the group page of a run are, the Dice per session and '
+        'the follow-up (after the participant and group levels)',
+    )
+    summary.add_argument('output_dir', type=absolute_path, help="the app's output folder")
+    summary.add_argument('-v', '--verbose', action='count', default=0)
     return parser
 
 
@@ -127,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if opts.command == 'make':
             _make(opts)
+        elif opts.command == 'summary':
+            from bids_arca.sample.summary import summary
+
+            print(summary(opts.output_dir))
         else:
             from bids_arca.sample.mosaic import mosaic
 
