@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='mirror:ROLE, missing:ROLE (ROLE: T1w, T1ce, T2w, FLAIR), localizer, derived; '
         'repeatable, applied to every session',
     )
+    make.add_argument(
+        '--nprocs',
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar='N',
+        help='sessions made at once (default: one per CPU); the files do not depend on it',
+    )
     make.add_argument('--overwrite', action='store_true', help='replace an existing output')
     make.add_argument('-v', '--verbose', action='count', default=0)
 
@@ -173,6 +181,8 @@ def _make(opts: argparse.Namespace) -> None:
     subjects = opts.participant_label or opts.subjects
     if isinstance(subjects, int) and subjects < 1:
         raise UsageError(f'--subjects must be at least 1, got {subjects}')
+    if opts.nprocs < 1:
+        raise UsageError(f'--nprocs must be at least 1, got {opts.nprocs}')
     start = time.perf_counter()
     out = make_dataset(
         opts.out_dir,
@@ -185,6 +195,7 @@ def _make(opts: argparse.Namespace) -> None:
         sizes_ml=opts.size_ml,
         defects=defects,
         overwrite=opts.overwrite,
+        workers=opts.nprocs,
     )
     LOGGER.info('wrote %s in %.1f s', out, time.perf_counter() - start)
 
