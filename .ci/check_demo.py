@@ -55,7 +55,7 @@ def check_session(raw: Path, out: Path, session: str) -> None:
         )
     anat = out / 'sub-01' / f'ses-{session}' / 'anat'
     (t1ce,) = (raw / 'sub-01' / f'ses-{session}' / 'anat').glob('*_ce-*_T1w.nii.gz')
-    maps = [p for p in anat.glob('*_dseg.nii.gz') if '_space-' not in p.name]
+    maps = list(anat.glob('*_space-T1ce_desc-tumor_dseg.nii.gz'))
     check(len(maps) == 1, f'{name}: one label map on the T1ce grid ({len(maps)} found)')
     if len(maps) == 1:
         labels = nib.load(maps[0])

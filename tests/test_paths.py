@@ -131,7 +131,7 @@ def test_every_command_with_relative_paths_end_to_end(
     argv = ['bids', 'out', 'participant', '-w', 'work', '--model', 'tiny', '--nprocs', '2']
     assert main(argv) == 0, caplog.text
     assert os.environ['BIDS_ARCA_MODELS'] == str(elsewhere / 'store')
-    assert list(elsewhere.glob('out/sub-01/ses-first/anat/*_desc-tumor_dseg.nii.gz'))
+    assert list(elsewhere.glob('out/sub-01/ses-first/anat/*_space-T1ce_desc-tumor_dseg.nii.gz'))
     assert (elsewhere / 'work').is_dir() and not (elsewhere / 'bids' / 'work').exists()
     caplog.clear()
     assert main(['bids', 'out', 'group']) == 0  # one session: nothing to do, said so
