@@ -81,6 +81,7 @@ def test_node_configuration_paths_are_relative_to_its_file(elsewhere):
     (elsewhere / 'models' / 'tiny').mkdir(parents=True)
     config_dir.mkdir()
     text = (
+        '[scp]\nbind = "127.0.0.1"\naccept_any_caller = true\n'
         '[storage]\nspool_dir = "spool"\nwork_dir = "../var/work"\n'
         '[destination]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 104\n'
         '[participant]\nmodel = "../models/tiny"\n'
