@@ -24,7 +24,6 @@ made the network ten times slower on a loaded 2-core machine, docs/model.md).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -230,8 +229,6 @@ def process(
 
     from bids_arca.workflows.preprocessing import run_workflow
 
-    # ITK (antspyx) reads its thread count once per process, from the environment.
-    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(opts.omp_nthreads))
     workflow = pe.Workflow(name='bids_arca_wf')
     progress = Progress()
     for session, print_ in todo:
