@@ -8,7 +8,7 @@ SAMPLE ?= sample
 WEIGHTS ?= ../shared/weights/brats17-cacnn
 MODELS := $(SAMPLE)/models
 
-.PHONY: install system-packages demo test lint clean
+.PHONY: install system-packages demo test lint clean model
 
 # System tools the tests use: Orthanc, a PACS (brings dcmtk's findscu/storescu), Chromium (the
 # report in a real browser) and dicom3tools (dciodvfy). apt installs them when run as root;
@@ -55,6 +55,12 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 		participant --work-dir $(SAMPLE)/work
 	$(BIN)/bids-arca $(SAMPLE)/rawdata $(SAMPLE)/derivatives/bids-arca group \
 		--evaluate --reference $(SAMPLE)/derivatives/truth
+
+# The shipped post-operative model (models/arca-postop) from the shared data: real exams with
+# simulated resections and phantoms, fine-tuned from the BraTS-2017 weights (recipes/arca_postop.py,
+# docs/training.md). About 2 hours on 2 CPU cores; cases and checkpoints are kept in .work/.
+model: install
+	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
 
 lint: install
 	$(BIN)/ruff check .

@@ -184,7 +184,7 @@ def _fill(images, distance, spacing, bias, tissues, rng) -> None:
     alpha = np.clip(0.5 - distance / (1.5 * spacing), 0.0, 1.0)
     where = alpha > 0
     smooth = smooth_noise(alpha.shape, spacing, 2.0, rng)[where]
-    texture = 0.6 * smooth + 0.8 * rng.standard_normal(smooth.shape, dtype=np.float32)
+    texture = 0.9 * smooth + 0.45 * rng.standard_normal(smooth.shape, dtype=np.float32)
     # mostly the middle of the fluid's distribution: its tails are partial volume
     fluid = tissues.sample_fluid(ndtr(FLUID_SPREAD * texture), bias)
     a = alpha[where]
