@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.evaluation.figures import LABELS as METRIC_LABELS
-from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.labels import EVALUATED_REGIONS
 from bids_arca.longitudinal.response import PD_CHANGE_PCT, PR_CHANGE_PCT
 from bids_arca.tables import format_value, write_atomic
 
@@ -93,7 +93,7 @@ def evaluation_section(
     ]
     for metric in dict.fromkeys(r['metric'] for r in summary):
         rows = [r for r in summary if r['metric'] == metric]
-        regions = [g for g in REPORTED_REGIONS if any(r[f'{g}_n'] for r in rows)]
+        regions = [g for g in EVALUATED_REGIONS if any(r[f'{g}_n'] for r in rows)]
         body = [
             [html.escape(r['model']), html.escape(r['surgery'])]
             + [
