@@ -195,6 +195,11 @@ def main() -> None:
     parser.add_argument('--out', type=Path, default=REPO / '.work' / 'postop-benchmark')
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument(
+        '--card',
+        metavar='NAME',
+        help="write the figures of model NAME into its card (model.json 'validation')",
+    )
+    parser.add_argument(
         '--baseline',
         default='brats17-cacnn',
         help='model name whose pre-op mean Dice the others are compared with',
@@ -235,6 +240,8 @@ def main() -> None:
         report |= pre_op_against(summary, args.baseline, models)
         report |= cpu_against(rows, args.baseline, models)
     (args.out / 'goals.json').write_text(json.dumps(report, indent=1) + '\n')
+    if args.card:
+        write_card_figures(Path(models[args.card]), args.card, summary, report)
     for entry in summary:
         print(
             '{model:14s} {surgery:4s} {kind:7s} {metric:11s} n={n:2d} mean {mean:.4f} '
@@ -281,6 +288,23 @@ def cpu_against(rows: list[dict], baseline: str, models: dict) -> dict:
         for name in models
         if name != baseline
     }
+
+
+def write_card_figures(folder: Path, name: str, summary: list[dict], report: dict) -> None:
+    """The model's figures in its card: goals, and mean/SD per group and metric."""
+    card_path = folder / 'model.json'
+    card = json.loads(card_path.read_text())
+    card['validation'] = {
+        'benchmark': 'python -m benchmarks.postop_model (docs/training.md)',
+        'test_patients': 'held out of training: see training.data.splits.test',
+        'goals': {k: v for k, v in report.items() if k == name or k.startswith(f'{name}:')},
+        'summary': [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+            for row in summary
+            if row['model'] == name
+        ],
+    }
+    card_path.write_text(json.dumps(card, indent=2) + '\n')
 
 
 def _write(path: Path, rows: list[dict], columns) -> None:
