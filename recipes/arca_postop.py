@@ -82,8 +82,8 @@ SCALES = {
             'freeze': ENCODER_START,
         },
         stages={
-            'tc': {'patch': (19, 64, 64), 'max_iterations': 200},
-            'et': {'patch': (19, 64, 64), 'max_iterations': 120},
+            'tc': {'patch': (19, 64, 64), 'max_iterations': 120},
+            'et': {'patch': (19, 64, 64), 'max_iterations': 80},
         },
         # WNet already finds the whole tumour around a cavity (its box is all TNet needs); the
         # budget goes to the cavity class (TNet) and to enhancement that is not tumour (ENet)
