@@ -51,7 +51,8 @@ def tiny(make_tiny_model, tmp_path) -> Path:
 def test_a_missing_model_is_66_and_names_the_import_command(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'empty-store'))
     bids = _bids(tmp_path / 'bids')
-    assert main([str(bids), str(tmp_path / 'out'), 'participant']) == 66
+    argv = [str(bids), str(tmp_path / 'out'), 'participant', '--model', 'brats17-cacnn']
+    assert main(argv) == 66
     assert 'bids-arca-models import-brats17' in caplog.text
     assert not (tmp_path / 'out' / 'sub-01').exists()
 

@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         '--model',
         metavar='NAME|PATH',
         help='segmentation model: a name in the model store ($BIDS_ARCA_MODELS, see '
-        '"bids-arca-models list") or a model folder; default: brats17-cacnn, the BraTS-2017 '
-        'CA-CNN of Wang et al. (install it with "bids-arca-models import-brats17 PATH")',
+        '"bids-arca-models list") or a model folder; default: arca-postop, the AR-CA model with '
+        'a resection-cavity output that ships with bids-arca; brats17-cacnn is the BraTS-2017 '
+        'CA-CNN of Wang et al. once imported ("bids-arca-models import-brats17 PATH")',
     )
     segmentation.add_argument(
         '--postprocessing',
