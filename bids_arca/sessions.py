@@ -1,6 +1,8 @@
 """Per-session facts from a raw BIDS dataset's ``sub-<label>/sub-<label>_sessions.tsv``.
 
-Two optional columns are read:
+The one reader of these columns, and the one description of them (:data:`COLUMNS`, the
+``sessions.json`` that ``bids-arca-sample`` and ``bids-arca-convert`` write). Three optional
+columns are read:
 
 ``acq_time``
     The session's date (BIDS ``acq_time``: ``YYYY-MM-DDThh:mm:ss[.ffffff]``, a date alone is
@@ -10,6 +12,9 @@ Two optional columns are read:
     ``preop``, ``pre-op``, ``pre``, ``preoperative`` and ``postop``, ``post-op``, ``post``,
     ``postoperative``; ``n/a`` or an empty cell means unknown. Anything else is an error, so a
     misspelt value never moves an exam to the wrong group.
+``pathology``
+    The disease the exam shows (BIDS 1.11 recommends this column in ``sessions.tsv``; free text,
+    e.g. ``glioma``); ``n/a`` or an empty cell means not given.
 """
 
 from __future__ import annotations
@@ -28,10 +33,26 @@ _SURGERY = {
 }
 
 
+#: ``sessions.json``: the columns above as BIDS describes columns (surgery as the writers
+#: spell it).
+COLUMNS = {
+    'acq_time': {'Description': 'Date and time of the session (first series or study start)'},
+    'surgery': {
+        'Description': 'Whether the session precedes or follows the tumour resection',
+        'Levels': {'pre': 'before surgery', 'post': 'after surgery', 'n/a': 'not known'},
+    },
+    'pathology': {
+        'Description': 'The disease the exam shows (BIDS "pathology"), e.g. glioma; n/a when '
+        'not given',
+    },
+}
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     acq_time: datetime | None = None
     surgery: str | None = None  # PRE_OP, POST_OP or None (unknown)
+    pathology: str | None = None
 
 
 def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
@@ -45,7 +66,9 @@ def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
         raise InputDataError(f'{path}: no "session_id" column')
     return {
         row['session_id'].removeprefix('ses-'): SessionInfo(
-            _acq_time(row.get('acq_time'), path), _surgery(row.get('surgery'), path)
+            _acq_time(row.get('acq_time'), path),
+            _surgery(row.get('surgery'), path),
+            _text(row.get('pathology')),
         )
         for row in rows
     }
@@ -71,3 +94,8 @@ def _surgery(value: str | None, path: Path) -> str | None:
         raise InputDataError(
             f'{path}: surgery {value!r} is not one of preop, postop (or pre-op, post-op, n/a)'
         ) from None
+
+
+def _text(value: str | None) -> str | None:
+    value = (value or '').strip()
+    return None if value in ('', 'n/a') else value

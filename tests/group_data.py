@@ -80,7 +80,7 @@ def write_session_output(out: Path, subject: str, session: Session) -> None:
     anat = out / f'sub-{subject}' / f'ses-{session.label}' / 'anat'
     stem = f'sub-{subject}_ses-{session.label}'
     labels = labels_with(session.counts)
-    save(labels, anat / f'{stem}_desc-tumor_dseg.nii.gz')
+    save(labels, anat / f'{stem}_space-T1ce_desc-tumor_dseg.nii.gz')
     rows = ['region\tvolume_ml\tci_low_ml\tci_high_ml']
     # as a model with a cavity output writes them (post-operative rows on every session)
     for region, parts in (REPORTED_REGIONS | POSTOP_REGIONS).items():

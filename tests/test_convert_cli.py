@@ -132,7 +132,7 @@ def test_tables_and_app_queries(converted):
     layout = BIDSLayout(str(bids), validate=True)
     assert layout.get_ceagents() == ['gadolinium']
     assert len(layout.get(suffix='T1w', extension='.nii.gz')) == 2
-    (found,) = collect_sessions(load_layout(bids))  # validates every file name too
+    (found,) = collect_sessions(load_layout(bids))  # checks the names in anat/ too
     assert found.missing == ()
     assert found.images['T1w'].name == 'sub-GLIOMA01_ses-20240102_T1w.nii.gz'
     assert found.images['T1ce'].name == 'sub-GLIOMA01_ses-20240102_ce-gadolinium_T1w.nii.gz'
@@ -145,7 +145,9 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     write_series(tmp_path / 'a' / 't2', pre, 3, 'Sag CUBE T2')
     write_series(tmp_path / 'b' / 'flair', post, 4, 'Sag CUBE FLAIR')
     table = tmp_path / 'sessions.tsv'
-    table.write_text(f'study\tsession\n20240102\tpreop\n{post.uid}\tpostop1\n')
+    table.write_text(
+        f'study\tsession\tpathology\n20240102\tpreop\tglioblastoma\n{post.uid}\tpostop1\t\n'
+    )
     bids = tmp_path / 'bids'
     args = ['--subject', '07', '--session-map', str(table)]
     assert main([str(tmp_path / 'a'), str(bids), *args]) == 0
@@ -154,15 +156,18 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     assert main([str(tmp_path / 'a'), str(bids), *args]) == 0  # nothing new: left alone
     assert (bids / 'sub-07/ses-preop/anat/sub-07_ses-preop_T2w.nii.gz').stat().st_mtime_ns == first
     rows = read_tsv(bids / 'sub-07' / 'sub-07_sessions.tsv')
-    assert [(r['session_id'], r['surgery'], r['missing_roles']) for r in rows] == [
-        ('ses-postop1', 'post', 'T1w,T1ce,T2w'),
-        ('ses-preop', 'pre', 'T1w,FLAIR'),
+    assert [(r['session_id'], r['surgery'], r['missing_roles'], r['pathology']) for r in rows] == [
+        ('ses-postop1', 'post', 'T1w,T1ce,T2w', 'n/a'),
+        ('ses-preop', 'pre', 'T1w,FLAIR', 'glioblastoma'),
     ]
+    described = json.loads((bids / 'sessions.json').read_text())  # for every subject
+    assert {'acq_time', 'surgery', 'pathology', 'missing_roles'} <= set(described)
     found = {s.session: s.missing for s in collect_sessions(load_layout(bids))}
     assert found == {'postop1': ('T1w', 'T1ce', 'T2w'), 'preop': ('T1w', 'FLAIR')}
     facts = read_sessions(bids, '07')  # what the group level reads back
     assert (facts['preop'].surgery, facts['postop1'].surgery) == (PRE_OP, POST_OP)
     assert facts['postop1'].acq_time == datetime(2024, 4, 10, 9, 0)
+    assert (facts['preop'].pathology, facts['postop1'].pathology) == ('glioblastoma', None)
 
 
 def test_nothing_usable_exits_65_and_writes_nothing(tmp_path):

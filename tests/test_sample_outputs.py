@@ -39,7 +39,7 @@ def test_bids_raw_dataset(dataset):
     assert participants[1].startswith('sub-01\t')
     table = (raw / 'sub-01' / 'sub-01_sessions.tsv').read_text()
     sessions = [line.split('\t') for line in table.splitlines()]
-    assert sessions[0] == ['session_id', 'acq_time', 'surgery']
+    assert sessions[0] == ['session_id', 'acq_time', 'surgery', 'pathology']
     assert [(s[0], s[2]) for s in sessions[1:]] == [('ses-preop', 'pre'), ('ses-postop', 'post')]
     anat = raw / 'sub-01' / 'ses-preop' / 'anat'
     images = sorted(p.name for p in anat.glob('*.nii.gz'))

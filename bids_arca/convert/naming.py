@@ -2,7 +2,8 @@
 
 One study is one session. Its label is the study date (``ses-YYYYMMDD``) unless the session map
 names it (``preop``, ``postop1``...); the map may also say whether the study was acquired before
-or after surgery, which goes to the ``surgery`` column of ``sessions.tsv``.
+or after surgery and what it shows, which go to the ``surgery`` and ``pathology`` columns of
+``sessions.tsv``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class SessionPlan:
     subject: str
     session: str
     surgery: str = 'n/a'
+    pathology: str = 'n/a'
 
     @property
     def name(self) -> str:
@@ -46,6 +48,7 @@ class MapRow:
     session: str
     participant: str = ''
     surgery: str = ''
+    pathology: str = ''
 
 
 def bids_label(text: str) -> str:
@@ -73,7 +76,8 @@ def parse_subjects(values: list[str] | None) -> tuple[str | None, dict[str, str]
 
 def read_session_map(path: Path) -> list[MapRow]:
     """Read the session map (TSV with a header: ``study``, ``session``, optional
-    ``participant_id`` and ``surgery``); raise :class:`UsageError` naming the bad line."""
+    ``participant_id``, ``surgery`` and ``pathology``); raise :class:`UsageError` naming the
+    bad line."""
     try:
         with path.open(newline='', encoding='utf-8-sig') as f:
             reader = csv.DictReader(f, delimiter='\t')
@@ -108,6 +112,7 @@ def _map_row(path: Path, line: int, record: dict[str, str | None]) -> MapRow:
         session=_checked_label(session, f'{path}, line {line}: session'),
         participant=value('participant_id'),
         surgery=SURGERY.get(surgery, ''),
+        pathology=value('pathology'),
     )
 
 
@@ -170,7 +175,7 @@ def _label_sessions(
             row = rows[0]
             used_rows.add(row.line)
             surgery = row.surgery or _surgery_from_label(row.session)
-            plans.append(SessionPlan(study, subject, row.session, surgery))
+            plans.append(SessionPlan(study, subject, row.session, surgery, row.pathology or 'n/a'))
         elif study.date:
             plans.append(SessionPlan(study, subject, bids_label(study.date)))
         else:
@@ -218,7 +223,9 @@ def _disambiguate(plans: list[SessionPlan]) -> list[SessionPlan]:
                 f'sub-{subject}: session {session} is given to several studies ({studies})'
             )
         relabelled = [
-            SessionPlan(p.study, subject, session + bids_label(p.study.time)[:6], p.surgery)
+            SessionPlan(
+                p.study, subject, session + bids_label(p.study.time)[:6], p.surgery, p.pathology
+            )
             for p in group
         ]
         if len({p.session for p in relabelled}) < len(relabelled):

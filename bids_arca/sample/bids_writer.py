@@ -21,6 +21,10 @@ from bids_arca.labels import write_dseg_tsv
 from bids_arca.sample.anatomy import TEMPLATE_SPACE
 from bids_arca.sample.dicom import INSTITUTION
 from bids_arca.sample.study import Series, Session
+from bids_arca.sessions import COLUMNS as SESSION_COLUMNS
+
+#: The ``pathology`` column (BIDS) of each lesion kind.
+PATHOLOGY = {'glioma': 'glioma', 'metastases': 'brain metastases', 'meningioma': 'meningioma'}
 
 GENERATOR = 'bids-arca-sample'
 SUFFIX = {'T1w': 'T1w', 'T1ce': 'T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
@@ -132,24 +136,23 @@ def write_participants(root: Path, rows: list[tuple[str, int, str]]) -> None:
 
 
 def write_sessions(root: Path, subject: str, sessions: list[Session]) -> None:
-    """``sub-XX_sessions.tsv`` (acq_time, surgery) with its sidecar."""
+    """``sub-XX_sessions.tsv`` (acq_time, surgery, pathology) with its sidecar."""
     folder = root / f'sub-{subject}'
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ['session_id\tacq_time\tsurgery']
-    for s in sorted(sessions, key=lambda s: s.when):
-        surgery = 'post' if s.stage.postop else 'pre'
-        lines.append(f'ses-{s.session}\t{s.when.strftime("%Y-%m-%dT%H:%M:%S")}\t{surgery}')
-    (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')
-    _write_json(
-        folder / f'sub-{subject}_sessions.json',
+    rows = [
         {
-            'acq_time': {'Description': 'start of the first series of the session'},
-            'surgery': {
-                'Description': 'whether the session precedes or follows the resection',
-                'Levels': {'pre': 'before surgery', 'post': 'after surgery'},
-            },
-        },
-    )
+            'session_id': f'ses-{s.session}',
+            'acq_time': s.when.strftime('%Y-%m-%dT%H:%M:%S'),
+            'surgery': 'post' if s.stage.postop else 'pre',
+            'pathology': PATHOLOGY[s.info['LesionType']],
+        }
+        for s in sorted(sessions, key=lambda s: s.when)
+    ]
+    header = list(rows[0])
+    lines = ['\t'.join(header)] + ['\t'.join(row[c] for c in header) for row in rows]
+    (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')
+    described = {c: SESSION_COLUMNS[c] for c in header if c in SESSION_COLUMNS}
+    _write_json(folder / f'sub-{subject}_sessions.json', described)
 
 
 def write_truth_description(root: Path) -> None:
@@ -181,7 +184,8 @@ def write_truth_session(session: Session, root: Path) -> list[Path]:
     meta = {
         'Manual': False,
         'Description': 'ground truth of the phantom on the grid of its contrast-enhanced T1w',
-        'Sources': sorted(raw.values()),
+        # The T1ce first: it defines the grid of the truth.
+        'Sources': sorted(raw.values(), key=lambda uri: uri != raw.get('T1ce')),
         **session.info,
         'RawFiles': raw,
     }
