@@ -59,7 +59,8 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 
 # The shipped post-operative model (models/arca-postop) from the shared data: real exams with
 # simulated resections and phantoms, fine-tuned from the BraTS-2017 weights (recipes/arca_postop.py,
-# docs/training.md). About 2 hours on 2 CPU cores; cases and checkpoints are kept in .work/.
+# docs/training.md). About an hour on 2 CPU cores (20 min more to make the cases the first
+# time); cases and checkpoints are kept in .work/.
 model: install
 	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
 

@@ -16,7 +16,7 @@ model has one), in model space. Printed and written (``--out``):
 Segmentations are cached per model and case in ``--work``, so adding a model reruns only it::
 
     python -m benchmarks.postop_model --model arca-postop=models/arca-postop \\
-        --model brats17-cacnn=PATH --model cacnn-postop=PATH [--jobs 2]
+        --model brats17-cacnn=PATH --model cacnn-postop=PATH [--jobs 2] [--cases GLI00001 ...]
 """
 
 from __future__ import annotations
@@ -200,6 +200,12 @@ def main() -> None:
         help="write the figures of model NAME into its card (model.json 'validation')",
     )
     parser.add_argument(
+        '--cases',
+        nargs='+',
+        metavar='PREFIX',
+        help='only the test cases whose name starts with one of these (e.g. GLI00001 phantom01)',
+    )
+    parser.add_argument(
         '--baseline',
         default='brats17-cacnn',
         help='model name whose pre-op mean Dice the others are compared with',
@@ -208,6 +214,8 @@ def main() -> None:
     models = dict(item.split('=', 1) for item in args.model)
     start = time.monotonic()
     cases = test_cases(args.shared, args.work / 'cases')
+    if args.cases:
+        cases = [c for c in cases if Path(c[1]).name.startswith(tuple(args.cases))]
     print(f'{len(cases)} test cases ready ({time.monotonic() - start:.0f} s)', flush=True)
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:

@@ -12,10 +12,10 @@ here its TNet also has a resection-cavity class (RC). It starts from the BraTS-2
 Patients are split once, by hand (``SPLITS``): no case of a test or validation patient, pre- or
 post-operative, is ever trained on. Two scales of the same recipe:
 
-``--scale cpu``   (default) about 2 hours on 2 CPU cores: 3 operations per exam, smaller
-                  patches, batch 2, a fixed number of iterations per network; TNet and ENet
-                  trained (WNet kept), the layers before their second downsampling kept as they
-                  were (no gradients through them);
+``--scale cpu``   (default) about 1 hour on 2 shared CPU cores: 3 operations per exam,
+                  smaller patches, batch 2, a fixed number of iterations; TNet trained (WNet
+                  and ENet kept), the layers before its second downsampling kept as they were
+                  (no gradients through them);
 ``--scale full``  for a GPU (``bash recipes/arca_postop_gpu.sh``): 12 operations per exam,
                   more phantoms, Wang's patches, batch 5, every layer trained, early stopping;
 ``--scale smoke`` the plumbing in minutes (one patient, two iterations per network).
@@ -81,15 +81,12 @@ SCALES = {
             'patience': 1000,  # no early stopping: fixed iterations, the best epoch kept
             'freeze': ENCODER_START,
         },
-        # 80 and 40 iterations: what the shared machine gave in the hour the shipped model had
+        # 80 iterations per view: what the shared machine gave in the hour the shipped model had
         # (about 12 s per TNet iteration at a load average of 12 to 16)
-        stages={
-            'tc': {'patch': (19, 64, 64), 'max_iterations': 80},
-            'et': {'patch': (19, 64, 64), 'max_iterations': 40},
-        },
-        # WNet already finds the whole tumour around a cavity (its box is all TNet needs); the
-        # budget goes to the cavity class (TNet) and to enhancement that is not tumour (ENet)
-        trained=('tc', 'et'),
+        stages={'tc': {'patch': (19, 64, 64), 'max_iterations': 80}},
+        # WNet already finds the whole tumour around a cavity (its box is all TNet needs), and
+        # ENet is kept too: the budget goes to the cavity class (TNet)
+        trained=('tc',),
     ),
     # the plumbing only, in minutes: one training patient, two iterations per network
     'smoke': Scale(
@@ -306,6 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     export_cascade(out, name, nets, settings, variant, training, preprocessing, init, True)
     card_path = out / 'model.json'
     card = json.loads(card_path.read_text())
+    family = 'AR-CA' if args.architecture == 'arca' else 'CA-CNN'
+    card['description'] = (
+        f'{family} with a resection-cavity output (TNet class 2), fine-tuned from the BraTS-2017 '
+        'CA-CNN of Wang et al. on real exams before and after simulated resections and on '
+        f'phantoms (recipes/arca_postop.py, {args.scale} scale)'
+    )
+    card_path.write_text(json.dumps(card, indent=2) + '\n')
     print(
         f'{name}: written to {out} in {time.monotonic() - started:.0f} s '
         f'(weights {card["weights_sha256"][:12]})'
