@@ -65,9 +65,13 @@ def test_the_repository_ships_the_default_model():
     card = read_card(folder)
     assert folder.name == DEFAULT_MODEL and folder.parent == store.bundled_dir()
     assert card['cascade']['stages']['tc']['network']['num_classes'] == 3  # the cavity class
-    assert card['licence'] == 'BSD-3-Clause' and 'BSD' in (folder / 'LICENSE.txt').read_text()
+    # Wang et al.'s BSD-3 notice travels with the weights made from theirs
+    notice = (folder / 'LICENSE.txt').read_text()
+    assert card['licence'] == 'BSD-3-Clause' and 'University College London' in notice
+    assert 'Redistribution and use in source and binary forms' in notice
     assert (folder / 'model.safetensors').stat().st_size <= 20 * 2**20
     assert {'test', 'train'} <= set(card['training']['data']['splits'])
+    assert len(card['training']['recipe']['commit']) == 40 and 'goals' in card['validation']
 
 
 def test_bundle_round_trip_and_integrity(tmp_path, make_tiny_model):
