@@ -8,7 +8,7 @@ SAMPLE ?= sample
 WEIGHTS ?= ../shared/weights/brats17-cacnn
 MODELS := $(SAMPLE)/models
 
-.PHONY: install system-packages demo test lint clean
+.PHONY: install system-packages demo test lint clean model
 
 # System tools the tests use: Orthanc, a PACS (brings dcmtk's findscu/storescu), Chromium (the
 # report in a real browser), dicom3tools (dciodvfy) and openssl (certificates for the DICOM TLS
@@ -62,6 +62,13 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 	$(BIN)/bids-arca $(SAMPLE)/rawdata $(SAMPLE)/derivatives/bids-arca group \
 		--evaluate --reference $(SAMPLE)/derivatives/truth
 	$(BIN)/bids-arca-sample summary $(SAMPLE)/derivatives/bids-arca
+
+# The shipped post-operative model (models/arca-postop) from the shared data: real exams with
+# simulated resections and phantoms, fine-tuned from the BraTS-2017 weights (recipes/arca_postop.py,
+# docs/training.md). About an hour on 2 CPU cores (20 min more to make the cases the first
+# time); cases and checkpoints are kept in .work/.
+model: install
+	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,7 +14,9 @@ index name                                                   abbreviation
 ===== ====================================================== ============
 
 Regions (Lotan et al. 2022: the tumour core of a post-operative exam includes the cavity):
-WT = 1+2+3+4, TC = 1+3+4, ET = 3; edema = WT - TC = 2.
+WT = 1+2+3+4, TC = 1+3+4, ET = 3; edema = WT - TC = 2. After surgery also the cavity RC = 4,
+the residual tumour RT = TC - RC = 1+3, and RANO resect's residual enhancing (RET = 3) and
+non-enhancing tumour (RNET = 1+2).
 Colours follow the paper's figures: edema (WT only) blue, core yellow, enhancing red.
 """
 
@@ -49,12 +51,33 @@ REGIONS: dict[str, tuple[int, ...]] = {
 # The regions reported in volume tables and evaluations (docs/outputs.md): the three above, edema
 # (WT - TC) and the rest of the core (TC - ET: necrosis, non-enhancing tumour and the cavity).
 REPORTED_REGIONS: dict[str, tuple[int, ...]] = {**REGIONS, 'ED': (SNFH,), 'NEC': (NETC, RC)}
+# After surgery, what a post-operative report is read for: the cavity and the tumour left
+# (reported for models with a cavity output). RNET is non-contrast-enhancing tumour as RANO
+# resect measures it (Karschnia et al., Neuro-Oncology 2023): the T2/FLAIR abnormality outside
+# the cavity and the enhancing tumour, oedema included, which images cannot tell apart.
+POSTOP_REGIONS: dict[str, tuple[int, ...]] = {
+    'RC': (RC,),
+    'RT': (NETC, ET),
+    'RET': (ET,),
+    'RNET': (NETC, SNFH),
+}
+# Scored against reference labels: the reported regions, the cavity and the residual tumour.
+EVALUATED_REGIONS: dict[str, tuple[int, ...]] = {
+    **REPORTED_REGIONS,
+    'RC': POSTOP_REGIONS['RC'],
+    'RT': POSTOP_REGIONS['RT'],
+}
 REGION_DESCRIPTIONS = {
     'WT': 'whole tumour (NETC + SNFH + ET + RC)',
     'TC': 'tumour core including the resection cavity (NETC + ET + RC)',
     'ET': 'enhancing tumour',
     'ED': 'edema, WT - TC (SNFH)',
     'NEC': 'TC - ET: necrosis, non-enhancing tumour and the resection cavity (NETC + RC)',
+    'RC': "resection cavity (RC), from the model's cavity output",
+    'RT': 'residual tumour, TC - RC: the core without the cavity (NETC + ET)',
+    'RET': 'residual enhancing (contrast-enhancing) tumour (ET)',
+    'RNET': 'residual non-enhancing tumour as RANO resect measures it: the T2/FLAIR abnormality '
+    'outside the cavity and the enhancing tumour, oedema included (NETC + SNFH)',
 }
 
 

@@ -100,8 +100,11 @@ def tiny_settings():
 def make_tiny_model():
     """Write a randomly initialised cascade with small tiles, for fast end-to-end tests."""
 
-    def make(folder: Path, seed: int = 0, views: tuple[str, ...] | None = None) -> Path:
-        """``views=('axial',)``: a third of the work, for tests of the plumbing around it."""
+    def make(
+        folder: Path, seed: int = 0, views: tuple[str, ...] | None = None, cavity: bool = False
+    ) -> Path:
+        """``views=('axial',)``: a third of the work, for tests of the plumbing around it;
+        ``cavity``: a TC network with a cavity class."""
         from dataclasses import replace
 
         import torch
@@ -113,6 +116,10 @@ def make_tiny_model():
         settings = tiny_settings()
         if views is not None:
             settings = replace(settings, views=views)
+        if cavity:
+            tc = settings.stages['tc']
+            tc = replace(tc, network=replace(tc.network, num_classes=3))
+            settings = replace(settings, stages={**settings.stages, 'tc': tc})
         nets = {
             stage: {view: CACNN(s.network) for view in settings.views}
             for stage, s in settings.stages.items()

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca.derivatives import write_dataset_description
-from bids_arca.labels import REPORTED_REGIONS, write_dseg_tsv
+from bids_arca.labels import POSTOP_REGIONS, REPORTED_REGIONS, write_dseg_tsv
 
 SHAPE = (24, 24, 12)
 SPACING = (1.0, 1.0, 2.0)  # 2 mm³ voxels: 500 voxels = 1 mL
@@ -82,7 +82,8 @@ def write_session_output(out: Path, subject: str, session: Session) -> None:
     labels = labels_with(session.counts)
     save(labels, anat / f'{stem}_space-T1ce_desc-tumor_dseg.nii.gz')
     rows = ['region\tvolume_ml\tci_low_ml\tci_high_ml']
-    for region, parts in REPORTED_REGIONS.items():
+    # as a model with a cavity output writes them (post-operative rows on every session)
+    for region, parts in (REPORTED_REGIONS | POSTOP_REGIONS).items():
         volume = np.isin(labels, parts).sum() * VOXEL_ML
         half = session.ci_fraction * volume
         rows.append(f'{region}\t{volume:.6g}\t{volume - half:.6g}\t{volume + half:.6g}')

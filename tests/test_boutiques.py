@@ -25,6 +25,7 @@ from boutiques import bosh
 from bids_arca import __version__, errors
 from bids_arca.cli import parser as cli_parser
 from bids_arca.cli.run import main
+from bids_arca.model.store import DEFAULT_MODEL
 from bids_arca.sample.cli import main as make_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -443,8 +444,9 @@ def make_cbrain_task_dir(task: Path, subject: str) -> None:
 def test_participant_level_on_cbrain_single_subject_dataset(
     tmp_path, monkeypatch, caplog, make_tiny_model
 ):
-    # The default model's name, holding small random networks: this checks the plumbing.
-    make_tiny_model(tmp_path / 'store' / 'brats17-cacnn', views=('axial',))
+    # The default model's name, holding small random networks: this checks the plumbing (a
+    # store model takes precedence over the shipped one of the same name).
+    make_tiny_model(tmp_path / 'store' / DEFAULT_MODEL, views=('axial',))
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     task = tmp_path / 'task'
     make_cbrain_task_dir(task, '07')

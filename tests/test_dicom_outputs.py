@@ -21,7 +21,7 @@ from bids_arca.dicom_outputs.reformat import axial_planes
 from bids_arca.dicom_outputs.series import patient_orientation, slice_to_lps
 from bids_arca.errors import InputDataError
 from bids_arca.grids import LPS_TO_RAS, resample_labels
-from bids_arca.labels import ET, NETC, SNFH
+from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from tests.dicom_series import dcm2niix, rotation, write_mr_series
 from tests.orthanc import CALLING_AET, require_tool
 
@@ -73,6 +73,34 @@ def test_segmentation_holds_the_lesion_where_the_source_has_it(oblique, tmp_path
     referenced = back.ReferencedSeriesSequence[0]
     assert referenced.SeriesInstanceUID == series.first.SeriesInstanceUID
     assert back.FrameOfReferenceUID == series.first.FrameOfReferenceUID
+
+
+def test_a_resection_cavity_gets_its_own_orange_segment(oblique, tmp_path):
+    """After surgery: the cavity half of the lesion is RC, a fourth segment (inside TC), in
+    the orange of the label table, with a local code; dciodvfy accepts it."""
+    _, paths, image = oblique
+    series = read_series(paths)
+    labels = lesion_labels(image)
+    labels[labels == ET] = RC
+    labels[: labels.shape[0] // 2][labels[: labels.shape[0] // 2] == RC] = ET
+    slices = labels_on_series(labels, image.affine, series)
+    assert {ET, RC} <= set(np.unique(slices).tolist())
+    path = tmp_path / 'seg.dcm'
+    build_segmentation(slices, series, algorithm='test', algorithm_version='1').save_as(path)
+    back = hd.seg.segread(path)
+    assert [s.SegmentLabel for s in back.SegmentSequence][3] == 'RC resection cavity'
+    cavity = back.SegmentSequence[3]
+    assert cavity.SegmentedPropertyTypeCodeSequence[0].CodeValue == 'RC'
+    orange = hd.color.CIELabColor.from_string(LABELS[RC].color).value
+    assert tuple(cavity.RecommendedDisplayCIELabValue) == tuple(orange)
+    uids = [d.SOPInstanceUID for d in series.datasets]
+    pixels = back.get_pixels_by_source_instance(uids, segment_numbers=[2, 4]).astype(bool)
+    assert (
+        np.array_equal(pixels[..., 1], slices == RC) and (pixels[..., 0] >= pixels[..., 1]).all()
+    )
+    require_tool('dciodvfy', 'dicom3tools')
+    report = subprocess.run(['dciodvfy', str(path)], capture_output=True, text=True)
+    assert [line for line in report.stderr.splitlines() if line.startswith('Error')] == []
 
 
 def test_overlays_colour_the_lesion_and_copy_the_geometry(oblique):

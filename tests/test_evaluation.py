@@ -44,7 +44,7 @@ def test_perfect_reference_scores_one(study, tmp_path):
     ref = write_reference(tmp_path / 'truth', maps, OUR_TABLE)
     rows = evaluate(Source('ref', ref), [Source('bids-arca', out, get_scheme('ours'), 'tumor')])
     assert {r['session_id'] for r in rows} == {'ses-preop', 'ses-postop'}
-    assert {r['region'] for r in rows} == {'WT', 'TC', 'ET', 'ED', 'NEC'}
+    assert {r['region'] for r in rows} == {'WT', 'TC', 'ET', 'ED', 'NEC', 'RC', 'RT'}
     assert all(r['dice'] == 1.0 and r['hd95_mm'] == 0.0 and r['avd_ml'] == 0 for r in rows)
     wt = next(r for r in rows if r['session_id'] == 'ses-preop' and r['region'] == 'WT')
     assert wt['ref_ml'] == pytest.approx(1000 * VOXEL_ML)
@@ -68,6 +68,22 @@ def test_reference_in_brats2021_labels(study, tmp_path):
     assert by_region['ET']['dice'] == pytest.approx(2 * 300 / (400 + 300))
     assert by_region['NEC']['dice'] == pytest.approx(2 * 100 / (100 + 200))
     assert by_region['ET']['rvd_pct'] == pytest.approx(100 * (300 - 400) / 400)
+
+
+def test_cavity_and_residual_tumour_are_scored_beside_the_core(study, tmp_path):
+    """A post-operative reference: our map calls 100 cavity voxels necrosis, so the core is
+    perfect but the cavity and the residual tumour (TC - RC) are not."""
+    _, out = study
+    ours = labels_with(POST.counts)  # RC 300, ET 100, SNFH 400
+    ref = ours.copy()
+    ref.reshape(-1)[np.flatnonzero(ours.reshape(-1) == 4)[:100]] = 1
+    root = write_reference(tmp_path / 'truth', {('01', 'postop'): ref}, OUR_TABLE)
+    rows = evaluate(Source('ref', root), [Source('m', out, get_scheme('ours'), 'tumor')])
+    by_region = {r['region']: r for r in rows}
+    assert by_region['TC']['dice'] == 1.0
+    assert by_region['RC']['dice'] == pytest.approx(2 * 200 / (200 + 300))
+    assert by_region['RT']['dice'] == pytest.approx(2 * 100 / (200 + 100))
+    assert by_region['RT']['ref_ml'] == pytest.approx(200 * VOXEL_ML)
 
 
 def test_brats2012_reference_skips_enhancing(study, tmp_path):
@@ -166,5 +182,5 @@ def test_dataset_without_sessions(tmp_path):
     save(labels, ref / 'sub-01' / 'anat' / 'sub-01_desc-truth_dseg.nii.gz')
     (ref / 'dseg.tsv').write_text(OUR_TABLE)
     rows = evaluate(Source('ref', ref), [Source('m', out, get_scheme('ours'), 'tumor')])
-    assert len(rows) == 5 and rows[0]['session_id'] is None
+    assert len(rows) == 7 and rows[0]['session_id'] is None
     assert summarize(rows, ['dice'])[0]['WT_median'] == 1.0

@@ -105,9 +105,10 @@ def by_key(rows, model):
 
 def test_evaluation_tables(evaluated):
     rows = read(evaluated / 'group_evaluation.tsv')
-    assert len(rows) == 2 * 4 * 5  # models x sessions x regions
+    assert len(rows) == 2 * 4 * 7  # models x sessions x regions (WT TC ET ED NEC RC RT)
     ours = by_key(rows, 'bids-arca')
     assert ours[('sub-01', 'ses-preop', 'WT')]['dice'] == '1'
+    assert {'RC', 'RT'} <= {region for _, _, region in ours}  # beside WT, TC and ET
     assert ours[('sub-01', 'ses-postop', 'ET')]['surgery'] == 'post-op'
     # Two voxels of shift on a block 16 voxels deep in its first axis.
     moved = ours[('sub-02', 'ses-preop', 'WT')]

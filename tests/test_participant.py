@@ -26,7 +26,7 @@ from bids_arca.postprocessing.rules import RULES
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.provenance import fingerprint
-from bids_arca.results.native import native_mask, preprocessing_checks
+from bids_arca.results.native import native_mask, native_regions, preprocessing_checks
 from bids_arca.workflows.participant import Progress, resolve_preprocessing, session_parameters
 
 ROLES = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
@@ -52,7 +52,8 @@ def tiny(make_tiny_model, tmp_path) -> Path:
 def test_a_missing_model_is_66_and_names_the_import_command(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'empty-store'))
     bids = _bids(tmp_path / 'bids')
-    assert main([str(bids), str(tmp_path / 'out'), 'participant']) == 66
+    argv = [str(bids), str(tmp_path / 'out'), 'participant', '--model', 'brats17-cacnn']
+    assert main(argv) == 66
     assert 'bids-arca-models import-brats17' in caplog.text
     assert not (tmp_path / 'out' / 'sub-01').exists()
 
@@ -136,6 +137,28 @@ def test_native_masks_near_the_tumour_equal_the_whole_map():
     whole = space.to_native(probability, 'T1ce', crop=False) > 0.5
     assert fast.any() and np.array_equal(fast, whole)
     assert not native_mask(space, probability * 0.5).any()
+
+
+def test_a_cavity_output_reaches_the_native_grid_with_its_view_members(tmp_path):
+    """A model with a cavity output: its RC map survives the file between the steps and
+    becomes the cavity of the results step, and each view's member has its own cavity mask."""
+    space = _space()
+    index = np.indices(space.grid.shape)
+    distance = np.sqrt(sum((i - c) ** 2 for i, c in zip(index, (20, 22, 18), strict=True)))
+    blob = np.exp(-((distance / 7) ** 2)).astype(np.float32)
+    fused = {'WT': blob, 'TC': 0.95 * blob, 'ET': 0.3 * blob, 'RC': 0.9 * blob}
+    members = {view: {r: v * f for r, v in fused.items()} for view, f in (('a', 1.0), ('c', 0.7))}
+    labels = np.zeros(space.grid.shape, np.uint8)
+    result = Segmentation(labels, fused, 'm', {}, {}, members)
+    result = load_segmentation(save_segmentation(tmp_path / 's.npz', result))
+    regions = native_regions(space, result)
+    np.testing.assert_array_equal(regions.cavity, space.to_native(fused['RC'], 'T1ce'))
+    assert [len(member) for member in regions.members] == [4, 4]
+    for member, source in zip(regions.members, members.values(), strict=True):
+        np.testing.assert_array_equal(member[3], native_mask(space, source['RC']))
+    assert regions.members[0][3].sum() > regions.members[1][3].sum() > 0
+    plain = {r: v for r, v in fused.items() if r != 'RC'}
+    assert native_regions(space, Segmentation(labels, plain, 'm')).cavity is None
 
 
 def test_segmentation_round_trips_through_its_file(tmp_path):

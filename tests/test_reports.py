@@ -114,6 +114,11 @@ def test_methods_number_citations_in_order():
     assert 'Wang et al.' in text and '2000 voxels' in text
     assert any(r.doi == '10.3389/fncom.2019.00056' for r in references)  # flips: Wang 2019
     assert 'highdicom' in text
+    assert 'cavity (RC)' not in text
+    cavity, _ = methods(
+        model_name='m', model_version='1', rules='paper', interval=None, cavity=True
+    )
+    assert 'cavity (RC)' in ' '.join(cavity)
 
 
 @pytest.fixture(scope='module')

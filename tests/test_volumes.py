@@ -33,7 +33,29 @@ def test_volumes_use_the_voxel_volume():
     assert volumes['ED'] == pytest.approx(volumes['WT'] - volumes['TC'])
     assert volumes['NEC'] == pytest.approx(volumes['TC'] - volumes['ET'])
     assert volumes['RC'] == pytest.approx(20 * 0.5 / 1000)
-    assert 'RC' not in region_volumes_ml(labels, SPACING)
+    # after surgery: residual tumour TC - RC, residual enhancing and non-enhancing tumour
+    assert volumes['RT'] == pytest.approx(volumes['TC'] - volumes['RC'])
+    assert volumes['RET'] == pytest.approx(volumes['ET'])
+    assert volumes['RNET'] == pytest.approx((100 + 300) * 0.5 / 1000)
+    assert {'RC', 'RT', 'RET', 'RNET'}.isdisjoint(region_volumes_ml(labels, SPACING))
+
+
+def test_post_operative_rows_get_intervals_like_the_others():
+    point = labels_with({NETC: 100, SNFH: 300, ET: 50, RC: 200})
+    members = [
+        labels_with({NETC: 100, SNFH: 300, ET: e, RC: c})
+        for e, c in ((40, 150), (60, 250), (50, 200))
+    ]
+    rows = {
+        r.region: r
+        for r in volume_table(
+            point, SPACING, members=members, interval='prediction', include_cavity=True
+        )
+    }
+    assert rows['RC'].ci_low_ml < rows['RC'].volume_ml < rows['RC'].ci_high_ml
+    assert rows['RET'].ci_high_ml > rows['RET'].volume_ml
+    rnet = rows['RNET']  # the same in every member: no spread
+    assert rnet.ci_low_ml == pytest.approx(rnet.volume_ml) == rnet.ci_high_ml
 
 
 def test_prediction_interval_from_members():

@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar='NAME|PATH',
         help='segmentation model: a name in the model store ($BIDS_ARCA_MODELS, see '
         '"bids-arca-models list") or a model folder; default: brats17-cacnn, the BraTS-2017 '
-        'CA-CNN of Wang et al. (install it with "bids-arca-models import-brats17 PATH")',
+        'CA-CNN of Wang et al. once imported ("bids-arca-models import-brats17 PATH"); '
+        'arca-postop, shipped with bids-arca, is an experimental AR-CA model with a '
+        'resection-cavity output that does not find cavities yet',
     )
     segmentation.add_argument(
         '--postprocessing',

@@ -31,13 +31,13 @@ from bids_arca import __version__
 from bids_arca.dicom_outputs.reformat import DisplayPlanes, acquired_planes
 from bids_arca.dicom_outputs.series import SourceSeries, patient_orientation
 from bids_arca.dicom_outputs.uids import derived_uid, drop_run_dates, source_date_time
-from bids_arca.labels import ET, LABELS, NETC, SNFH
+from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.rendering import blend, window
 
 OVERLAY_SERIES_OFFSET = 8000
 SOURCE_IMAGE_SEQUENCE = 0x00082112
 BANNER = 'bids-arca: NOT FOR DIAGNOSIS WITHOUT REVIEW'
-LEGEND = (('WT', SNFH), ('TC', NETC), ('ET', ET))
+LEGEND = (('WT', SNFH), ('TC', NETC), ('ET', ET), ('RC', RC))
 # Source attributes that place the images and tie them to the source acquisition.
 SERIES_LEVEL = (
     'SliceThickness',

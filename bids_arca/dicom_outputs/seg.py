@@ -1,7 +1,8 @@
 """The tumour regions as a DICOM Segmentation (highdicom), referencing the source T1ce series.
 
 Three BINARY segments, overlapping as the regions do (ET ⊂ TC ⊂ WT), on the frames of the source
-images (empty frames left out). Codes (segmented property category / type):
+images (empty frames left out), and a fourth for the resection cavity when the label map has one
+(RC ⊂ TC). Codes (segmented property category / type):
 
 ======= ================================================= =========================================
 segment category                                          type
@@ -9,7 +10,11 @@ segment category                                          type
 1 WT    SCT 49755003 Morphologically abnormal structure   SCT 52988006 Lesion
 2 TC    SCT 49755003 Morphologically abnormal structure   SCT 108369006 Neoplasm
 3 ET    SCT 49755003 Morphologically abnormal structure   NCIt C113842 Enhancing Lesion
+4 RC    SCT 49755003 Morphologically abnormal structure   99BIDSARCA RC Resection cavity
 ======= ================================================= =========================================
+
+Neither SNOMED CT nor the DICOM context groups for lesion segmentation (PS3.16 CID 7159, 7169)
+name a resection cavity, so RC uses a local code (a "99" coding scheme, PS3.3 8.1.2).
 
 WT holds tumour and edema, hence the generic *Lesion*; the core is the *Neoplasm* proper. SNOMED
 CT has no concept for contrast enhancement, so ET uses the NCIt concept that DICOM itself lists
@@ -31,20 +36,31 @@ from pydicom.uid import ExplicitVRLittleEndian
 from bids_arca import __version__
 from bids_arca.dicom_outputs.series import SourceSeries
 from bids_arca.dicom_outputs.uids import derived_uid, drop_run_dates, source_date_time
-from bids_arca.labels import ET, LABELS, NETC, REGIONS, SNFH
+from bids_arca.labels import ET, LABELS, NETC, RC, REGIONS, SNFH
 
 NOT_FOR_DIAGNOSIS = 'not for diagnosis without review'
 ENHANCING_LESION = Code('C113842', 'NCIt', 'Enhancing Lesion')
-# Each region is shown in the colour of the label it adds (the paper's blue, yellow, red).
+# Each region is shown in the colour of the label it adds (the paper's blue, yellow, red;
+# the cavity orange).
 SEGMENTS: tuple[tuple[str, str, Code, str], ...] = (
     ('WT', 'WT whole tumour', codes.SCT.Lesion, LABELS[SNFH].color),
     ('TC', 'TC tumour core', codes.SCT.Neoplasm, LABELS[NETC].color),
     ('ET', 'ET enhancing tumour', ENHANCING_LESION, LABELS[ET].color),
 )
+RESECTION_CAVITY = Code('RC', '99BIDSARCA', 'Resection cavity')
+CAVITY_SEGMENT = ('RC', 'RC resection cavity', RESECTION_CAVITY, LABELS[RC].color)
+_MASKS = {**REGIONS, 'RC': (RC,)}
 SEG_SERIES_OFFSET = 7000
 
 
-def segment_descriptions(algorithm: str, version: str) -> list[hd.seg.SegmentDescription]:
+def segments_of(labels: np.ndarray) -> tuple[tuple[str, str, Code, str], ...]:
+    """WT, TC and ET; and the cavity when ``labels`` hold one."""
+    return SEGMENTS + ((CAVITY_SEGMENT,) if (labels == RC).any() else ())
+
+
+def segment_descriptions(
+    algorithm: str, version: str, segments=SEGMENTS
+) -> list[hd.seg.SegmentDescription]:
     identification = hd.AlgorithmIdentificationSequence(
         name=algorithm, version=version, family=codes.cid7162.ArtificialIntelligence
     )
@@ -59,7 +75,7 @@ def segment_descriptions(algorithm: str, version: str) -> list[hd.seg.SegmentDes
             anatomic_regions=[codes.SCT.Brain],
             display_color=hd.color.CIELabColor.from_string(colour),
         )
-        for number, (_, label, code, colour) in enumerate(SEGMENTS, start=1)
+        for number, (_, label, code, colour) in enumerate(segments, start=1)
     ]
 
 
@@ -76,7 +92,8 @@ def build_segmentation(
     expected = (len(series.datasets), *series.shape)
     if slice_labels.shape != expected:
         raise ValueError(f'labels have shape {slice_labels.shape}, the series {expected}')
-    masks = np.stack([np.isin(slice_labels, REGIONS[name]) for name, *_ in SEGMENTS], axis=-1)
+    segments = segments_of(slice_labels)
+    masks = np.stack([np.isin(slice_labels, _MASKS[name]) for name, *_ in segments], axis=-1)
     source = series.first
     series_uid = derived_uid(uid_seed, source.SeriesInstanceUID, 'seg')
     date, time = source_date_time(source)
@@ -86,7 +103,7 @@ def build_segmentation(
         source_images=list(series.datasets),
         pixel_array=masks,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=segment_descriptions(algorithm, algorithm_version),
+        segment_descriptions=segment_descriptions(algorithm, algorithm_version, segments),
         series_instance_uid=series_uid,
         series_number=SEG_SERIES_OFFSET + int(source.get('SeriesNumber') or 0),
         sop_instance_uid=derived_uid(uid_seed, series_uid, 1),

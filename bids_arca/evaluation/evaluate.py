@@ -22,7 +22,7 @@ from bids_arca.derivatives import T1CE_SPACE
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.evaluation.lesionwise import DILATION, lesion_wise
 from bids_arca.evaluation.metrics import region_scores
-from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.labels import EVALUATED_REGIONS
 from bids_arca.morphology import bounding_box
 from bids_arca.schemes import Scheme, scheme_from_table
 
@@ -136,7 +136,7 @@ def score_session(
         box = bounding_box(labelled, margin=DILATION + 1)
         reference, prediction = reference[box], prediction[box]
     scores = {}
-    for region, compartments in REPORTED_REGIONS.items():
+    for region, compartments in EVALUATED_REGIONS.items():
         if not (
             reference_scheme.evaluable(compartments) and prediction_scheme.evaluable(compartments)
         ):

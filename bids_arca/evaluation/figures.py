@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.labels import EVALUATED_REGIONS
 from bids_arca.plots import new_figure, save_png
 from bids_arca.sessions import POST_OP, PRE_OP
 
@@ -27,7 +27,7 @@ def boxplot(rows: Sequence[dict], metric: str, path: Path) -> Path:
     """Write a PNG: one panel per region; within it a box per (surgery group, model)."""
     models = list(dict.fromkeys(r['model'] for r in rows))
     groups = [g for g in (PRE_OP, POST_OP) if any(r['surgery'] == g for r in rows)] or ['all']
-    regions = [g for g in REPORTED_REGIONS if any(r['region'] == g for r in rows)]
+    regions = [g for g in EVALUATED_REGIONS if any(r['region'] == g for r in rows)]
     figure = new_figure(2.4 * len(regions) + 1.0, 3.4)
     axes = figure.subplots(1, len(regions), sharey=True, squeeze=False)[0]
     rng = np.random.default_rng(0)  # fixed jitter: the same data give the same picture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_arca.labels import REGION_DESCRIPTIONS, REPORTED_REGIONS
+from bids_arca.labels import EVALUATED_REGIONS, REGION_DESCRIPTIONS
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.tables import write_sidecar, write_tsv
 
@@ -106,7 +106,7 @@ def summarize(rows: Sequence[dict], metrics: Sequence[str]) -> list[dict]:
                 continue
             for metric in metrics:
                 entry: dict[str, object] = {'model': model, 'surgery': group, 'metric': metric}
-                for region in REPORTED_REGIONS:
+                for region in EVALUATED_REGIONS:
                     values = [r[metric] for r in chosen if r['region'] == region]
                     entry |= _statistics(region, values)
                 summary.append(entry)
@@ -115,7 +115,7 @@ def summarize(rows: Sequence[dict], metrics: Sequence[str]) -> list[dict]:
 
 def summary_columns() -> list[str]:
     return ['model', 'surgery', 'metric'] + [
-        f'{region}_{stat}' for region in REPORTED_REGIONS for stat in STATISTICS
+        f'{region}_{stat}' for region in EVALUATED_REGIONS for stat in STATISTICS
     ]
 
 
@@ -144,7 +144,7 @@ def summary_descriptions() -> dict[str, dict]:
             },
         },
     }
-    for region in REPORTED_REGIONS:
+    for region in EVALUATED_REGIONS:
         descriptions[f'{region}_n'] = {'Description': f'{region}: sessions with a value.'}
         descriptions[f'{region}_median'] = {'Description': f'{region}: median of the metric.'}
         descriptions[f'{region}_mean'] = {'Description': f'{region}: mean of the metric.'}

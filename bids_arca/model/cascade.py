@@ -1,5 +1,9 @@
 """The WT -> TC -> ET cascade with Wang's bounding boxes and fusion rules (``docs/model-spec.md``).
 
+A model whose TC network has a cavity class (``CascadeSettings.has_cavity``) also gives the
+resection cavity: the stage predictor then returns the core (cavity included) and the cavity,
+and the core's non-enhancing voxels where the cavity is more likely than not are labelled RC.
+
 All arrays here are in model space: (C, D, H, W) with D the axial slice axis, already cropped to
 the brain and with noise outside it (see :mod:`bids_arca.model.inference`). The images are only
 cropped and handed to the stage predictor, so they may be a NumPy array or a tensor on any
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bids_arca.labels import ET, NETC, SNFH
+from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.morphology import (
     Box,
@@ -88,6 +92,9 @@ def run_cascade(
         box1 = bounding_box(_wang_components(closing(pred1), wt_min), margin)
     box1 = box1 or whole_box(shape)
     p_tc = predict('tc', images[(slice(None), *box1)])
+    p_rc = None
+    if settings.has_cavity:  # the TC network's cavity class (RC), part of the core
+        p_tc, p_rc = p_tc
     pred2 = (p_tc > 0.5) & brain[box1]
     # Box 2 around the core, inside box 1.
     box2 = None
@@ -112,12 +119,15 @@ def run_cascade(
     labels = np.zeros(shape, dtype=np.uint8)
     labels[label1] = SNFH
     labels[label2] = NETC
-    labels[label3] = ET
     probabilities = {
         'WT': p_wt * brain,
         'TC': paste(shape, box1, p_tc * brain[box1]),
         'ET': paste(shape, box12, p_et * brain[box12]),
     }
+    if p_rc is not None:
+        probabilities['RC'] = paste(shape, box1, p_rc * brain[box1])
+        labels[label2 & (probabilities['RC'] > 0.5)] = RC
+    labels[label3] = ET
     return CascadeResult(labels, probabilities, {'TC': box1, 'ET': box12})
 
 

@@ -4,8 +4,8 @@
     bids-arca-models list
 
 Models go to the store (``$BIDS_ARCA_MODELS``, else ``~/.cache/bids-arca/models``); nothing
-is downloaded. Exit codes follow the app's (64 usage, 65 bad data, 66 missing input, 73 cannot
-write).
+is downloaded. ``list`` also shows the models that ship with bids-arca. Exit codes follow the
+app's (64 usage, 65 bad data, 66 missing input, 73 cannot write).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from bids_arca.cli_kit import Parser, run_command
 from bids_arca.errors import UsageError
 from bids_arca.model.brats17 import import_brats17
 from bids_arca.model.store import (
-    DEFAULT_MODEL,
+    BRATS17_MODEL,
     ENVIRONMENT_VARIABLE,
     list_models,
     read_card,
+    resolve_model,
     store_dir,
 )
 from bids_arca.paths import absolute_environment, absolute_path
@@ -36,16 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     brats17 = commands.add_parser(
         'import-brats17',
         help="convert Wang et al.'s BraTS-2017 TensorFlow checkpoints (taigw/brats17, "
-        f'model17/) into the store, by default as the default model ({DEFAULT_MODEL})',
+        f'model17/) into the store, by default as {BRATS17_MODEL}',
     )
     brats17.add_argument(
         'path', type=absolute_path, help='folder with the nine msnet_*.ckpt.{index,data-*} files'
     )
     brats17.add_argument(
-        '--name', default=DEFAULT_MODEL, help=f'model name in the store (default {DEFAULT_MODEL})'
+        '--name', default=BRATS17_MODEL, help=f'model name in the store (default {BRATS17_MODEL})'
     )
     brats17.add_argument('--force', action='store_true', help='replace an installed model')
-    commands.add_parser('list', help='list installed models')
+    commands.add_parser('list', help='list the installed and the shipped models')
     return parser
 
 
@@ -65,7 +66,7 @@ def run(opts: argparse.Namespace) -> None:
     if not names:
         print(f'no models in {store_dir()}')
     for name in names:
-        card = read_card(store_dir() / name)
+        card = read_card(resolve_model(name))
         print(f'{name}\t{card.get("licence", "?")}\t{card.get("description", "")}')
 
 

@@ -23,8 +23,8 @@ from bids_arca.errors import InputDataError, UsageError
 from bids_arca.model.bundle import CascadeModel, load_bundle
 from bids_arca.model.cascade import CascadeOptions, run_cascade
 from bids_arca.model.runtime import inference_context, select_device
-from bids_arca.model.settings import STAGES, VIEWS
-from bids_arca.model.slabs import predict_view
+from bids_arca.model.settings import CAVITY_CLASS, STAGES, VIEWS
+from bids_arca.model.slabs import predict_classes
 from bids_arca.model.store import resolve_model
 from bids_arca.morphology import bounding_box, paste
 
@@ -40,8 +40,9 @@ _FROM_VIEW = {'axial': (0, 1, 2), 'sagittal': (1, 2, 0), 'coronal': (1, 0, 2)}
 @dataclass
 class Segmentation:
     """Result in the input's (X, Y, Z) layout: label map (``bids_arca.labels`` scheme: 1 NETC,
-    2 SNFH, 3 ET; no RC, which the cascade cannot tell from NETC) and the probabilities of WT, TC
-    and ET (0 outside the brain, and outside the boxes where TC and ET were predicted)."""
+    2 SNFH, 3 ET, and 4 RC for a model with a cavity output; without one a cavity is part of
+    NETC) and the probabilities of WT, TC and ET, and RC for such a model (0 outside the brain,
+    and outside the boxes where TC and ET were predicted)."""
 
     labels: np.ndarray
     probabilities: dict[str, np.ndarray]
@@ -125,8 +126,11 @@ def segment(
     passes: dict[str, dict[str, np.ndarray]] = {}  # pass name -> stage -> probability
 
     def predict(stage: str, part: torch.Tensor) -> np.ndarray:
+        """(D, H, W) foreground probability; for a TC network with a cavity class
+        (2, D, H, W): the core (cavity included) and the cavity."""
         stage_settings = settings.stages[stage]
-        total = torch.zeros(part.shape[1:], device=torch_device)
+        net_views = cascade_model.nets[stage]
+        total = None
         for view in views:
             start, cpu_start = time.perf_counter(), time.process_time()
             for f, flip in enumerate(flip_sets):
@@ -135,16 +139,17 @@ def segment(
                 stream = _generator(
                     torch_device, _stream_seed(seed, STAGES.index(stage), VIEWS.index(view), f)
                 )
-                prob = predict_view(
-                    cascade_model.nets[stage][view],
+                classes = predict_classes(
+                    net_views[view],
                     oriented,
                     stage_settings.min_tile[view],
                     settings.slab_slices,
                     settings.slabs_per_batch,
                     stream,
-                ).permute(_FROM_VIEW[view])
-                prob = prob.flip(list(flip)) if flip else prob
-                total += prob
+                ).permute(0, *(1 + a for a in _FROM_VIEW[view]))
+                classes = classes.flip([1 + a for a in flip]) if flip else classes
+                prob = classes[0] if len(classes) == 1 else _core_and_cavity(classes)
+                total = prob if total is None else total + prob
                 if keep_views:
                     name = view + ''.join(f'+flip{2 - a}' for a in flip)
                     passes.setdefault(name, {})[stage] = prob.cpu().numpy()
@@ -178,14 +183,24 @@ def segment(
     )
 
 
+def _core_and_cavity(classes: torch.Tensor) -> torch.Tensor:
+    """(2, ...) from a cavity TNet's classes 1.. (K - 1, ...): the core (every class but the
+    background, cavity included, as TC is defined) and the cavity."""
+    return torch.stack([classes.sum(dim=0), classes[CAVITY_CLASS - 1]])
+
+
 def _regions(stages: dict[str, np.ndarray], brain: np.ndarray, result) -> dict[str, np.ndarray]:
     """One pass's stage outputs placed as the cascade places the fused ones."""
     tc_box, et_box = result.boxes['TC'], result.boxes['ET']
-    return {
+    tc = stages['tc']
+    regions = {
         'WT': stages['wt'] * brain,
-        'TC': paste(brain.shape, tc_box, stages['tc'] * brain[tc_box]),
+        'TC': paste(brain.shape, tc_box, (tc[0] if tc.ndim == 4 else tc) * brain[tc_box]),
         'ET': paste(brain.shape, et_box, stages['et'] * brain[et_box]),
     }
+    if tc.ndim == 4:
+        regions['RC'] = paste(brain.shape, tc_box, tc[1] * brain[tc_box])
+    return regions
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:

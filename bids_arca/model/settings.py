@@ -12,6 +12,9 @@ from bids_arca.model.cacnn import CACNNConfig
 
 VIEWS = ('axial', 'sagittal', 'coronal')
 STAGES = ('wt', 'tc', 'et')
+# A TNet with three classes gives the resection cavity beside the rest of the core:
+# 0 background, 1 tumour core that is not cavity (NETC, ET), CAVITY_CLASS the cavity (RC).
+CAVITY_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class CascadeSettings:
     @property
     def output_slices(self) -> int:
         return self.slab_slices - 8
+
+    @property
+    def has_cavity(self) -> bool:
+        """Whether the TC network has a cavity class (TC = its classes 1 and 2, RC = class 2)."""
+        return self.stages['tc'].network.num_classes > CAVITY_CLASS
 
     def to_dict(self) -> dict:
         return {

@@ -158,6 +158,40 @@ def packed_batches(
 
 
 @torch.inference_mode()
+def predict_classes(
+    net: CACNN,
+    volume: Tensor,
+    min_tile: tuple[int, int],
+    slab_slices: int,
+    slabs_per_batch: int,
+    generator: torch.Generator,
+    packing: str | None = None,
+) -> Tensor:
+    """Probabilities (K - 1, D, H, W) of every class but the background (softmax over the K
+    classes) of a network over a volume (C, D, H, W) whose first spatial axis is the slice axis.
+    The volume, the net and ``generator`` (which draws the noise) share one device; the result
+    stays there. ``packing`` (default: ``'shared'`` where the network allows it) changes the
+    speed, not the result."""
+    plan = plan_slabs(tuple(volume.shape[1:]), min_tile, slab_slices)
+    device = volume.device
+    canvas = noise_canvas(volume, plan, generator)
+    depth, height, width = volume.shape[1:]
+    (h0, w0), half = plan.offset, plan.out_slices // 2
+    prob = torch.zeros((net.config.num_classes - 1, depth, height, width), device=device)
+    packing = packing or ('shared' if net.packable else 'none')
+    layout = memory_format_of(net.block1_1.conv0.weight)
+    for batch in packed_batches(canvas, plan, slabs_per_batch, generator, packing):
+        logits = net(batch.x.contiguous(memory_format=layout), batch.depth_weights)
+        fg = torch.softmax(logits.float(), dim=1)[:, 1:, :, h0 : h0 + height, w0 : w0 + width]
+        for k, b, start in batch.slabs:
+            # output slice j of slab k is volume slice centre - half + j
+            centre = plan.canvas_start + plan.starts[k] + slab_slices // 2
+            lo, hi = max(centre - half, 0), min(centre - half + plan.out_slices, depth)
+            j = start + lo - (centre - half)
+            prob[:, lo:hi] = fg[b, :, j : j + hi - lo]
+    return prob
+
+
 def predict_view(
     net: CACNN,
     volume: Tensor,
@@ -167,25 +201,9 @@ def predict_view(
     generator: torch.Generator,
     packing: str | None = None,
 ) -> Tensor:
-    """Foreground probability (D, H, W) of a binary network over a volume (C, D, H, W) whose
-    first spatial axis is the slice axis. The volume, the net and ``generator`` (which draws the
-    noise) share one device; the result stays there. ``packing`` (default: ``'shared'`` where
-    the network allows it) changes the speed, not the result."""
-    plan = plan_slabs(tuple(volume.shape[1:]), min_tile, slab_slices)
-    device = volume.device
-    canvas = noise_canvas(volume, plan, generator)
-    depth, height, width = volume.shape[1:]
-    (h0, w0), half = plan.offset, plan.out_slices // 2
-    prob = torch.zeros((depth, height, width), device=device)
-    packing = packing or ('shared' if net.packable else 'none')
-    layout = memory_format_of(net.block1_1.conv0.weight)
-    for batch in packed_batches(canvas, plan, slabs_per_batch, generator, packing):
-        logits = net(batch.x.contiguous(memory_format=layout), batch.depth_weights)
-        fg = torch.softmax(logits.float(), dim=1)[:, 1, :, h0 : h0 + height, w0 : w0 + width]
-        for k, b, start in batch.slabs:
-            # output slice j of slab k is volume slice centre - half + j
-            centre = plan.canvas_start + plan.starts[k] + slab_slices // 2
-            lo, hi = max(centre - half, 0), min(centre - half + plan.out_slices, depth)
-            j = start + lo - (centre - half)
-            prob[lo:hi] = fg[b, j : j + hi - lo]
-    return prob
+    """Foreground probability (D, H, W), 1 - P(background), of :func:`predict_classes`; for a
+    binary network exactly its second class."""
+    classes = predict_classes(
+        net, volume, min_tile, slab_slices, slabs_per_batch, generator, packing
+    )
+    return classes[0] if len(classes) == 1 else classes.sum(dim=0)

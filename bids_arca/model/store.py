@@ -3,8 +3,10 @@
 The store is ``$BIDS_ARCA_MODELS`` if set, else the user cache folder
 (``$XDG_CACHE_HOME/bids-arca/models``, by default ``~/.cache/bids-arca/models``). Each model is a
 sub-folder (see :mod:`bids_arca.model.bundle`). Nothing is downloaded: models get there through
-``bids-arca-models import-brats17`` (or by copying a model folder). This module needs no
-PyTorch, so a command line can check ``--model`` before loading anything heavy.
+``bids-arca-models import-brats17`` (or by copying a model folder). Models that ship with
+bids-arca (the repository's ``models/``, inside the installed package as ``bids_arca/models``)
+are found by name too, after the store, so a store copy of the same name takes precedence. This
+module needs no PyTorch, so a command line can check ``--model`` before loading anything heavy.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from pathlib import Path
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.paths import absolute_path
 
-DEFAULT_MODEL = 'brats17-cacnn'
+#: Wang et al.'s BraTS-2017 weights, once imported with ``bids-arca-models import-brats17``
+BRATS17_MODEL = 'brats17-cacnn'
+#: the default stays the BraTS-2017 cascade until a post-operative model beats it (the shipped
+#: CPU-scale ``arca-postop`` does not find cavities yet: models/arca-postop/README.md)
+DEFAULT_MODEL = BRATS17_MODEL
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
 CARD = 'model.json'
 FORMAT_VERSION = 1
@@ -40,8 +46,19 @@ def model_argument(value: str, base: Path | None = None) -> str:
     return value
 
 
+def bundled_dir() -> Path | None:
+    """The folder of the models shipped with bids-arca: in the installed package, else in the
+    source checkout; None when neither exists."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / 'models', package.parent / 'models'):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
-    """The folder of a model given by name (in the store) or by path; ``None``: the default.
+    """The folder of a model given by name (in the store, else among the shipped models) or
+    by path; ``None``: the default.
 
     A path is anything containing a path separator or naming an existing folder; it may point
     to the model folder or to its ``model.json``. Raises :class:`MissingInputError` (exit 66)
@@ -54,22 +71,25 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
         read_card(folder)  # raises with the path if it is not a model
         return folder.resolve()
     folder = store_dir() / wanted
-    if not (folder / CARD).is_file():
-        hint = (
-            'install it with "bids-arca-models import-brats17 PATH/TO/brats17-cacnn"'
-            if wanted == DEFAULT_MODEL
-            else f'installed models: {", ".join(list_models()) or "none"}'
-        )
-        raise MissingInputError(f'{folder}: model {wanted!r} is not installed; {hint}')
-    return folder
+    bundled = bundled_dir()
+    for found in (folder, bundled / wanted if bundled else None):
+        if found is not None and (found / CARD).is_file():
+            return found
+    hint = (
+        f'install it with "bids-arca-models import-brats17 PATH/TO/{BRATS17_MODEL}"'
+        if wanted == BRATS17_MODEL
+        else f'available models: {", ".join(list_models()) or "none"}'
+    )
+    raise MissingInputError(f'{folder}: model {wanted!r} is not installed; {hint}')
 
 
 def list_models() -> list[str]:
-    """Names of the models installed in the store."""
-    store = store_dir()
-    if not store.is_dir():
-        return []
-    return sorted(p.name for p in store.iterdir() if (p / CARD).is_file())
+    """Names of the models installed in the store and shipped with bids-arca."""
+    names = set()
+    for folder in (store_dir(), bundled_dir()):
+        if folder is not None and folder.is_dir():
+            names |= {p.name for p in folder.iterdir() if (p / CARD).is_file()}
+    return sorted(names)
 
 
 def read_card(folder: Path) -> dict:

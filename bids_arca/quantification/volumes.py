@@ -11,7 +11,16 @@ TC     NETC, ET, RC              tumour core, including the resection cavity (Lo
 ET     ET                        enhancing tumour
 ED     SNFH                      edema, WT - TC
 NEC    NETC, RC                  TC - ET: necrosis, non-enhancing tumour and cavity
-RC     RC                        resection cavity (only for a model with a cavity output)
+====== ========================= ==========================================================
+
+For a model with a cavity output, also (:data:`bids_arca.labels.POSTOP_REGIONS`):
+
+====== ========================= ==========================================================
+RC     RC                        resection cavity
+RT     NETC, ET                  residual tumour, TC - RC
+RET    ET                        residual enhancing tumour (RANO resect's CE tumour)
+RNET   NETC, SNFH                residual non-enhancing tumour (RANO resect's non-CE tumour:
+                                 the T2/FLAIR abnormality outside cavity and ET)
 ====== ========================= ==========================================================
 
 Intervals (``interval=``)
@@ -42,16 +51,18 @@ from typing import Literal
 import numpy as np
 from scipy.special import stdtrit
 
-from bids_arca.labels import RC, REGION_DESCRIPTIONS, REPORTED_REGIONS
+from bids_arca.labels import POSTOP_REGIONS, RC, REGION_DESCRIPTIONS, REPORTED_REGIONS
 from bids_arca.postprocessing.rules import postprocess
 
 Interval = Literal['prediction', 'range']
 # The reported regions of :mod:`bids_arca.labels` (shared with the group level), with their
-# descriptions, and the cavity for models that segment it.
+# descriptions, and the post-operative regions for models that segment the cavity.
 VOLUME_REGIONS: dict[str, tuple[tuple[int, ...], str]] = {
     name: (labels, REGION_DESCRIPTIONS[name]) for name, labels in REPORTED_REGIONS.items()
 }
-CAVITY_REGION = ('RC', ((RC,), "resection cavity (from the model's cavity output)"))
+POSTOP_VOLUME_REGIONS: dict[str, tuple[tuple[int, ...], str]] = {
+    name: (labels, REGION_DESCRIPTIONS[name]) for name, labels in POSTOP_REGIONS.items()
+}
 INTERVAL_DESCRIPTIONS: dict[str, str] = {
     'prediction': (
         '95% prediction interval from the spread of the volumes that the separate views and '
@@ -80,7 +91,9 @@ def voxel_volume_ml(spacing: Sequence[float]) -> float:
 
 
 def regions_for(include_cavity: bool) -> dict[str, tuple[tuple[int, ...], str]]:
-    return VOLUME_REGIONS | (dict([CAVITY_REGION]) if include_cavity else {})
+    """The regions of a volumes table: with a cavity output also the cavity and the residual
+    tumour, enhancing and non-enhancing."""
+    return VOLUME_REGIONS | (POSTOP_VOLUME_REGIONS if include_cavity else {})
 
 
 def region_volumes_ml(

@@ -132,6 +132,7 @@ def methods(
     preprocessing_references: Sequence[str] = ('dcm2niix2016', 'ants2011'),
     wang_min_voxels: int = 2000,
     dicom_outputs: bool = False,
+    cavity: bool = False,
 ) -> tuple[list[str], list[Reference]]:
     """The methods paragraphs (citations as ``[n]``) and the references they cite, in order."""
     citations = _Citations()
@@ -146,6 +147,15 @@ def methods(
             _Cite(citations, version=__version__, model=model)
         ),
         _with_citations(preprocessing, [citations[key] for key in preprocessing_references]),
+        *(
+            [
+                'The tumour-core network has a third class, the resection cavity, so that the '
+                'cavity (RC) is told apart from the residual tumour (the core without the '
+                'cavity); the model decides from the images where a cavity is.'
+            ]
+            if cavity
+            else []
+        ),
         'The probabilities of the {count} views ({views}) were averaged {wang2018} and '
         'thresholded at 0.5; the regions were nested so that the enhancing tumour lies inside '
         'the core and the core inside the whole tumour. '.format_map(

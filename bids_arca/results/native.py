@@ -32,10 +32,12 @@ REGIONS = ('WT', 'TC', 'ET')
 
 def native_regions(space: SessionSpace, result: Segmentation) -> RegionProbabilities:
     """The fused probabilities on the native T1ce grid, and per view (and flip) the regions as
-    masks (``p > 0.5``, the post-processing's threshold) for the volume intervals."""
-    fused = [space.to_native(result.probabilities[r], 'T1ce') for r in REGIONS]
+    masks (``p > 0.5``, the post-processing's threshold) for the volume intervals; the cavity
+    too for a model that has a cavity output."""
+    regions = REGIONS + (('RC',) if 'RC' in result.probabilities else ())
+    fused = [space.to_native(result.probabilities[r], 'T1ce') for r in regions]
     members = [
-        tuple(native_mask(space, member[r], 'T1ce') for r in REGIONS)
+        tuple(native_mask(space, member[r], 'T1ce') for r in regions)
         for member in result.members.values()
     ]
     views = tuple(dict.fromkeys(name.split('+')[0] for name in result.members)) or (

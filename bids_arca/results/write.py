@@ -179,6 +179,7 @@ def write_results(
             interval=interval,
             views=p.views,
             dicom_outputs=bool(dicom_series),
+            cavity=has_cavity,
             **({'preprocessing': preprocessing_text} if preprocessing_text else {}),
             **(
                 {'preprocessing_references': preprocessing_references}

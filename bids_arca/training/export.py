@@ -45,6 +45,10 @@ OUTPUT = {
     },
     'label_scheme': 'bids_arca.labels (BraTS-2024 compartments)',
 }
+CAVITY_OUTPUT = (
+    'resection cavity (RC): class 2 of the TC network, inside TC and WT; labelled RC where it is '
+    'not enhancing'
+)
 USER_TRAINED_LICENSE = (
     'These weights were trained with bids-arca on the data named in model.json.\n'
     'Whoever trained them decides their licence; the terms of the training data apply.\n'
@@ -84,6 +88,15 @@ def input_section(base: dict, preprocessing: dict) -> dict:
     return {**base, 'preprocessing_options': preprocessing}
 
 
+def output_section(settings: CascadeSettings, init: CascadeModel | None) -> dict:
+    """The card's outputs: the initial model's, or ours; with the resection cavity for a model
+    whose TNet has a cavity class."""
+    if not settings.has_cavity:
+        return init.card['output'] if init else OUTPUT
+    regions = {**OUTPUT['regions'], 'RC': CAVITY_OUTPUT}
+    return {**OUTPUT, 'regions': regions}
+
+
 def export_cascade(
     destination: Path,
     name: str,
@@ -109,7 +122,7 @@ def export_cascade(
         },
         'cascade': settings.to_dict(),
         'input': input_section(init.card['input'] if init else INPUT, preprocessing),
-        'output': init.card['output'] if init else OUTPUT,
+        'output': output_section(settings, init),
         'training': training,
         'training_data': training['data'].get('description', ''),
     }

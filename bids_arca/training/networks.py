@@ -5,7 +5,8 @@
 * ``ar``: Myronenko's SegResNetVAE (MONAI's implementation), one network for WT, TC and ET.
 
 Switches: the VAE's loss form and weights, 1 (axial) or 3 views, anisotropic (Wang's 1x3x3
-convolutions) or isotropic (3x3x3, the fusion layers kept so that input and output shapes match).
+convolutions) or isotropic (3x3x3, the fusion layers kept so that input and output shapes match),
+and a resection-cavity class for TNet (``cavity``: the post-operative model).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from bids_arca.model.cacnn import CACNN, CACNNConfig
-from bids_arca.model.settings import VIEWS
+from bids_arca.model.settings import CAVITY_CLASS, VIEWS
 from bids_arca.training.choices import ARCHITECTURES
 from bids_arca.training.vae import VAEConfig, VAEHead
 
@@ -33,6 +34,7 @@ class Variant:
     vae_weights: tuple[float, float] | None = None
     views: tuple[str, ...] = VIEWS
     anisotropic: bool = True
+    cavity: bool = False  # TNet with a resection-cavity class (cascades only)
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
@@ -41,6 +43,8 @@ class Variant:
         if unknown or not self.views:
             raise ValueError(f'views must be taken from {VIEWS}, not {self.views}')
         VAEConfig.form(self.vae, self.vae_weights)  # fails early on a bad form
+        if self.cavity and not self.cascade:
+            raise ValueError('a cavity output needs a cascade (arca or cacnn)')
 
     @property
     def cascade(self) -> bool:
@@ -91,9 +95,18 @@ class ARCANet(nn.Module):
         return TrainOutput(logits, *self.vae(captured[0]))
 
 
-def stage_config(stage: str, norm_stats: str = 'batch', isotropic: bool = False) -> CACNNConfig:
-    """WNet and TNet downsample twice in-plane, ENet once (Wang)."""
-    return CACNNConfig(downsample_twice=stage != 'et', norm_stats=norm_stats, isotropic=isotropic)
+def stage_config(
+    stage: str, norm_stats: str = 'batch', isotropic: bool = False, cavity: bool = False
+) -> CACNNConfig:
+    """WNet and TNet downsample twice in-plane, ENet once (Wang); with ``cavity`` TNet has a
+    third class, the resection cavity."""
+    classes = CAVITY_CLASS + 1 if cavity and stage == 'tc' else 2
+    return CACNNConfig(
+        downsample_twice=stage != 'et',
+        norm_stats=norm_stats,
+        isotropic=isotropic,
+        num_classes=classes,
+    )
 
 
 def cascade_network(

@@ -16,8 +16,9 @@ from torch import Tensor
 from bids_arca.errors import UsageError
 from bids_arca.model.bundle import CascadeModel
 from bids_arca.model.cacnn import CACNN
-from bids_arca.model.settings import CascadeSettings, wang_brats17_settings
+from bids_arca.model.settings import CAVITY_CLASS, CascadeSettings, wang_brats17_settings
 from bids_arca.training.cases import TrainingCase
+from bids_arca.training.cavity import with_cavity_class
 from bids_arca.training.distributed import Context
 from bids_arca.training.networks import STAGES, Variant, stage_config
 from bids_arca.training.trainer import ARTrainer, CascadeTrainer, TrainResult
@@ -34,7 +35,10 @@ def cascade_settings(variant: Variant, init: CascadeModel | None) -> CascadeSett
             name: replace(
                 stage,
                 network=stage_config(
-                    name, stage.network.norm_stats, isotropic=not variant.anisotropic
+                    name,
+                    stage.network.norm_stats,
+                    isotropic=not variant.anisotropic,
+                    cavity=variant.cavity,
                 ),
             )
             for name, stage in settings.stages.items()
@@ -45,7 +49,22 @@ def cascade_settings(variant: Variant, init: CascadeModel | None) -> CascadeSett
         raise UsageError(f'--init-model {init.name}: has no {", ".join(sorted(missing))} networks')
     if not variant.anisotropic:
         raise UsageError('--isotropic: the networks of --init-model are anisotropic')
-    return replace(init.settings, views=tuple(variant.views))
+    settings = replace(init.settings, views=tuple(variant.views))
+    if variant.cavity and not settings.has_cavity:  # TNet gains the cavity class
+        tc = settings.stages['tc']
+        tc = replace(tc, network=replace(tc.network, num_classes=CAVITY_CLASS + 1))
+        settings = replace(settings, stages={**settings.stages, 'tc': tc})
+    return settings
+
+
+def initial_state(init: CascadeModel, stage: str, view: str, settings: CascadeSettings) -> State:
+    """The starting weights of one network from ``init``, widened by a cavity class where the
+    trained TNet has one and ``init``'s has not."""
+    state = init.nets[stage][view].state_dict()
+    config = settings.stages[stage].network
+    if config.num_classes != init.settings.stages[stage].network.num_classes:
+        state = with_cavity_class(state, CACNN(config))
+    return state
 
 
 def train_cascade(
@@ -60,13 +79,15 @@ def train_cascade(
     time_budget_s: float | None = None,
     resume: bool = False,
     patches: dict[str, tuple[int, int, int]] | None = None,
+    stage_options: dict[str, dict] | None = None,
     stages: tuple[str, ...] = STAGES,
     log=None,
     progress=None,
     **hyperparameters,
 ) -> tuple[dict[str, dict[str, State]], list[TrainResult], CascadeSettings]:
     """Train the cascade; return the best weights per stage and view, the summaries and the
-    settings to export with them. Stages left out of ``stages`` keep ``init``'s weights."""
+    settings to export with them. Stages left out of ``stages`` keep ``init``'s weights.
+    ``stage_options`` override trainer hyperparameters per stage (e.g. ``max_iterations``)."""
     if set(stages) != set(STAGES) and init is None:
         raise UsageError('training only some stages needs an initial model for the others')
     settings = cascade_settings(variant, init)
@@ -76,9 +97,9 @@ def train_cascade(
     for stage in STAGES:
         for view in variant.views:
             if stage not in stages:
-                states.setdefault(stage, {})[view] = init.nets[stage][view].state_dict()
+                states.setdefault(stage, {})[view] = initial_state(init, stage, view, settings)
                 continue
-            options = dict(hyperparameters)
+            options = dict(hyperparameters) | (stage_options or {}).get(stage, {})
             if patches and stage in patches:
                 options['patch'] = patches[stage]
             trainer = CascadeTrainer(
@@ -92,7 +113,7 @@ def train_cascade(
                 context,
                 seed=seed,
                 time_budget_s=budget,
-                init_state=init.nets[stage][view].state_dict() if init else None,
+                init_state=initial_state(init, stage, view, settings) if init else None,
                 log=log,
                 progress=progress,
                 **options,

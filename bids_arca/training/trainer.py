@@ -29,8 +29,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from bids_arca.labels import REGIONS
+from bids_arca.labels import RC, REGIONS
 from bids_arca.model.cacnn import SLICES_LOST, CACNNConfig
+from bids_arca.model.settings import CAVITY_CLASS
 from bids_arca.training.augment import Augmentation, augment
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.distributed import Context
@@ -95,6 +96,9 @@ class Trainer:
     augmentation = Augmentation()
     patch: tuple[int, int, int] = (19, 144, 144)
     scored_regions = 1
+    # top-level modules of the exported network kept as they are (e.g. a pretrained full-
+    # resolution stem, to spend a small budget on the rest): no gradients through them
+    freeze: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -206,8 +210,13 @@ class Trainer:
         network = self.build_network().to(self.device)
         if self.init_state is not None:
             self.exported(network).load_state_dict(self.init_state, strict=True)
+        for name, parameter in self.exported(network).named_parameters():
+            if name.split('.')[0] in self.freeze:
+                parameter.requires_grad_(False)
         optimizer = torch.optim.Adam(
-            network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            [p for p in network.parameters() if p.requires_grad],
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
         )
         state = {'epoch': 0, 'iteration': 0, 'best_dice': -math.inf, 'best_epoch': 0}
         state |= {'stale': 0, 'seconds': 0.0}
@@ -364,6 +373,9 @@ class CascadeTrainer(Trainer):
         )
         vae = variant.vae_config()
         self.vae_weights = (vae.w_l2, vae.w_kl) if vae else None
+        # a TNet with a cavity class is scored on the core and on the cavity
+        self.cavity = config.num_classes > CAVITY_CLASS
+        self.scored_regions = 2 if self.cavity else 1
 
     def build_network(self) -> nn.Module:
         return cascade_network(self.config, self.variant, self.patch)
@@ -387,12 +399,18 @@ class CascadeTrainer(Trainer):
         return STAGE_TARGET[self.stage], (slice(half, -half), slice(None), slice(None))
 
     def _target(self, labels: Tensor) -> Tensor:
+        """Class indices of the predicted slices: the stage's region (1); with a cavity class,
+        the core that is not cavity 1 and the cavity CAVITY_CLASS."""
         half = SLICES_LOST // 2
+        labels = labels[:, half:-half]
         regions = torch.tensor(STAGE_TARGET[self.stage], device=labels.device)
-        return torch.isin(labels[:, half:-half], regions)
+        target = torch.isin(labels, regions).long()
+        if self.cavity:
+            target[labels == RC] = CAVITY_CLASS
+        return target
 
     def loss(self, output, image, labels):
-        dice = softmax_dice_loss(output.logits, self._target(labels).long())
+        dice = softmax_dice_loss(output.logits, self._target(labels))
         terms = {'dice_loss': dice}
         loss = dice
         if output.recon is not None:
@@ -403,8 +421,11 @@ class CascadeTrainer(Trainer):
         return loss, {key: value.detach() for key, value in terms.items()}
 
     def counts(self, logits, labels):
-        prediction = logits.argmax(dim=1, keepdim=True) == 1
-        return _counts(prediction, self._target(labels)[:, None])
+        predicted, target = logits.argmax(dim=1, keepdim=True), self._target(labels)[:, None]
+        if not self.cavity:
+            return _counts(predicted == 1, target == 1)
+        core = _counts(predicted > 0, target > 0)
+        return torch.cat([core, _counts(predicted == CAVITY_CLASS, target == CAVITY_CLASS)])
 
 
 class ARTrainer(Trainer):

@@ -2,9 +2,11 @@
 
 ``--evaluate --reference DIR`` scores our segmentations (and those of ``--compare NAME=DIR``)
 against a reference derivative; ``--longitudinal`` (on by default when a participant has several
-sessions) follows each subject's volumes. Both write their tables at the output root, their
-figures in ``figures/`` and one page, ``group.html``. Every run recomputes from all participant
-outputs, so re-running after a new session updates everything.
+sessions) follows each subject's volumes and, for each post-operative session after a
+pre-operative one, gives the extent of resection and the RANO resect class. Both write their
+tables at the output root, their figures in ``figures/`` and one page, ``group.html``. Every
+run recomputes from all participant outputs, so re-running after a new session updates
+everything.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ from bids_arca.evaluation import figures as eval_figures
 from bids_arca.evaluation import tables as eval_tables
 from bids_arca.evaluation.evaluate import Source, evaluate
 from bids_arca.longitudinal import figures as long_figures
+from bids_arca.longitudinal.resection_table import resection_rows
+from bids_arca.longitudinal.resection_table import write_table as write_resection_table
 from bids_arca.longitudinal.tables import write_table
 from bids_arca.longitudinal.trajectories import collect, table_rows
 from bids_arca.schemes import SCHEMES
 from bids_arca.sessions import read_sessions
-from bids_arca.workflows.group_page import evaluation_section, longitudinal_section, write_page
+from bids_arca.workflows.group_page import (
+    evaluation_section,
+    longitudinal_section,
+    resection_section,
+    write_page,
+)
 
 LOGGER = logging.getLogger(__name__)
 MODEL_NAME = 'bids-arca'
@@ -56,6 +65,10 @@ def run_group(opts: Namespace) -> list[Path]:
         section, files = run_longitudinal(opts)
         sections.append(section)
         written += files
+        resection = run_resection(opts)
+        if resection is not None:
+            sections.append(resection[0])
+            written += resection[1]
     written.append(write_page(opts.output_dir / 'group.html', sections))
     for path in written:
         LOGGER.info('wrote %s', path)
@@ -148,3 +161,15 @@ def run_longitudinal(opts: Namespace) -> tuple[str, list[Path]]:
     LOGGER.info('longitudinal: %d participant(s), %d row(s)', len(visits), len(rows))
     section = longitudinal_section(rows, overview, per_subject)
     return section, [table, overview, *per_subject.values()]
+
+
+def run_resection(opts: Namespace) -> tuple[str, list[Path]] | None:
+    """Extent of resection and RANO resect class of each post-operative session against the
+    participant's latest pre-operative one; None when no participant has such a pair."""
+    visits = collect(opts.output_dir, opts.bids_dir, opts.participant_label, opts.session_label)
+    rows = [row for subject, found in visits.items() for row in resection_rows(subject, found)]
+    if not rows:
+        return None
+    table = write_resection_table(opts.output_dir, rows)
+    LOGGER.info('extent of resection: %d post-operative session(s)', len(rows))
+    return resection_section(rows), [table]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.evaluation.figures import LABELS as METRIC_LABELS
-from bids_arca.labels import REPORTED_REGIONS
+from bids_arca.labels import EVALUATED_REGIONS
 from bids_arca.longitudinal.response import PD_CHANGE_PCT, PR_CHANGE_PCT
 from bids_arca.tables import format_value, write_atomic
 
@@ -93,7 +93,7 @@ def evaluation_section(
     ]
     for metric in dict.fromkeys(r['metric'] for r in summary):
         rows = [r for r in summary if r['metric'] == metric]
-        regions = [g for g in REPORTED_REGIONS if any(r[f'{g}_n'] for r in rows)]
+        regions = [g for g in EVALUATED_REGIONS if any(r[f'{g}_n'] for r in rows)]
         body = [
             [html.escape(r['model']), html.escape(r['surgery'])]
             + [
@@ -150,6 +150,56 @@ def longitudinal_section(rows: Sequence[dict], group_figure: Path, subject_figur
             _table(header, body, 3),
         ]
     return '\n'.join([*parts, '</section>'])
+
+
+def resection_section(rows: Sequence[dict]) -> str:
+    """Each post-operative session against the latest pre-operative one: residual volumes,
+    extent of resection and RANO resect class."""
+    body = [
+        [
+            html.escape(f'{r["participant_id"]} {format_value(r["session_id"])}'),
+            html.escape(format_value(r['preop_session'])),
+            html.escape(format_value(r['days_after_preop'])),
+            _number(r.get('cavity_ml')),
+            _number(r.get('residual_tumour_ml')),
+            _interval(r, 'residual_ce'),
+            _interval(r, 'residual_non_ce'),
+            _number(r.get('eor_ce_pct'), 0),
+            html.escape(format_value(r.get('rano_resect')))
+            + (
+                f' <span class="noise">({html.escape(r["rano_resect_interval"])})</span>'
+                if r.get('rano_resect_interval') and '-' in r['rano_resect_interval']
+                else ''
+            ),
+        ]
+        for r in rows
+    ]
+    header = ['session', 'pre-op session', 'days', 'cavity mL', 'residual tumour mL']
+    header += ['residual CE mL', 'residual non-CE mL', 'EOR CE %', 'RANO resect']
+    return '\n'.join(
+        [
+            '<section id="resection">',
+            '<h2>Extent of resection</h2>',
+            '<p>Each post-operative session against the latest pre-operative one. CE: '
+            'contrast-enhancing tumour; non-CE: the T2/FLAIR abnormality outside the cavity and '
+            'the CE tumour, oedema included. RANO resect classes (Karschnia et al., '
+            'Neuro-Oncology 2023): 1 supramaximal (0 mL CE, &le; 5 mL non-CE), 2A complete '
+            '(0 mL CE), 2B near-total (&le; 1 mL CE), 3A subtotal (&le; 5 mL CE), 3B partial '
+            '(&gt; 5 mL CE), 4 biopsy (no CE reduction). <span class="noise">Grey</span>: the '
+            "classes at the ends of the volumes' 95% intervals, when they differ. All columns: "
+            '<code>group_resection.tsv</code>.</p>',
+            _table(header, body, 2),
+            '</section>',
+        ]
+    )
+
+
+def _interval(row: dict, name: str) -> str:
+    text = _number(row.get(f'{name}_ml'))
+    low, high = row.get(f'{name}_low_ml'), row.get(f'{name}_high_ml')
+    if low is not None and high is not None:
+        text += f' [{_number(low)}-{_number(high)}]'
+    return text
 
 
 def _volume(row: dict | None) -> str:

@@ -71,7 +71,7 @@ def test_command_line_installs_into_the_store(shared: Path, tmp_path: Path, monk
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path))
     weights = str(shared / 'weights' / 'brats17-cacnn')
     assert cli.main(['import-brats17', weights]) == 0
-    assert resolve_model() == tmp_path / 'brats17-cacnn'
+    assert resolve_model('brats17-cacnn') == tmp_path / 'brats17-cacnn'
     assert cli.main(['import-brats17', weights]) == 73  # no silent overwrite
     assert cli.main(['import-brats17', weights, '--force']) == 0
     assert cli.main(['list']) == 0

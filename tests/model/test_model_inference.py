@@ -103,9 +103,9 @@ def test_views_and_flips_map_back_to_the_input_voxels(tiny, exam, monkeypatch):
 
     def fake_view(net, volume, *args, **kwargs):
         seen.append(tuple(volume.shape[1:]))
-        return (volume[0] > 0).float()
+        return (volume[0] > 0).float()[None]
 
-    monkeypatch.setattr(inference, 'predict_view', fake_view)
+    monkeypatch.setattr(inference, 'predict_classes', fake_view)
     options = inference.CascadeOptions(postprocess='none')
     result = segment(
         images, mask, (1, 1, 1), tiny, device='cpu', flips=[(0,), (1, 2)], options=options
@@ -119,6 +119,40 @@ def test_views_and_flips_map_back_to_the_input_voxels(tiny, exam, monkeypatch):
     )
     assert seen[:3] == [(z, y, x)] * 3  # axial, plain then two flips
     assert seen[3] == (x, z, y) and seen[6] == (y, z, x)  # sagittal, coronal (Wang's order)
+
+
+def test_a_cavity_model_gives_rc_where_its_cavity_class_wins_in_the_core(
+    make_tiny_model, tmp_path, exam, monkeypatch
+):
+    """A TC network with a cavity class: TC = classes 1 + 2, RC = class 2, and RC labels in the
+    non-enhancing core exactly where that probability is above 0.5; each view keeps its RC."""
+    images, mask = exam
+    model = load_model(str(make_tiny_model(tmp_path / 'cavity', cavity=True)), 'cpu')
+    assert model.settings.has_cavity
+
+    def fake_classes(net, volume, *args, **kwargs):
+        if net.config.num_classes == 3:  # class 1 (core) where channel 0 > 0, cavity where 1 is
+            return torch.stack([0.3 * (volume[0] > 0), 0.6 * (volume[1] > 0)]).float()
+        return ((volume[2] > -0.5) if net.config.downsample_twice else (volume[3] > 1)).float()[
+            None
+        ]
+
+    monkeypatch.setattr(inference, 'predict_classes', fake_classes)
+    options = inference.CascadeOptions(postprocess='none')
+    result = segment(
+        images, mask, (1, 1, 1), model, device='cpu', options=options, keep_views=True
+    )
+    rc, tc = result.probabilities['RC'], result.probabilities['TC']
+    assert set(result.probabilities) == {'WT', 'TC', 'ET', 'RC'}
+    assert set(result.members['axial']) == {'WT', 'TC', 'ET', 'RC'}
+    inside = mask & (tc > 0)  # the TC box
+    np.testing.assert_allclose(rc[inside], 0.6 * (images[1] > 0)[inside], atol=1e-6)
+    np.testing.assert_allclose(
+        tc[inside], (0.3 * (images[0] > 0) + 0.6 * (images[1] > 0))[inside], atol=1e-6
+    )
+    core = np.isin(result.labels, (1, 4))
+    assert (result.labels == 4).any()
+    np.testing.assert_array_equal(result.labels == 4, core & (rc > 0.5))
 
 
 def test_bad_inputs_are_refused_with_a_clear_message(tiny, exam):

@@ -8,15 +8,19 @@ import pytest
 import torch
 
 from bids_arca.errors import InputDataError, MissingInputError, OutputError
+from bids_arca.model import store
 from bids_arca.model.bundle import load_bundle, write_bundle
 from bids_arca.model.cacnn import CACNN, CACNNConfig
 from bids_arca.model.store import (
+    BRATS17_MODEL,
     DEFAULT_MODEL,
     list_models,
     read_card,
     resolve_model,
     store_dir,
 )
+
+SHIPPED = 'arca-postop'  # models/arca-postop
 
 
 def test_store_location(monkeypatch, tmp_path):
@@ -29,6 +33,7 @@ def test_store_location(monkeypatch, tmp_path):
 
 def test_resolve_by_name_path_and_card(monkeypatch, tmp_path, make_tiny_model):
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path))
+    monkeypatch.setattr(store, 'bundled_dir', lambda: None)
     folder = make_tiny_model(tmp_path / 'tiny')
     assert resolve_model('tiny') == folder
     assert resolve_model(str(folder)) == folder.resolve()
@@ -36,15 +41,38 @@ def test_resolve_by_name_path_and_card(monkeypatch, tmp_path, make_tiny_model):
     assert list_models() == ['tiny']
 
 
-def test_missing_default_model_says_how_to_install_it(monkeypatch, tmp_path):
-    monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path))
+def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path, make_tiny_model):
+    """A model shipped with bids-arca is found without an import; a store copy of the same name
+    takes precedence; the default (BraTS-2017) model still needs its import."""
+    monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
+    shipped = make_tiny_model(tmp_path / 'shipped' / SHIPPED)
+    monkeypatch.setattr(store, 'bundled_dir', lambda: tmp_path / 'shipped')
+    assert resolve_model(SHIPPED) == shipped
+    assert list_models() == [SHIPPED]
+    mine = make_tiny_model(tmp_path / 'store' / SHIPPED, seed=1)
+    assert resolve_model(SHIPPED) == mine
+    assert DEFAULT_MODEL == BRATS17_MODEL
     with pytest.raises(MissingInputError, match='bids-arca-models import-brats17') as error:
         resolve_model()
-    assert DEFAULT_MODEL in str(error.value)
-    with pytest.raises(MissingInputError, match="model 'other' is not installed"):
+    assert BRATS17_MODEL in str(error.value)
+    with pytest.raises(MissingInputError, match=f"model 'other' is not installed.*{SHIPPED}"):
         resolve_model('other')
     with pytest.raises(MissingInputError, match='model card not found'):
-        resolve_model(str(tmp_path))  # a folder that is not a model
+        resolve_model(str(tmp_path / 'store'))  # a folder that is not a model
+
+
+def test_the_repository_ships_the_post_operative_model():
+    folder = resolve_model(SHIPPED)
+    card = read_card(folder)
+    assert folder.name == SHIPPED and folder.parent == store.bundled_dir()
+    assert card['cascade']['stages']['tc']['network']['num_classes'] == 3  # the cavity class
+    # Wang et al.'s BSD-3 notice travels with the weights made from theirs
+    notice = (folder / 'LICENSE.txt').read_text()
+    assert card['licence'] == 'BSD-3-Clause' and 'University College London' in notice
+    assert 'Redistribution and use in source and binary forms' in notice
+    assert (folder / 'model.safetensors').stat().st_size <= 20 * 2**20
+    assert {'test', 'train'} <= set(card['training']['data']['splits'])
+    assert len(card['training']['recipe']['commit']) == 40 and 'goals' in card['validation']
 
 
 def test_bundle_round_trip_and_integrity(tmp_path, make_tiny_model):

@@ -1,0 +1,371 @@
+"""``make model``: the post-operative AR-CA model that bids-arca ships (``models/arca-postop``).
+
+AR-CA (Lotan et al., AJNR 2022) is Wang et al.'s CA-CNN cascade trained with a VAE regulariser;
+here its TNet also has a resection-cavity class (RC). It starts from the BraTS-2017 weights
+(``../shared/weights/brats17-cacnn``, BSD-3-Clause) and is fine-tuned on
+
+* real exams of the shared folder (:mod:`bids_arca.training.real_exams`), each before surgery
+  and after simulated operations (:mod:`bids_arca.resection`: gross-total, subtotal, biopsy);
+* phantom sessions (:mod:`bids_arca.sample`) before and after surgery, and simulated operations
+  on phantoms.
+
+Patients are split once, by hand (``SPLITS``): no case of a test or validation patient, pre- or
+post-operative, is ever trained on. Two scales of the same recipe:
+
+``--scale cpu``   (default) about 1 hour on 2 shared CPU cores: 3 operations per exam,
+                  smaller patches, batch 2, a fixed number of iterations; TNet trained (WNet
+                  and ENet kept), the layers before its second downsampling kept as they were
+                  (no gradients through them);
+``--scale full``  for a GPU (``bash recipes/arca_postop_gpu.sh``): 12 operations per exam,
+                  more phantoms, Wang's patches, batch 5, every layer trained, early stopping;
+``--scale smoke`` the plumbing in minutes (one patient, two iterations per network).
+
+Seeds are fixed (``--seed``); cases are cached in ``--work`` (a rerun reuses them) and the
+networks checkpoint there too (``--resume`` continues). Progress: one line per prepared case and
+per epoch of each network. ``--architecture cacnn`` trains the same recipe without the VAE (the
+paper's comparison, docs/training.md).
+
+    python recipes/arca_postop.py [--scale cpu|full] [--out models/arca-postop] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Patients by role. Test: the pre-operative goals' exams (GLI-00001, HG0015, three BraTS 2018
+# cases) and the raw TCGA exam of the participant-level tests; validation: early stopping only.
+SPLITS = {
+    'test': ('GLI00001', 'HG0015', 'FG6692', '20133', 'CBICAABM', 'TCIA03265'),
+    'validation': ('TCIA01378',),
+    'train': ('201311', '201320', 'CBICAAME', 'TCIA01201', 'TCIA02135', 'TCIA02606', 'TCIA10628'),
+}
+# Phantom subjects (bids-arca-sample numbering; the demo is subject 1).
+PHANTOMS = {'test': (1, 2), 'validation': (7,), 'train': (3, 4, 5, 6)}  # cpu: 3-5
+# The layers before the second downsampling (full resolution, and half for WNet and TNet): kept
+# as they are at CPU scale, so that the budget buys iterations of the deeper layers and heads.
+ENCODER_START = ('block1_1', 'block1_2', 'fuse1', 'downsample1', 'block2_1', 'block2_2', 'fuse2')
+
+
+@dataclass(frozen=True)
+class Scale:
+    resections: int  # simulated operations per real training exam
+    phantom_subjects: tuple[int, ...]  # training phantoms (pre- and post-operative sessions)
+    phantom_resections: int  # simulated operations per training phantom
+    patients: int | None = None  # the first this many training patients (None: all)
+    validation_phantoms: tuple[int, ...] = PHANTOMS['validation']
+    trained: tuple[str, ...] = ('wt', 'tc', 'et')  # stages trained; the others keep BraTS-2017's
+    hyperparameters: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # per stage: patch, max_iterations
+
+
+SCALES = {
+    'cpu': Scale(
+        resections=3,
+        phantom_subjects=(3, 4, 5),
+        phantom_resections=1,
+        hyperparameters={
+            'batch_size': 2,
+            'learning_rate': 3e-4,
+            'iterations_per_epoch': 40,
+            'validation_batches_per_case': 2,
+            'patience': 1000,  # no early stopping: fixed iterations, the best epoch kept
+            'freeze': ENCODER_START,
+        },
+        # 80 iterations per view: what the shared machine gave in the hour the shipped model had
+        # (about 12 s per TNet iteration at a load average of 12 to 16)
+        stages={'tc': {'patch': (19, 64, 64), 'max_iterations': 80}},
+        # WNet already finds the whole tumour around a cavity (its box is all TNet needs), and
+        # ENet is kept too: the budget goes to the cavity class (TNet)
+        trained=('tc',),
+    ),
+    # the plumbing only, in minutes: one training patient, two iterations per network
+    'smoke': Scale(
+        resections=1,
+        phantom_subjects=(),
+        phantom_resections=0,
+        patients=1,
+        validation_phantoms=(),
+        hyperparameters={'batch_size': 2, 'iterations_per_epoch': 2, 'freeze': ENCODER_START},
+        stages={
+            stage: {'patch': (19, 64, 64), 'max_iterations': 2} for stage in ('wt', 'tc', 'et')
+        },
+    ),
+    'full': Scale(
+        resections=12,
+        phantom_subjects=tuple(range(8, 40)),
+        phantom_resections=2,
+        hyperparameters={
+            'batch_size': 5,
+            'learning_rate': 1e-4,
+            'iterations_per_epoch': 250,
+            'validation_batches_per_case': 4,
+            'patience': 10,
+            'num_workers': 4,
+        },
+        stages={'wt': {'max_iterations': 8000}, 'tc': {'max_iterations': 8000}},
+    ),
+}
+LOGGER = logging.getLogger('arca_postop')
+
+
+def case_jobs(split: str, scale: Scale) -> list[tuple[str, object, int]]:
+    """What to make for a split: (kind, who, simulated operations) per exam or phantom."""
+    resections = scale.resections if split == 'train' else 2
+    patients = SPLITS[split][: scale.patients] if split == 'train' else SPLITS[split]
+    jobs = [('exam', patient, resections) for patient in patients if split != 'test']
+    subjects = scale.phantom_subjects if split == 'train' else scale.validation_phantoms
+    jobs += [('phantom', subject, scale.phantom_resections) for subject in subjects]
+    return jobs
+
+
+def make_cases(job: tuple, shared: str, cache: str, seed: int) -> list[str]:
+    """Make (or find) the cases of one exam or phantom in the cache; returns their folders. Runs
+    in a worker process, one thread."""
+    import torch
+
+    from bids_arca import __version__
+    from bids_arca.training.brats_space import read_exam
+    from bids_arca.training.phantoms import PhantomSpec, phantom_case
+    from bids_arca.training.postop_cases import (
+        CASES_VERSION,
+        cached,
+        case_resection,
+        exam_cases,
+        session_name,
+    )
+    from bids_arca.training.real_exams import real_exams
+
+    torch.set_num_threads(1)
+    kind, who, resections = job
+    key = f'{kind}:{who}:seed{seed}:v{CASES_VERSION}:bids-arca {__version__}'
+    if kind == 'exam':
+        names = [session_name(i) for i in range(resections + 1)]
+        folders = [Path(cache) / f'{who}_{name}' for name in names]
+        exam = real_exams(Path(shared))[who]
+        cached(folders, key, lambda: exam_cases(read_exam(exam), resections, seed))
+    else:
+        names = ['preop', 'postop'] + [session_name(i + 1) for i in range(resections)]
+        folders = [Path(cache) / f'phantom{who:02d}_{name}' for name in names]
+
+        def make():
+            preop = phantom_case(PhantomSpec(who, 'preop', small=False))
+            postop = phantom_case(PhantomSpec(who, 'postop', small=False))
+            operated = [case_resection(preop, i + 1, seed) for i in range(resections)]
+            return [preop, postop, *operated]
+
+        cached(folders, key, make)
+    return [str(folder) for folder in folders]
+
+
+def prepare(splits: list[str], scale: Scale, args) -> dict[str, list]:
+    """Every case of ``splits``, made in ``--jobs`` processes and cached."""
+    from bids_arca.training.cases import load_case
+
+    todo = [(split, job) for split in splits for job in case_jobs(split, scale)]
+    folders: dict[str, list] = {split: [] for split in splits}
+    start = time.monotonic()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [
+            (
+                split,
+                job,
+                pool.submit(make_cases, job, str(args.shared), str(args.cache), args.seed),
+            )
+            for split, job in todo
+        ]
+        for count, (split, job, future) in enumerate(futures, 1):
+            made = future.result()
+            folders[split] += made
+            elapsed = time.monotonic() - start
+            print(
+                f'[{count}/{len(todo)}] {split}: {job[0]} {job[1]}, {len(made)} cases '
+                f'({elapsed:.0f} s)',
+                flush=True,
+            )
+    return {split: [load_case(Path(f)) for f in chosen] for split, chosen in folders.items()}
+
+
+def brats17(args):
+    """The BraTS-2017 model: from the store, else imported into the work folder."""
+    from bids_arca.errors import MissingInputError
+    from bids_arca.model.brats17 import import_brats17
+    from bids_arca.model.bundle import load_bundle
+    from bids_arca.model.store import resolve_model
+
+    try:
+        folder = resolve_model('brats17-cacnn')
+    except MissingInputError:
+        folder = args.work / 'brats17-cacnn'
+        if not (folder / 'model.json').is_file():
+            import_brats17(args.shared / 'weights' / 'brats17-cacnn', folder, overwrite=True)
+    return load_bundle(folder, args.device)
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scale', choices=sorted(SCALES), default='cpu')
+    parser.add_argument('--architecture', choices=('arca', 'cacnn'), default='arca')
+    parser.add_argument('--out', type=Path, help='model folder (default models/<name>)')
+    parser.add_argument('--name', default=None, help='model name (default arca-postop)')
+    parser.add_argument('--work', type=Path, default=REPO / '.work' / 'arca-postop')
+    parser.add_argument(
+        '--shared',
+        type=Path,
+        default=Path(os.environ.get('BIDS_ARCA_SHARED', REPO.parent / 'shared')),
+    )
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--jobs', type=int, default=2, help='processes preparing the cases')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads of the training')
+    parser.add_argument('--resume', action='store_true')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+    scale = SCALES[args.scale]
+    name = args.name or ('arca-postop' if args.architecture == 'arca' else 'cacnn-postop')
+    out = args.out or REPO / 'models' / name
+    args.cache = args.work / 'cases'
+    started = time.monotonic()
+
+    import torch
+
+    from bids_arca.model.settings import VIEWS
+    from bids_arca.training.distributed import Context, select_training_device
+    from bids_arca.training.export import export_cascade, training_section
+    from bids_arca.training.networks import Variant
+    from bids_arca.training.train import cascade_networks, train_cascade
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cases = prepare(['train', 'validation'], scale, args)
+    prepared = time.monotonic() - started
+    print(
+        f'cases ready: {len(cases["train"])} training, {len(cases["validation"])} validation '
+        f'({prepared:.0f} s)'
+    )
+    device = select_training_device(args.device)
+    init = brats17(args)
+    variant = Variant(args.architecture, views=VIEWS, cavity=True)
+    log = PrintedLog(args.work / name)
+    hyper = dict(scale.hyperparameters)
+    states, results, settings = train_cascade(
+        variant,
+        cases['train'],
+        cases['validation'],
+        args.work / name,
+        Context(device=device),
+        init=init,
+        seed=args.seed,
+        resume=args.resume,
+        stage_options=scale.stages,
+        stages=scale.trained,
+        log=log,
+        **hyper,
+    )
+    log.close()
+    data = data_section(cases, args.scale)
+    recorded = {**hyper, 'stages': scale.stages, 'seed': args.seed, 'scale': args.scale}
+    recorded['trained_stages'] = list(scale.trained)
+    recorded['freeze'] = list(hyper.get('freeze', ()))
+    training = training_section(variant, results, data, recorded, init)
+    training['recipe'] = {
+        'command': f'python recipes/arca_postop.py --scale {args.scale} --seed {args.seed}'
+        + (f' --architecture {args.architecture}' if args.architecture != 'arca' else ''),
+        'make_target': 'make model' if args.scale == 'cpu' else None,
+        'commit': commit(),
+        'seconds': {'cases': round(prepared), 'total': round(time.monotonic() - started)},
+        'threads': args.threads,
+        'device': str(device),
+    }
+    preprocessing = {'skull_strip': 'deepbet', 'model_space': 'T1ce', 'fix_left_right': False}
+    nets = cascade_networks(states, settings)
+    for views in nets.values():  # fp16 weights: half the size, the same segmentations
+        for view, net in views.items():
+            views[view] = net.half()
+    export_cascade(out, name, nets, settings, variant, training, preprocessing, init, True)
+    card_path = out / 'model.json'
+    card = json.loads(card_path.read_text())
+    family = 'AR-CA' if args.architecture == 'arca' else 'CA-CNN'
+    card['description'] = (
+        f'{family} with a resection-cavity output (TNet class 2), fine-tuned from the BraTS-2017 '
+        'CA-CNN of Wang et al. on real exams before and after simulated resections and on '
+        f'phantoms (recipes/arca_postop.py, {args.scale} scale)'
+    )
+    card_path.write_text(json.dumps(card, indent=2) + '\n')
+    print(
+        f'{name}: written to {out} in {time.monotonic() - started:.0f} s '
+        f'(weights {card["weights_sha256"][:12]})'
+    )
+
+
+class PrintedLog:
+    """The metrics table of the training, and one printed line per epoch and network."""
+
+    def __init__(self, folder: Path):
+        from bids_arca.training.progress import MetricsLog
+
+        self.log = MetricsLog(folder)
+
+    def add(self, row: dict) -> None:
+        self.log.add(row)
+        print(
+            f'{row["network"]}: epoch {row["epoch"]}, iteration {row["iteration"]}, '
+            f'{row["seconds"]:.0f} s, loss {row.get("loss", float("nan")):.4f}, '
+            f'validation Dice {row["val_dice"]:.4f} (best {row["best_val_dice"]:.4f})',
+            flush=True,
+        )
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def data_section(cases: dict[str, list], scale: str) -> dict:
+    """The card's training data: who, how many pre- and post-operative cases, and their terms."""
+    counts = {
+        split: {
+            'participants': sorted({c.subject for c in chosen}),
+            'cases': len(chosen),
+            'pre_op': sum(c.surgery == 'pre-op' for c in chosen),
+            'post_op': sum(c.surgery == 'post-op' for c in chosen),
+        }
+        for split, chosen in cases.items()
+    }
+    counts['test'] = {
+        'participants': list(SPLITS['test']) + [f'phantom{s:02d}' for s in PHANTOMS['test']]
+    }
+    return {
+        'description': (
+            f'{len(SPLITS["train"])} BraTS 2018 training exams (BraTS 2017 training data, expert '
+            'labels) before surgery and after simulated operations (bids_arca.resection), and '
+            'bids-arca phantoms before and after surgery; held-out patients listed under test '
+            f'({scale} scale of recipes/arca_postop.py)'
+        ),
+        'terms': (
+            'BraTS 2018 training data: BraTS/TCIA data terms (research use; cite Menze et al., '
+            'IEEE TMI 2015; Bakas et al., Sci Data 2017; Bakas et al., arXiv:1811.02629). '
+            'Phantoms: generated by bids-arca (Apache-2.0).'
+        ),
+        'splits': counts,
+    }
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
