@@ -157,7 +157,11 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     )
     provenance = json.loads((out / names.provenance).read_text())
     assert set(provenance['DicomSourceSeries']) == {'T1ce', 'FLAIR'}
-    assert provenance['Parameters']['volume_interval'] == 'prediction'
+    assert provenance['Parameters']['volume_interval'] == 'uncalibrated'
+    lesions = (out / names.lesions).read_text().splitlines()
+    et = [line.split('\t') for line in lesions[1:] if line.startswith('ET\t')]
+    assert len(et) == 1 and et[0][7] == 'true'  # the enhancing rim: one measurable lesion
+    assert float(et[0][3]) == pytest.approx(18, abs=3)  # the sphere's diameter, edge to edge
     assert {'postprocessing_and_volumes', 'dicom_T1ce', 'report'} <= set(
         provenance['TimingsSeconds']
     )

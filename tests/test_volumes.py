@@ -6,11 +6,25 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
+from bids_arca.errors import InputDataError
 from bids_arca.labels import ET, NETC, RC, SNFH
-from bids_arca.quantification import region_volumes_ml, volume_table, volumes_sidecar, volumes_tsv
-from bids_arca.quantification.volumes import threshold_members
+from bids_arca.quantification import (
+    interval_members,
+    region_volumes_ml,
+    volume_table,
+    volumes_sidecar,
+    volumes_tsv,
+)
+from bids_arca.quantification.intervals import (
+    RegionModel,
+    Sample,
+    VolumeCalibration,
+    conformal_quantile,
+    fit_region,
+    read_calibration,
+    write_calibration,
+)
 
 SPACING = (0.5, 0.5, 2.0)  # 0.5 mm³ per voxel
 
@@ -36,19 +50,46 @@ def test_volumes_use_the_voxel_volume():
     assert 'RC' not in region_volumes_ml(labels, SPACING)
 
 
-def test_prediction_interval_from_members():
-    point = labels_with({SNFH: 1000})
-    members = [labels_with({SNFH: n}) for n in (900, 1000, 1100, 1200)]
-    row = next(r for r in volume_table(point, (1, 1, 1), members=members, interval='prediction'))
-    member_ml = np.array([0.9, 1.0, 1.1, 1.2])
-    half = stats.t.ppf(0.975, 3) * member_ml.std(ddof=1) * math.sqrt(1 + 1 / 4)
-    assert row.region == 'WT'
-    assert row.volume_ml == pytest.approx(1.0)
-    assert row.ci_low_ml == pytest.approx(1.0 - half)
-    assert row.ci_high_ml == pytest.approx(1.0 + half)
+def calibration_for(region: str, model: RegionModel, thresholds=(0.4, 0.6)):
+    return VolumeCalibration('sha', thresholds, {region: model})
 
 
-def test_range_interval_holds_the_point_and_members():
+def test_calibrated_interval_from_the_error_model():
+    # WT: offset 1 mL, no bias, floor 0.1, spread weight 1, quantile 2 (log scale)
+    model = RegionModel(offset_ml=1.0, bias=0.0, floor=0.1, weight=1.0, quantile=2.0, n=40)
+    point = labels_with({SNFH: 9000})  # 9 mL
+    members = [labels_with({SNFH: n}) for n in (9000, 9000)]  # no spread
+    rows = volume_table(
+        point, (1, 1, 1), members=members, calibration=calibration_for('WT', model)
+    )
+    wt = rows[0]
+    assert wt.ci_method == 'calibrated'
+    assert (wt.ci_low_ml, wt.ci_high_ml) == pytest.approx(
+        (10 * math.exp(-0.2) - 1, 10 * math.exp(0.2) - 1)
+    )
+    # disagreeing members widen it: spread = rms(log(11/10), log(9/10))
+    members = [labels_with({SNFH: 10000}), labels_with({SNFH: 8000})]
+    wider = volume_table(
+        point, (1, 1, 1), members=members, calibration=calibration_for('WT', model)
+    )[0]
+    spread = math.sqrt((math.log(1.1) ** 2 + math.log(0.9) ** 2) / 2)
+    half = 2 * math.hypot(0.1, spread)
+    assert wider.ci_high_ml == pytest.approx(10 * math.exp(half) - 1)
+    assert wider.ci_high_ml > wt.ci_high_ml
+    # regions the calibration does not cover get the labelled, uncalibrated range
+    tc = rows[1]
+    assert tc.region == 'TC' and tc.ci_method == 'uncalibrated'
+
+
+def test_calibrated_interval_holds_the_volume_and_stays_positive():
+    biased = RegionModel(offset_ml=0.25, bias=-1.0, floor=0.05, weight=0.0, quantile=2.0, n=40)
+    low, high = biased.interval(2.0, [])
+    assert high == 2.0 and 0 < low < 2.0  # the model says: truth smaller, so the top is V itself
+    low, high = biased.interval(0.0, [])
+    assert low == 0.0 and high == 0.0
+
+
+def test_uncalibrated_range_holds_the_point_and_members():
     point = labels_with({SNFH: 500, ET: 100})
     members = [labels_with({SNFH: 400, ET: 80}), labels_with({SNFH: 700, ET: 90})]
     rows = {r.region: r for r in volume_table(point, (1, 1, 1), members=members)}
@@ -56,38 +97,91 @@ def test_range_interval_holds_the_point_and_members():
     assert (rows['ET'].ci_low_ml, rows['ET'].ci_high_ml) == pytest.approx((0.08, 0.1))
     for row in rows.values():
         assert row.ci_low_ml <= row.volume_ml <= row.ci_high_ml
+        assert row.ci_method == 'uncalibrated'
 
 
-def test_threshold_members_widen_with_lower_threshold():
+def test_interval_members_are_views_and_thresholds():
     z = np.indices((30, 30, 30)) - 15
     probability = np.clip(1 - np.sqrt((z**2).sum(0)) / 12, 0, 1)
-    low, high = threshold_members(probability, probability * 0, probability * 0, (1, 1, 1))
-    point = (probability > 0.5).astype(np.uint8) * SNFH
-    rows = volume_table(point, (1, 1, 1), members=[low, high], interval='range')
-    wt = rows[0]
-    assert wt.ci_low_ml < wt.volume_ml < wt.ci_high_ml
+    empty = probability * 0
+    view = (probability > 0.7, empty > 0, empty > 0)
+    members = interval_members(
+        (probability, empty, empty), (1, 1, 1), views=[view], thresholds=(0.3, 0.7)
+    )
+    assert list(members) == ['view1', 'p0.30', 'p0.70']
+    volumes = {name: int((m > 0).sum()) for name, m in members.items()}
+    assert volumes['p0.30'] > int((probability > 0.5).sum()) > volumes['p0.70'] == volumes['view1']
 
 
 def test_without_members_the_interval_is_na():
     rows = volume_table(labels_with({SNFH: 10}), SPACING)
     assert all(math.isnan(r.ci_low_ml) for r in rows)
     text = volumes_tsv(rows)
-    assert text.splitlines()[0] == 'region\tvolume_ml\tci_low_ml\tci_high_ml'
-    assert text.splitlines()[1] == 'WT\t0.0050\tn/a\tn/a'
-
-
-def test_prediction_needs_two_members():
-    with pytest.raises(ValueError, match='two members'):
-        volume_table(
-            labels_with({SNFH: 1}), SPACING, members=[labels_with({})], interval='prediction'
-        )
+    assert text.splitlines()[0].split('\t')[:5] == [
+        'region',
+        'volume_ml',
+        'ci_low_ml',
+        'ci_high_ml',
+        'ci_method',
+    ]
+    assert text.splitlines()[1].startswith('WT\t0.0050\tn/a\tn/a\tn/a')
 
 
 def test_sidecar_describes_every_column():
     rows = volume_table(labels_with({ET: 1}), SPACING, include_cavity=True)
     header = volumes_tsv(rows).splitlines()[0].split('\t')
-    sidecar = volumes_sidecar('prediction', include_cavity=True)
+    sidecar = volumes_sidecar(include_cavity=True)
     assert set(header) == set(sidecar)
     assert set(sidecar['region']['Levels']) == {r.region for r in rows}
-    assert 'prediction interval' in sidecar['ci_low_ml']['Description']
-    assert all(sidecar[c]['Units'] == 'mL' for c in header[1:])
+    assert set(sidecar['ci_method']['Levels']) == {'calibrated', 'uncalibrated'}
+    assert 'UNCALIBRATED' in sidecar['ci_method']['Levels']['uncalibrated']
+    assert all(sidecar[c]['Units'] == 'mL' for c in ('volume_ml', 'ci_low_ml', 'ci_high_ml'))
+
+
+# --- the error model: fitting and the conformal guarantee --------------------------------------
+
+
+def simulated(n: int, rng: np.random.Generator) -> list[Sample]:
+    """Reported volumes 1-100 mL, truth off by a log-normal error whose SD grows with the
+    members' disagreement (which the error model can use)."""
+    samples = []
+    for _ in range(n):
+        reported = float(np.exp(rng.uniform(0, np.log(100))))
+        disagreement = float(rng.uniform(0.0, 0.3))
+        error = rng.normal(0.05, math.hypot(0.05, disagreement))
+        truth = (reported + 1) * math.exp(error) - 1
+        members = ((reported + 1) * math.exp(disagreement) - 1, reported)
+        samples.append(Sample(reported, max(truth, 0.0), members))
+    return samples
+
+
+def test_conformal_quantile_rank():
+    scores = list(range(1, 40))  # n = 39: rank ceil(40 * 0.95) = 38
+    assert conformal_quantile(scores) == 38
+    assert conformal_quantile(scores[:18]) == math.inf  # too few for 95%
+
+
+def test_fitted_intervals_cover_held_out_samples():
+    rng = np.random.default_rng(3)
+    model = fit_region(simulated(200, rng), offset_ml=1.0)
+    held_out = simulated(2000, rng)
+    covered = [model.interval(s.reported, s.members) for s in held_out]
+    coverage = np.mean(
+        [lo <= s.truth <= hi for (lo, hi), s in zip(covered, held_out, strict=True)]
+    )
+    assert 0.93 <= coverage <= 0.97
+    assert model.weight > 0  # the members' disagreement explains the error: it is used
+    assert model.bias == pytest.approx(0.05, abs=0.03)
+
+
+def test_calibration_file_round_trip_and_checks(tmp_path):
+    model = RegionModel(1.0, 0.01, 0.1, 1.0, 2.1, 40)
+    calibration = VolumeCalibration('abc', (0.4, 0.6), {'WT': model}, sessions={'phantom': 40})
+    write_calibration(calibration, tmp_path)
+    assert read_calibration(tmp_path, 'abc') == calibration
+    assert read_calibration(tmp_path / 'none', 'abc') is None
+    with pytest.raises(InputDataError, match='made for other weights'):
+        read_calibration(tmp_path, 'def')
+    (tmp_path / 'volume_calibration.json').write_text('{"format_version": 9}')
+    with pytest.raises(InputDataError, match='unreadable volume calibration'):
+        read_calibration(tmp_path, 'abc')

@@ -1,0 +1,234 @@
+"""Calibrated 95% intervals for region volumes: an error model measured against truth.
+
+Why
+---
+A segmentation's volume is off from the truth by an error that depends on the region, its size
+and how sure the model was. The spread between the model's own variants (its views, other
+probability thresholds) shows part of that uncertainty but not its size: the views share the
+cascade's boxes, the weights and the preprocessing, so they disagree less than they err. The
+error is therefore measured on sessions whose truth is known and the interval is calibrated on
+them (split-conformal prediction: Vovk et al. 2005; normalised scores: Papadopoulos et al. 2008,
+Lei et al., JASA 2018).
+
+Error model
+-----------
+Per region, with ``V`` the reported volume, ``T`` the true one and ``c`` a small offset in mL
+(so that small and empty regions get an additive, not a multiplicative, error)::
+
+    log((T + c) / (V + c)) = bias + sigma * z
+    sigma = sqrt(floor^2 + (weight * spread)^2)
+
+``spread`` is this session's root-mean-square of ``log((V_m + c) / (V + c))`` over its members
+``V_m`` (the separate views and the fused probability at other thresholds), so a session whose
+variants disagree gets a wider interval. ``bias``, ``floor`` and ``weight`` are fitted on the
+calibration sessions; ``q`` is the conformal quantile of ``|z|`` over them (the
+``ceil((n + 1) * 0.95)``-th smallest), which makes ``T`` fall inside::
+
+    [(V + c) * exp(bias - q * sigma) - c,  (V + c) * exp(bias + q * sigma) - c]
+
+(clipped at 0, and widened to hold ``V``) for 95% of new sessions drawn like the calibration
+ones. ``benchmarks/volume_intervals.py`` fits the model and checks it on held-out sessions.
+
+The calibration belongs to a model: it is stored beside the weights as
+``volume_calibration.json`` (:func:`read_calibration`), with the weights' checksum, and refused
+for other weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bids_arca.errors import InputDataError
+
+CALIBRATION_FILE = 'volume_calibration.json'
+FORMAT_VERSION = 1
+COVERAGE = 0.95
+# Offsets c (mL) by default: about the volume below which a region's error is additive rather
+# than proportional (a few boundary voxels of a small lesion).
+DEFAULT_OFFSETS_ML = {'WT': 1.0, 'TC': 0.5, 'ET': 0.25, 'ED': 1.0, 'NEC': 0.25, 'RC': 0.5}
+WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidate spread weights tried by :func:`fit_region`
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One region of one calibration session: reported and true volume, the members' volumes."""
+
+    reported: float
+    truth: float
+    members: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RegionModel:
+    """The fitted error model of one region (see the module text)."""
+
+    offset_ml: float
+    bias: float
+    floor: float
+    weight: float
+    quantile: float
+    n: int
+
+    def sigma(self, reported: float, members: Sequence[float]) -> float:
+        return math.hypot(self.floor, self.weight * spread(reported, members, self.offset_ml))
+
+    def interval(self, reported: float, members: Sequence[float]) -> tuple[float, float]:
+        """The calibrated interval of a reported volume (mL), holding it."""
+        c, half = self.offset_ml, self.quantile * self.sigma(reported, members)
+        low = (reported + c) * math.exp(self.bias - half) - c
+        high = (reported + c) * math.exp(self.bias + half) - c
+        return max(0.0, min(low, reported)), max(high, reported)
+
+    def score(self, sample: Sample) -> float:
+        """|z| of a calibration sample."""
+        c = self.offset_ml
+        error = math.log((sample.truth + c) / (sample.reported + c)) - self.bias
+        return abs(error) / self.sigma(sample.reported, sample.members)
+
+
+@dataclass(frozen=True)
+class VolumeCalibration:
+    """The calibrated error models of a model's regions, and what they were fitted on."""
+
+    model_sha256: str
+    thresholds: tuple[float, ...]  # the fused probability's other thresholds (members)
+    regions: dict[str, RegionModel]
+    coverage: float = COVERAGE
+    sessions: dict[str, int] = field(default_factory=dict)  # calibration sessions per source
+    note: str = ''
+
+    def interval(
+        self, region: str, reported: float, members: Sequence[float]
+    ) -> tuple[float, float] | None:
+        model = self.regions.get(region)
+        return None if model is None else model.interval(reported, members)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the stored form: what results depend on."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        data = {'format_version': FORMAT_VERSION, **asdict(self)}
+        data['thresholds'] = list(self.thresholds)
+        return json.dumps(data, indent=2) + '\n'
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> VolumeCalibration:
+        return cls(
+            model_sha256=str(data['model_sha256']),
+            thresholds=tuple(float(t) for t in data['thresholds']),
+            regions={name: RegionModel(**values) for name, values in data['regions'].items()},
+            coverage=float(data['coverage']),
+            sessions={str(k): int(v) for k, v in data.get('sessions', {}).items()},
+            note=str(data.get('note', '')),
+        )
+
+
+def spread(reported: float, members: Sequence[float], offset_ml: float) -> float:
+    """Root-mean-square of ``log((V_m + c) / (V + c))`` over the members (0 without any)."""
+    if not members:
+        return 0.0
+    logs = np.log((np.asarray(members, dtype=float) + offset_ml) / (reported + offset_ml))
+    return float(np.sqrt(np.mean(logs**2)))
+
+
+def conformal_quantile(scores: Sequence[float], coverage: float = COVERAGE) -> float:
+    """The ``ceil((n + 1) * coverage)``-th smallest score (infinite when n is too small)."""
+    ordered = np.sort(np.asarray(scores, dtype=float))
+    rank = math.ceil((len(ordered) + 1) * coverage)
+    return float(ordered[rank - 1]) if rank <= len(ordered) else math.inf
+
+
+def fit_region(
+    samples: Sequence[Sample],
+    offset_ml: float,
+    coverage: float = COVERAGE,
+    weights: Iterable[float] = WEIGHTS,
+) -> RegionModel:
+    """Fit bias, floor and spread weight, then the conformal quantile, on ``samples``.
+
+    ``bias`` is the median log error. For each candidate spread weight, ``floor`` is the
+    median absolute deviation of the log errors (scaled to a normal SD) left once the weighted
+    spread is accounted for; the weight kept is the one whose intervals, over the samples, are
+    narrowest on the log scale (the conformal quantile keeps coverage whatever is chosen).
+    """
+    if not samples:
+        raise ValueError('no calibration samples')
+    c = offset_ml
+    errors = np.array([math.log((s.truth + c) / (s.reported + c)) for s in samples])
+    bias = float(np.median(errors))
+    spreads = np.array([spread(s.reported, s.members, c) for s in samples])
+    best: RegionModel | None = None
+    best_width = math.inf
+    for weight in weights:
+        residual = np.sqrt(np.maximum((errors - bias) ** 2 - (weight * spreads) ** 2, 0.0))
+        floor = max(1.4826 * float(np.median(residual)), 1e-3)
+        trial = RegionModel(c, bias, floor, weight, 1.0, len(samples))
+        quantile = conformal_quantile([trial.score(s) for s in samples], coverage)
+        sigmas = np.hypot(floor, weight * spreads)
+        width = float(np.mean(quantile * sigmas))
+        if width < best_width or best is None:
+            best = RegionModel(c, bias, floor, weight, quantile, len(samples))
+            best_width = width
+    return best  # type: ignore[return-value]
+
+
+def fit(
+    samples: Mapping[str, Sequence[Sample]],
+    model_sha256: str,
+    thresholds: Sequence[float],
+    offsets_ml: Mapping[str, float] = DEFAULT_OFFSETS_ML,
+    coverage: float = COVERAGE,
+    sessions: Mapping[str, int] | None = None,
+    note: str = '',
+) -> VolumeCalibration:
+    """A calibration from per-region samples (regions without samples are left out)."""
+    regions = {
+        region: fit_region(found, offsets_ml.get(region, 0.5), coverage)
+        for region, found in samples.items()
+        if found
+    }
+    return VolumeCalibration(
+        model_sha256, tuple(thresholds), regions, coverage, dict(sessions or {}), note
+    )
+
+
+def write_calibration(calibration: VolumeCalibration, model_dir: Path) -> Path:
+    path = Path(model_dir) / CALIBRATION_FILE
+    temporary = path.with_name(f'.{path.name}.tmp')
+    temporary.write_text(calibration.to_json())
+    temporary.replace(path)
+    return path
+
+
+def read_calibration(model_dir: Path, weights_sha256: str) -> VolumeCalibration | None:
+    """The calibration stored beside a model; None when it has none.
+
+    A calibration made for other weights, or in a format this version cannot read, is an
+    error (exit 65): a stale file must not silently give wrong intervals.
+    """
+    path = Path(model_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.get('format_version') != FORMAT_VERSION:
+            raise ValueError(f'format {data.get("format_version")!r} unsupported')
+        calibration = VolumeCalibration.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputDataError(f'{path}: unreadable volume calibration ({error})') from None
+    if calibration.model_sha256 != weights_sha256:
+        raise InputDataError(
+            f'{path}: made for other weights (sha256 {calibration.model_sha256[:16]}, the model '
+            f'has {weights_sha256[:16]}); recalibrate with "make calibrate MODEL={model_dir}" '
+            'or remove the file'
+        )
+    return calibration
