@@ -158,7 +158,7 @@ def _check_volumes(anat: Path, prefix: str, labels: np.ndarray, t1ce) -> None:
     assert table['ET'][0] <= table['TC'][0] <= table['WT'][0]
     sidecar = json.loads((anat / f'{prefix}desc-tumor_volumes.json').read_text())
     assert {'region', 'volume_ml', 'ci_low_ml', 'ci_high_ml'} <= set(sidecar)
-    assert 'prediction interval' in json.dumps(sidecar).lower()
+    assert 'uncalibrated' in json.dumps(sidecar).lower()
 
 
 def _check_dicom(out: Path, folder: Path, provenance: dict) -> None:

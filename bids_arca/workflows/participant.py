@@ -22,6 +22,7 @@ made the network ten times slower on a loaded 2-core machine, docs/model.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -34,6 +35,11 @@ from bids_arca.model.store import read_card, resolve_model
 from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.volumes import load_volume
+from bids_arca.quantification.intervals import (
+    CALIBRATION_FILE,
+    VolumeCalibration,
+    read_calibration,
+)
 
 LOGGER = logging.getLogger(__name__)
 # The steps a session's log reports (node name prefix -> what it does).
@@ -74,7 +80,16 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
         card = read_card(model_dir)
         LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
         resolve_preprocessing(opts, card)
-        parameters = session_parameters(opts, card)
+        calibration = read_calibration(model_dir, card.get('weights_sha256', ''))
+        if calibration is None:
+            LOGGER.warning(
+                'model %s has no volume calibration (%s): volumes get an uncalibrated range, '
+                'labelled so; calibrate it with "make calibrate MODEL=%s"',
+                card.get('name', model_dir.name),
+                CALIBRATION_FILE,
+                model_dir,
+            )
+        parameters = session_parameters(opts, card, calibration)
     for session in ready:
         print_ = fingerprint(session.images, parameters, card)
         outputs = SessionOutputs(opts.output_dir, session.subject, session.session)
@@ -97,7 +112,7 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     )
     if todo:
         try:
-            process(todo, opts, model_dir, parameters, card)
+            process(todo, opts, model_dir, parameters, card, calibration)
         except BidsArcaError as error:
             failures.append(error)
     if failures:
@@ -131,16 +146,19 @@ def resolve_preprocessing(opts: Namespace, card: dict) -> None:
             )
 
 
-def session_parameters(opts: Namespace, card: dict) -> dict:
-    """What the results depend on, besides the inputs and the model: recorded and fingerprinted.
-    Performance settings (processes, threads, device) are not: they do not change results
-    beyond float rounding (docs/model.md)."""
+def session_parameters(
+    opts: Namespace, card: dict, calibration: VolumeCalibration | None = None
+) -> dict:
+    """What the results depend on, besides the inputs and the model: recorded and fingerprinted
+    (the volume calibration by its checksum). Performance settings (processes, threads,
+    device) are not: they do not change results beyond float rounding (docs/model.md)."""
     return {
         'skull_strip': opts.skull_strip,
         'model_space': opts.model_space,
         'fix_left_right': opts.fix_left_right,
         'postprocessing': opts.postprocessing,
         'model': card.get('name', ''),
+        'volume_calibration': calibration.digest if calibration else 'none',
     }
 
 
@@ -178,6 +196,7 @@ def process(
     model_dir: Path,
     parameters: dict,
     card: dict,
+    calibration: VolumeCalibration | None = None,
 ) -> None:
     """Run the sessions' workflows in one nipype graph."""
     from nipype.pipeline import engine as pe
@@ -189,7 +208,9 @@ def process(
     workflow = pe.Workflow(name='bids_arca_wf')
     progress = Progress()
     for session, print_ in todo:
-        session_wf = init_session_wf(session, opts, model_dir, parameters, card, print_)
+        session_wf = init_session_wf(
+            session, opts, model_dir, parameters, card, print_, calibration
+        )
         progress.expect(session_wf.name, session.name, _count_steps(session_wf))
         workflow.add_nodes([session_wf])
     run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
@@ -202,6 +223,7 @@ def init_session_wf(
     parameters: dict,
     card: dict,
     print_: str,
+    calibration: VolumeCalibration | None = None,
 ):
     """Preprocessing, segmentation and results of one session."""
     from nipype.pipeline import engine as pe
@@ -243,6 +265,7 @@ def init_session_wf(
             model_card=card_summary(card),
             fingerprint=print_,
             overwrite=opts.overwrite,
+            calibration=json.loads(calibration.to_json()) if calibration else {},
         ),
         name='results',
         overwrite=True,  # always run: it commits the outputs (the segmentation is cached)

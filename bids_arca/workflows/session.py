@@ -21,6 +21,7 @@ from bids_arca.model.maps import load_segmentation
 from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
+from bids_arca.quantification.intervals import VolumeCalibration
 from bids_arca.reports import SessionQC
 from bids_arca.sourcedata import source_series
 from bids_arca.workflows.native import (
@@ -44,6 +45,7 @@ class SessionSettings:
     model_card: dict  # the summary written into sidecars and the provenance
     fingerprint: str
     overwrite: bool = False
+    calibration: dict | None = None  # VolumeCalibration as a dict; None: the model has none
 
 
 def write_session(
@@ -100,6 +102,9 @@ def write_session(
         preprocessing_references=references,
         timings_s=timings,
         derivatives=derivatives,
+        calibration=VolumeCalibration.from_dict(settings.calibration)
+        if settings.calibration
+        else None,
     )
 
 
