@@ -8,7 +8,7 @@ import gzip
 import json
 import logging
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,10 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     write_series(tmp_path / 'a' / 't2', pre, 3, 'Sag CUBE T2')
     write_series(tmp_path / 'b' / 'flair', post, 4, 'Sag CUBE FLAIR')
     table = tmp_path / 'sessions.tsv'
-    table.write_text(f'study\tsession\n20240102\tpreop\n{post.uid}\tpostop1\n')
+    table.write_text(
+        'study\tsession\tradiotherapy_end\tsteroid_dose_mg\n'
+        f'20240102\tpreop\t\t4\n{post.uid}\tpostop1\t2024-03-29\t0\n'
+    )
     bids = tmp_path / 'bids'
     args = ['--subject', '07', '--session-map', str(table)]
     assert main([str(tmp_path / 'a'), str(bids), *args]) == 0
@@ -163,6 +166,11 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     facts = read_sessions(bids, '07')  # what the group level reads back
     assert (facts['preop'].surgery, facts['postop1'].surgery) == (PRE_OP, POST_OP)
     assert facts['postop1'].acq_time == datetime(2024, 4, 10, 9, 0)
+    assert facts['postop1'].radiotherapy_end == date(2024, 3, 29)
+    assert (facts['preop'].steroid_dose_mg, facts['postop1'].steroid_dose_mg) == (4.0, 0.0)
+    assert facts['preop'].radiotherapy_end is None
+    sidecar = json.loads((bids / 'sessions.json').read_text())
+    assert {'radiotherapy_end', 'steroid_dose_mg'} <= set(sidecar)
 
 
 def test_nothing_usable_exits_65_and_writes_nothing(tmp_path):

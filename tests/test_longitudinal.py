@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from datetime import date
 
 import pytest
 
@@ -72,6 +73,28 @@ def test_sessions_tsv_values(tmp_path):
     table.write_text('session_id\tsurgery\nses-a\tlater\n')
     with pytest.raises(InputDataError, match="surgery 'later'"):
         read_sessions(tmp_path, '1')
+
+
+def test_sessions_tsv_treatment_columns(tmp_path):
+    folder = tmp_path / 'sub-1'
+    folder.mkdir()
+    table = folder / 'sub-1_sessions.tsv'
+    table.write_text(
+        'session_id\tradiotherapy_end\tsteroid_dose_mg\n'
+        'ses-a\tn/a\t4\nses-b\t2020-03-01\t0\nses-c\t2020-03-01\tn/a\n'
+    )
+    sessions = read_sessions(tmp_path, '1')
+    assert sessions['a'].radiotherapy_end is None and sessions['a'].steroid_dose_mg == 4.0
+    assert sessions['b'].radiotherapy_end == date(2020, 3, 1)
+    assert sessions['b'].steroid_dose_mg == 0.0 and sessions['c'].steroid_dose_mg is None
+    for bad, message in (
+        ('ses-a\tMarch\t0', "radiotherapy_end 'March' is not a date"),
+        ('ses-a\tn/a\t-2', "steroid_dose_mg '-2' is not a dose"),
+        ('ses-a\tn/a\tlow', "steroid_dose_mg 'low' is not a dose"),
+    ):
+        table.write_text('session_id\tradiotherapy_end\tsteroid_dose_mg\n' + bad + '\n')
+        with pytest.raises(InputDataError, match=message):
+            read_sessions(tmp_path, '1')
 
 
 def read_rows(path):

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.convert.naming import SessionPlan
+from bids_arca.convert.naming import TREATMENT_COLUMNS, SessionPlan
 from bids_arca.convert.routing import ROLES, Routing, missing_reason
 from bids_arca.derivatives import BIDS_VERSION, CODE_URL
+from bids_arca.sessions import DESCRIPTIONS as SESSION_FACTS
 
 REPORT_DIR = Path('code') / 'bids-arca-convert'
 REPORT_COLUMNS = (
@@ -48,6 +49,8 @@ SESSIONS_SIDECAR = {
         '(comma-separated: T1w, T1ce, T2w, FLAIR); see the routing report',
     },
     'routing_report': {'Description': 'How each DICOM series was routed, relative to the root'},
+    # written when the session map gives them (bids_arca.sessions reads them back)
+    **{column: SESSION_FACTS[column] for column in TREATMENT_COLUMNS},
 }
 PARTICIPANTS_SIDECAR = {
     'age': {'Description': 'Age at the first converted study (DICOM PatientAge)', 'Units': 'year'},
@@ -134,6 +137,7 @@ def session_row(result: SessionResult) -> dict[str, str]:
         'surgery': result.plan.surgery,
         'missing_roles': ','.join(result.missing) or 'n/a',
         'routing_report': result.report_path.as_posix(),
+        **dict(result.plan.treatment),
     }
 
 

@@ -21,6 +21,7 @@ from bids_arca.labels import write_dseg_tsv
 from bids_arca.sample.anatomy import TEMPLATE_SPACE
 from bids_arca.sample.dicom import INSTITUTION
 from bids_arca.sample.study import Series, Session
+from bids_arca.sessions import DESCRIPTIONS as SESSION_FACTS
 
 GENERATOR = 'bids-arca-sample'
 SUFFIX = {'T1w': 'T1w', 'T1ce': 'T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
@@ -132,13 +133,19 @@ def write_participants(root: Path, rows: list[tuple[str, int, str]]) -> None:
 
 
 def write_sessions(root: Path, subject: str, sessions: list[Session]) -> None:
-    """``sub-XX_sessions.tsv`` (acq_time, surgery) with its sidecar."""
+    """``sub-XX_sessions.tsv`` (acq_time, surgery, radiotherapy_end, steroid_dose_mg) with its
+    sidecar. Radiotherapy is known for the sessions after it; dexamethasone is 4 mg/day
+    around surgery and stopped by the first follow-up."""
     folder = root / f'sub-{subject}'
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ['session_id\tacq_time\tsurgery']
+    lines = ['session_id\tacq_time\tsurgery\tradiotherapy_end\tsteroid_dose_mg']
     for s in sorted(sessions, key=lambda s: s.when):
         surgery = 'post' if s.stage.postop else 'pre'
-        lines.append(f'ses-{s.session}\t{s.when.strftime("%Y-%m-%dT%H:%M:%S")}\t{surgery}')
+        after = s.when.date() >= s.radiotherapy_end
+        radiotherapy = s.radiotherapy_end.isoformat() if after else 'n/a'
+        steroids = '0' if s.stage.postop and s.stage.months > 1 else '4'
+        when = s.when.strftime('%Y-%m-%dT%H:%M:%S')
+        lines.append(f'ses-{s.session}\t{when}\t{surgery}\t{radiotherapy}\t{steroids}')
     (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')
     _write_json(
         folder / f'sub-{subject}_sessions.json',
@@ -148,6 +155,8 @@ def write_sessions(root: Path, subject: str, sessions: list[Session]) -> None:
                 'Description': 'whether the session precedes or follows the resection',
                 'Levels': {'pre': 'before surgery', 'post': 'after surgery'},
             },
+            'radiotherapy_end': SESSION_FACTS['radiotherapy_end'],
+            'steroid_dose_mg': SESSION_FACTS['steroid_dose_mg'],
         },
     )
 
