@@ -17,7 +17,7 @@ import numpy as np
 
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.coregistration import coregister
-from bids_arca.preprocessing.volumes import read_volume
+from bids_arca.preprocessing.volumes import load_volume, read_volume
 
 LOGGER = logging.getLogger(__name__)
 
@@ -25,13 +25,13 @@ LOGGER = logging.getLogger(__name__)
 def to_baseline(baseline_t1ce: Path, baseline_brain: Path | None, other_t1ce: Path) -> np.ndarray:
     """The matrix (4 x 4) from the other session's world to the baseline session's world."""
     try:
-        reference = read_volume(baseline_t1ce)
+        reference = load_volume(baseline_t1ce)
         head = (
             read_volume(baseline_brain).data > 0
             if baseline_brain is not None
             else reference.data > np.percentile(reference.data, 60)
         )
-        moving = read_volume(other_t1ce)
+        moving = load_volume(other_t1ce)
         found = coregister(reference, head, moving, other_t1ce.name, fix_left_right=True)
     except (InputDataError, OSError) as error:
         LOGGER.warning(
