@@ -2,8 +2,10 @@
 
 The store is ``$BIDS_ARCA_MODELS`` if set, else the user cache folder
 (``$XDG_CACHE_HOME/bids-arca/models``, by default ``~/.cache/bids-arca/models``). Each model is a
-sub-folder (see :mod:`bids_arca.model.bundle`). Nothing is downloaded: models get there through
-``bids-arca-models import-brats17`` (or by copying a model folder). This module needs no
+sub-folder (see :mod:`bids_arca.model.bundle`), which may hold the model's volume calibration
+(``volume_calibration.json``, :mod:`bids_arca.quantification.intervals`). Nothing is
+downloaded: models get there through ``bids-arca-models import-brats17`` (or by copying a model
+folder). This module needs no
 PyTorch, so a command line can check ``--model`` before loading anything heavy.
 """
 
@@ -18,6 +20,8 @@ from bids_arca.errors import InputDataError, MissingInputError
 DEFAULT_MODEL = 'brats17-cacnn'
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
 CARD = 'model.json'
+# The model's volume calibration (bids_arca.quantification.intervals), beside its card.
+CALIBRATION = 'volume_calibration.json'
 FORMAT_VERSION = 1
 
 
