@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from bids_arca.errors import InputDataError
+from bids_arca.model.store import CALIBRATION as CALIBRATION_FILE
 
-CALIBRATION_FILE = 'volume_calibration.json'
 FORMAT_VERSION = 1
 COVERAGE = 0.95
 # Offsets c (mL) by default: about the volume below which a region's error is additive rather
