@@ -19,6 +19,7 @@ from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
 from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
 from bids_arca.quantification import region_volumes_ml
+from bids_arca.quantification.intervals import RegionModel, VolumeCalibration
 from bids_arca.reports import SessionQC, left_right
 from bids_arca.workflows.results import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix, sphere_series
@@ -187,14 +188,18 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     cavity = inner * np.float32(0.8) + shell * np.float32(0.6)  # surer in the middle
     card = {'Name': 'cavity-model', 'Version': '0'}
     writer = SessionWriter(SessionOutputs(tmp_path, '01', 'preop'), 'fp')
+    # a calibration of the regions WT, TC, ET, ED and NEC only: RC stays uncalibrated
+    model = RegionModel(offset_ml=0.5, bias=0.0, floor=0.1, weight=1.0, quantile=2.0, n=40)
+    regions = dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), model)
     write_results(
         writer,
         inputs,
         bids,
-        RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity),
+        RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity, members=p.members),
         model_card=card,
         parameters={},
         qc=SessionQC(),
+        calibration=VolumeCalibration('sha', (0.3, 0.7), regions),
     )
     names = writer.outputs
     labels = np.asarray(nib.load(tmp_path / names.dseg).dataobj)
@@ -202,5 +207,12 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     rows = [line.split('\t') for line in (tmp_path / names.volumes).read_text().splitlines()]
     rc = next(row for row in rows if row[0] == 'RC')
     assert float(rc[2]) <= float(rc[1]) <= float(rc[3]) and float(rc[3]) > float(rc[2])
+    methods = {row[0]: row[4] for row in rows[1:]}
+    assert methods == dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), 'calibrated') | {
+        'RC': 'uncalibrated'
+    }
+    provenance = json.loads((tmp_path / names.provenance).read_text())
+    assert provenance['Parameters']['volume_interval'] == 'calibrated'
+    assert '95% interval (mL)' in (tmp_path / names.report).read_text()
     assert (tmp_path / names.probseg('RC')).is_file()
     assert not (tmp_path / names.dicom).exists()
