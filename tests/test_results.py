@@ -19,7 +19,7 @@ from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
 from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
 from bids_arca.quantification import region_volumes_ml
-from bids_arca.quantification.intervals import RegionModel, VolumeCalibration
+from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration
 from bids_arca.reports import SessionQC, left_right
 from bids_arca.workflows.results import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix, sphere_series
@@ -189,7 +189,7 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     card = {'Name': 'cavity-model', 'Version': '0'}
     writer = SessionWriter(SessionOutputs(tmp_path, '01', 'preop'), 'fp')
     # a calibration of the regions WT, TC, ET, ED and NEC only: RC stays uncalibrated
-    model = RegionModel(offset_ml=0.5, bias=0.0, floor=0.1, weight=1.0, quantile=2.0, n=40)
+    model = RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})
     regions = dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), model)
     write_results(
         writer,

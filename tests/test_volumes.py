@@ -17,14 +17,17 @@ from bids_arca.quantification import (
     volumes_tsv,
 )
 from bids_arca.quantification.intervals import (
+    ANY,
     RegionModel,
     Sample,
+    Stratum,
     VolumeCalibration,
     conformal_quantile,
     fit_region,
     read_calibration,
     write_calibration,
 )
+from bids_arca.sessions import POST_OP, PRE_OP
 
 SPACING = (0.5, 0.5, 2.0)  # 0.5 mm³ per voxel
 
@@ -50,13 +53,17 @@ def test_volumes_use_the_voxel_volume():
     assert 'RC' not in region_volumes_ml(labels, SPACING)
 
 
+def plain(bias: float, floor: float) -> dict[str, Stratum]:
+    return {ANY: Stratum(bias, floor)}
+
+
 def calibration_for(region: str, model: RegionModel, thresholds=(0.4, 0.6)):
     return VolumeCalibration('sha', thresholds, {region: model})
 
 
 def test_calibrated_interval_from_the_error_model():
     # WT: offset 1 mL, no bias, floor 0.1, spread weight 1, quantile 2 (log scale)
-    model = RegionModel(offset_ml=1.0, bias=0.0, floor=0.1, weight=1.0, quantile=2.0, n=40)
+    model = RegionModel(offset_ml=1.0, weight=1.0, quantile=2.0, n=40, strata=plain(0.0, 0.1))
     point = labels_with({SNFH: 9000})  # 9 mL
     members = [labels_with({SNFH: n}) for n in (9000, 9000)]  # no spread
     rows = volume_table(
@@ -82,7 +89,7 @@ def test_calibrated_interval_from_the_error_model():
 
 
 def test_calibrated_interval_holds_the_volume_and_stays_positive():
-    biased = RegionModel(offset_ml=0.25, bias=-1.0, floor=0.05, weight=0.0, quantile=2.0, n=40)
+    biased = RegionModel(offset_ml=0.25, weight=0.0, quantile=2.0, n=40, strata=plain(-1.0, 0.05))
     low, high = biased.interval(2.0, [])
     assert high == 2.0 and 0 < low < 2.0  # the model says: truth smaller, so the top is V itself
     low, high = biased.interval(0.0, [])
@@ -141,18 +148,29 @@ def test_sidecar_describes_every_column():
 # --- the error model: fitting and the conformal guarantee --------------------------------------
 
 
-def simulated(n: int, rng: np.random.Generator) -> list[Sample]:
+def simulated(n: int, rng: np.random.Generator, stratum=PRE_OP) -> list[Sample]:
     """Reported volumes 1-100 mL, truth off by a log-normal error whose SD grows with the
-    members' disagreement (which the error model can use)."""
+    members' disagreement (which the error model can use); after surgery the model
+    over-segments by 30% and errs three times more."""
+    after = stratum == POST_OP
     samples = []
     for _ in range(n):
         reported = float(np.exp(rng.uniform(0, np.log(100))))
         disagreement = float(rng.uniform(0.0, 0.3))
-        error = rng.normal(0.05, math.hypot(0.05, disagreement))
+        error = rng.normal(
+            -0.3 if after else 0.05, math.hypot(0.15 if after else 0.05, disagreement)
+        )
         truth = (reported + 1) * math.exp(error) - 1
         members = ((reported + 1) * math.exp(disagreement) - 1, reported)
-        samples.append(Sample(reported, max(truth, 0.0), members))
+        samples.append(Sample(reported, max(truth, 0.0), members, stratum))
     return samples
+
+
+def coverage(model: RegionModel, samples: list[Sample], stratum=None) -> float:
+    found = [model.interval(s.reported, s.members, stratum or s.stratum) for s in samples]
+    return float(
+        np.mean([lo <= s.truth <= hi for (lo, hi), s in zip(found, samples, strict=True)])
+    )
 
 
 def test_conformal_quantile_rank():
@@ -164,18 +182,32 @@ def test_conformal_quantile_rank():
 def test_fitted_intervals_cover_held_out_samples():
     rng = np.random.default_rng(3)
     model = fit_region(simulated(200, rng), offset_ml=1.0)
-    held_out = simulated(2000, rng)
-    covered = [model.interval(s.reported, s.members) for s in held_out]
-    coverage = np.mean(
-        [lo <= s.truth <= hi for (lo, hi), s in zip(covered, held_out, strict=True)]
-    )
-    assert 0.93 <= coverage <= 0.97
+    assert 0.93 <= coverage(model, simulated(2000, rng)) <= 0.97
     assert model.weight > 0  # the members' disagreement explains the error: it is used
-    assert model.bias == pytest.approx(0.05, abs=0.03)
+    assert model.strata[PRE_OP].bias == pytest.approx(0.05, abs=0.03)
+
+
+def test_surgery_strata_get_their_own_bias_and_width():
+    rng = np.random.default_rng(4)
+    calibration = simulated(150, rng) + simulated(50, rng, POST_OP)
+    model = fit_region(calibration, offset_ml=1.0)
+    assert set(model.strata) == {ANY, PRE_OP, POST_OP}
+    assert model.strata[POST_OP].bias == pytest.approx(-0.3, abs=0.1)
+    pre, post = model.interval(20.0, [20.0], PRE_OP), model.interval(20.0, [20.0], POST_OP)
+    assert post[1] - post[0] > 1.3 * (pre[1] - pre[0])
+    assert post[0] < pre[0]  # the model over-segments after surgery: the truth lies lower
+    unknown = model.interval(20.0, [20.0])  # status unknown: both
+    assert unknown[0] <= post[0] and unknown[1] >= pre[1]
+    for stratum in (PRE_OP, POST_OP):
+        assert 0.9 <= coverage(model, simulated(1000, rng, stratum)) <= 0.99
+    # a stratum with too few samples uses the pooled fit
+    few = fit_region(simulated(100, rng) + simulated(5, rng, POST_OP), offset_ml=1.0)
+    assert POST_OP not in few.strata
+    assert few.interval(20.0, [20.0], POST_OP) == few.interval(20.0, [20.0], ANY)
 
 
 def test_calibration_file_round_trip_and_checks(tmp_path):
-    model = RegionModel(1.0, 0.01, 0.1, 1.0, 2.1, 40)
+    model = RegionModel(1.0, 1.0, 2.1, 40, {ANY: Stratum(0.01, 0.1), POST_OP: Stratum(0.2, 0.3)})
     calibration = VolumeCalibration('abc', (0.4, 0.6), {'WT': model}, sessions={'phantom': 40})
     write_calibration(calibration, tmp_path)
     assert read_calibration(tmp_path, 'abc') == calibration

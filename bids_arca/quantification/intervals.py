@@ -20,14 +20,17 @@ Per region, with ``V`` the reported volume, ``T`` the true one and ``c`` a small
 
 ``spread`` is this session's root-mean-square of ``log((V_m + c) / (V + c))`` over its members
 ``V_m`` (the separate views and the fused probability at other thresholds), so a session whose
-variants disagree gets a wider interval. ``bias``, ``floor`` and ``weight`` are fitted on the
-calibration sessions; ``q`` is the conformal quantile of ``|z|`` over them (the
-``ceil((n + 1) * 0.95)``-th smallest), which makes ``T`` fall inside::
+variants disagree gets a wider interval. ``bias`` and ``floor`` are fitted per *stratum*, the
+surgery status of ``sessions.tsv`` (after surgery the cavity, blood and scarring make other
+errors than before), and on all sessions together; ``weight`` on all. ``q`` is the conformal
+quantile of ``|z|`` over all calibration sessions, each normalised with its own stratum's bias
+and floor (the ``ceil((n + 1) * 0.95)``-th smallest), which makes ``T`` fall inside::
 
     [(V + c) * exp(bias - q * sigma) - c,  (V + c) * exp(bias + q * sigma) - c]
 
 (clipped at 0, and widened to hold ``V``) for 95% of new sessions drawn like the calibration
-ones. ``benchmarks/volume_intervals.py`` fits the model and checks it on held-out sessions.
+ones. A session of unknown surgery status gets the union of the strata's intervals.
+``benchmarks/volume_intervals.py`` fits the model and checks it on held-out sessions.
 
 The calibration belongs to a model: it is stored beside the weights as
 ``volume_calibration.json`` (:func:`read_calibration`), with the weights' checksum, and refused
@@ -47,6 +50,7 @@ import numpy as np
 
 from bids_arca.errors import InputDataError
 from bids_arca.model.store import CALIBRATION as CALIBRATION_FILE
+from bids_arca.sessions import POST_OP, PRE_OP
 
 FORMAT_VERSION = 1
 COVERAGE = 0.95
@@ -54,15 +58,30 @@ COVERAGE = 0.95
 # than proportional (a few boundary voxels of a small lesion).
 DEFAULT_OFFSETS_ML = {'WT': 1.0, 'TC': 0.5, 'ET': 0.25, 'ED': 1.0, 'NEC': 0.25, 'RC': 0.5}
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidate spread weights tried by :func:`fit_region`
+# Strata: the surgery status of sessions.tsv (errors differ once a cavity is there), each
+# fitted when it has this many samples; ANY is fitted on all of them.
+ANY = 'any'
+STRATA = (PRE_OP, POST_OP)
+MIN_STRATUM = 8
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One region of one calibration session: reported and true volume, the members' volumes."""
+    """One region of one calibration session: reported and true volume, the members' volumes,
+    and its stratum (``pre-op``, ``post-op`` or None when unknown)."""
 
     reported: float
     truth: float
     members: tuple[float, ...]
+    stratum: str | None = None
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """The bias and the floor of the error scale of one stratum (log scale)."""
+
+    bias: float
+    floor: float
 
 
 @dataclass(frozen=True)
@@ -70,27 +89,44 @@ class RegionModel:
     """The fitted error model of one region (see the module text)."""
 
     offset_ml: float
-    bias: float
-    floor: float
     weight: float
     quantile: float
     n: int
+    strata: dict[str, Stratum]  # ANY, and each surgery status with enough samples
 
-    def sigma(self, reported: float, members: Sequence[float]) -> float:
-        return math.hypot(self.floor, self.weight * spread(reported, members, self.offset_ml))
+    def sigma(self, stratum: Stratum, reported: float, members: Sequence[float]) -> float:
+        return math.hypot(stratum.floor, self.weight * spread(reported, members, self.offset_ml))
 
-    def interval(self, reported: float, members: Sequence[float]) -> tuple[float, float]:
-        """The calibrated interval of a reported volume (mL), holding it."""
-        c, half = self.offset_ml, self.quantile * self.sigma(reported, members)
-        low = (reported + c) * math.exp(self.bias - half) - c
-        high = (reported + c) * math.exp(self.bias + half) - c
-        return max(0.0, min(low, reported)), max(high, reported)
+    def interval(
+        self, reported: float, members: Sequence[float], stratum: str | None = None
+    ) -> tuple[float, float]:
+        """The calibrated interval of a reported volume (mL), holding it. A session whose
+        surgery status is unknown gets the union of the strata's intervals."""
+        chosen = (
+            [self.strata[stratum]]
+            if stratum in self.strata
+            else list(self.strata.values())
+            if stratum is None
+            else [self.strata[ANY]]
+        )
+        c, lows, highs = self.offset_ml, [], []
+        for found in chosen:
+            half = self.quantile * self.sigma(found, reported, members)
+            lows.append((reported + c) * math.exp(found.bias - half) - c)
+            highs.append((reported + c) * math.exp(found.bias + half) - c)
+        return max(0.0, min(*lows, reported)), max(*highs, reported)
+
+    def stratum_of(self, sample: Sample) -> Stratum:
+        return self.strata.get(sample.stratum or ANY, self.strata[ANY])
+
+    def sigma_of(self, sample: Sample) -> float:
+        return self.sigma(self.stratum_of(sample), sample.reported, sample.members)
 
     def score(self, sample: Sample) -> float:
-        """|z| of a calibration sample."""
+        """|z| of a calibration sample, with its own stratum's bias and floor."""
         c = self.offset_ml
-        error = math.log((sample.truth + c) / (sample.reported + c)) - self.bias
-        return abs(error) / self.sigma(sample.reported, sample.members)
+        error = math.log((sample.truth + c) / (sample.reported + c))
+        return abs(error - self.stratum_of(sample).bias) / self.sigma_of(sample)
 
 
 @dataclass(frozen=True)
@@ -105,10 +141,10 @@ class VolumeCalibration:
     note: str = ''
 
     def interval(
-        self, region: str, reported: float, members: Sequence[float]
+        self, region: str, reported: float, members: Sequence[float], stratum: str | None = None
     ) -> tuple[float, float] | None:
         model = self.regions.get(region)
-        return None if model is None else model.interval(reported, members)
+        return None if model is None else model.interval(reported, members, stratum)
 
     @property
     def digest(self) -> str:
@@ -125,7 +161,7 @@ class VolumeCalibration:
         return cls(
             model_sha256=str(data['model_sha256']),
             thresholds=tuple(float(t) for t in data['thresholds']),
-            regions={name: RegionModel(**values) for name, values in data['regions'].items()},
+            regions={name: _region(values) for name, values in data['regions'].items()},
             coverage=float(data['coverage']),
             sessions={str(k): int(v) for k, v in data.get('sessions', {}).items()},
             note=str(data.get('note', '')),
@@ -153,32 +189,46 @@ def fit_region(
     coverage: float = COVERAGE,
     weights: Iterable[float] = WEIGHTS,
 ) -> RegionModel:
-    """Fit bias, floor and spread weight, then the conformal quantile, on ``samples``.
+    """Fit the strata's bias and floor and the spread weight, then the conformal quantile.
 
-    ``bias`` is the median log error. For each candidate spread weight, ``floor`` is the
-    median absolute deviation of the log errors (scaled to a normal SD) left once the weighted
-    spread is accounted for; the weight kept is the one whose intervals, over the samples, are
-    narrowest on the log scale (the conformal quantile keeps coverage whatever is chosen).
+    Per stratum (all samples, and each surgery status with at least :data:`MIN_STRATUM`
+    samples) ``bias`` is the median log error and ``floor`` the median absolute deviation
+    (scaled to a normal SD) of the log errors left once the weighted spread is accounted for.
+    The weight kept is the candidate whose intervals, over the samples, are narrowest on the log
+    scale; the conformal quantile of the normalised scores keeps coverage whatever is chosen.
     """
     if not samples:
         raise ValueError('no calibration samples')
     c = offset_ml
     errors = np.array([math.log((s.truth + c) / (s.reported + c)) for s in samples])
-    bias = float(np.median(errors))
     spreads = np.array([spread(s.reported, s.members, c) for s in samples])
+    labels = np.array([s.stratum or '' for s in samples])
     best: RegionModel | None = None
     best_width = math.inf
     for weight in weights:
-        residual = np.sqrt(np.maximum((errors - bias) ** 2 - (weight * spreads) ** 2, 0.0))
-        floor = max(1.4826 * float(np.median(residual)), 1e-3)
-        trial = RegionModel(c, bias, floor, weight, 1.0, len(samples))
+        strata = {ANY: _stratum(errors, spreads, weight)}
+        for name in STRATA:
+            inside = labels == name
+            if inside.sum() >= MIN_STRATUM:
+                strata[name] = _stratum(errors[inside], spreads[inside], weight)
+        trial = RegionModel(c, weight, 1.0, len(samples), strata)
         quantile = conformal_quantile([trial.score(s) for s in samples], coverage)
-        sigmas = np.hypot(floor, weight * spreads)
-        width = float(np.mean(quantile * sigmas))
-        if width < best_width or best is None:
-            best = RegionModel(c, bias, floor, weight, quantile, len(samples))
-            best_width = width
+        model = RegionModel(c, weight, quantile, len(samples), strata)
+        width = quantile * float(np.mean([model.sigma_of(s) for s in samples]))
+        if best is None or width < best_width:
+            best, best_width = model, width
     return best  # type: ignore[return-value]
+
+
+def _stratum(errors: np.ndarray, spreads: np.ndarray, weight: float) -> Stratum:
+    bias = float(np.median(errors))
+    residual = np.sqrt(np.maximum((errors - bias) ** 2 - (weight * spreads) ** 2, 0.0))
+    return Stratum(bias, max(1.4826 * float(np.median(residual)), 1e-3))
+
+
+def _region(values: Mapping) -> RegionModel:
+    strata = {name: Stratum(**found) for name, found in values['strata'].items()}
+    return RegionModel(**{**values, 'strata': strata})
 
 
 def fit(

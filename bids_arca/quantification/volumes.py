@@ -139,12 +139,14 @@ def volume_table(
     *,
     members: Mapping[str, np.ndarray] | Sequence[np.ndarray] = (),
     calibration: VolumeCalibration | None = None,
+    stratum: str | None = None,
     include_cavity: bool = False,
 ) -> list[VolumeRow]:
     """One row per region with its interval (see the module text); NaN without members.
 
-    A region the calibration does not cover gets the uncalibrated range: the sidecar of such a
-    table names both methods.
+    ``stratum`` is the session's surgery status (``pre-op``, ``post-op``; None: unknown), which
+    the calibration's error model depends on. A region the calibration does not cover gets the
+    uncalibrated range (each row names its method).
     """
     maps = list(members.values()) if isinstance(members, Mapping) else list(members)
     point = region_volumes_ml(labels, spacing, include_cavity)
@@ -152,7 +154,7 @@ def volume_table(
     rows = []
     for region, volume in point.items():
         values = [member[region] for member in spread]
-        calibrated = calibration.interval(region, volume, values) if calibration else None
+        calibrated = calibration.interval(region, volume, values, stratum) if calibration else None
         method: str | None = 'calibrated'
         if calibrated is not None:
             low, high = calibrated

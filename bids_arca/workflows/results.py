@@ -97,11 +97,13 @@ def write_results(
     timings_s: Mapping[str, float] | None = None,
     derivatives: Mapping[str, Path] | None = None,
     calibration: VolumeCalibration | None = None,
+    surgery: str | None = None,
 ) -> list[Path]:
     """Post-process, measure, write every output of the session and commit; return the paths.
 
-    ``calibration`` is the model's volume calibration (its intervals); without one the volumes
-    get the uncalibrated range of the members, labelled so.
+    ``calibration`` is the model's volume calibration (its intervals; ``surgery``, the session's
+    status from sessions.tsv, selects its stratum); without one the volumes get the
+    uncalibrated range of the members, labelled so.
 
     ``dicom_series`` maps ``'T1ce'`` (SEG and overlays) and ``'FLAIR'`` (overlays) to the source
     DICOM files of those series, when the session came from DICOM. ``derivatives`` are other
@@ -126,7 +128,12 @@ def write_results(
     )
     has_cavity = p.cavity is not None
     rows = volume_table(
-        labels, spacing, members=members, calibration=calibration, include_cavity=has_cavity
+        labels,
+        spacing,
+        members=members,
+        calibration=calibration,
+        stratum=surgery,
+        include_cavity=has_cavity,
     )
     lesions = {
         'ET': measure_lesions(labels == ET, t1ce.affine),

@@ -23,6 +23,7 @@ from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
 from bids_arca.quantification.intervals import VolumeCalibration
 from bids_arca.reports import SessionQC
+from bids_arca.sessions import SessionInfo, read_sessions
 from bids_arca.sourcedata import source_series
 from bids_arca.workflows.native import (
     flair_resampler,
@@ -35,6 +36,7 @@ from bids_arca.workflows.native import (
 from bids_arca.workflows.results import write_results
 
 LOGGER = logging.getLogger(__name__)
+_UNKNOWN = SessionInfo()
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def write_session(
     elif notes:
         LOGGER.info('%s: %s', session.name, '; '.join(notes))
     parameters = settings.parameters
+    facts = read_sessions(bids_dir, session.subject).get(session.session or '', _UNKNOWN)
     text, references = preprocessing_methods(parameters['skull_strip'], parameters['model_space'])
     writer = SessionWriter(
         SessionOutputs(output_dir, session.subject, session.session),
@@ -105,6 +108,7 @@ def write_session(
         calibration=VolumeCalibration.from_dict(settings.calibration)
         if settings.calibration
         else None,
+        surgery=facts.surgery,
     )
 
 
