@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from bids_arca.morphology import Components, bounding_box
+from bids_arca.morphology import Components
 
 MEASURABLE_MM = 10.0
 MEASURABLE_SLICES = 2
@@ -79,18 +79,17 @@ def axial_grid(affine: np.ndarray) -> tuple[int, int, int]:
 
 def measure_lesions(mask: np.ndarray, affine: np.ndarray) -> list[Lesion]:
     """Every lesion of ``mask`` measured bidimensionally, largest product first."""
-    mask = np.asarray(mask, dtype=bool)
     affine = np.asarray(affine, dtype=float)
     order = axial_grid(affine)
     components = Components(mask)
-    if not len(components):
+    if components.labels is None or components.window is None:
         return []
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     found = []
-    for k in range(len(components)):
-        keep = np.zeros(len(components), dtype=bool)
-        keep[k] = True
-        found.append(_measure(components.select(keep), affine, order, voxel_ml))
+    for k, box in enumerate(ndimage.find_objects(components.labels), start=1):
+        start = np.array([w.start + b.start for w, b in zip(components.window, box, strict=True)])
+        lesion = components.labels[box] == k
+        found.append(_measure(lesion, start, affine, order, voxel_ml))
     found.sort(key=lambda lesion: (-lesion.product_mm2, -lesion.voxels))
     return [_renumbered(lesion, i) for i, lesion in enumerate(found, start=1)]
 
@@ -104,17 +103,16 @@ def _renumbered(lesion: Lesion, index: int) -> Lesion:
     return Lesion(index, *[getattr(lesion, f) for f in list(Lesion.__dataclass_fields__)[1:]])
 
 
-def _measure(lesion: np.ndarray, affine: np.ndarray, order, voxel_ml: float) -> Lesion:
+def _measure(lesion: np.ndarray, start, affine: np.ndarray, order, voxel_ml: float) -> Lesion:
+    """One lesion, given as its bounding box (``lesion``) and the box's ``start`` index."""
     a, b, s = order
-    box = bounding_box(lesion)
-    assert box is not None
-    crop = np.moveaxis(lesion[box], (a, b, s), (0, 1, 2))
+    crop = np.moveaxis(lesion, (a, b, s), (0, 1, 2))
     outlines = np.stack(
         [ndimage.binary_fill_holes(crop[..., k]) for k in range(crop.shape[2])], axis=-1
     )
     filled = outlines.sum(axis=(0, 1))
-    where = int(np.argmax(filled)) + box[s].start
-    points = np.argwhere(lesion)
+    where = int(np.argmax(filled)) + int(start[s])
+    points = np.argwhere(lesion) + start
     on_slice = points[points[:, s] == where]
     # Pixel coordinates in mm along the two in-plane axes (voxel axes are orthogonal).
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
