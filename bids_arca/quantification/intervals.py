@@ -18,9 +18,10 @@ Per region, with ``V`` the reported volume, ``T`` the true one and ``c`` a small
     log((T + c) / (V + c)) = bias + sigma * z
     sigma = sqrt(floor^2 + (weight * spread)^2)
 
-``spread`` is this session's root-mean-square of ``log((V_m + c) / (V + c))`` over its members
-``V_m`` (the separate views and the fused probability at other thresholds), so a session whose
-variants disagree gets a wider interval. ``bias`` and ``floor`` are fitted per *stratum*, the
+``spread`` is this session's median of ``|log((V_m + c) / (V + c))|`` over its members ``V_m``
+(the separate views and the fused probability at other thresholds), so a session whose variants
+disagree gets a wider interval; the median, because one view can fail alone (a sagittal
+whole-tumour map spilling over the brain) while the fused volume stays right. ``bias`` and ``floor`` are fitted per *stratum*, the
 surgery status of ``sessions.tsv`` (after surgery the cavity, blood and scarring make other
 errors than before), and on all sessions together; ``weight`` on all. ``q`` is the conformal
 quantile of ``|z|`` over all calibration sessions, each normalised with its own stratum's bias
@@ -169,11 +170,11 @@ class VolumeCalibration:
 
 
 def spread(reported: float, members: Sequence[float], offset_ml: float) -> float:
-    """Root-mean-square of ``log((V_m + c) / (V + c))`` over the members (0 without any)."""
+    """Median of ``|log((V_m + c) / (V + c))|`` over the members (0 without any)."""
     if not members:
         return 0.0
     logs = np.log((np.asarray(members, dtype=float) + offset_ml) / (reported + offset_ml))
-    return float(np.sqrt(np.mean(logs**2)))
+    return float(np.median(np.abs(logs)))
 
 
 def conformal_quantile(scores: Sequence[float], coverage: float = COVERAGE) -> float:
