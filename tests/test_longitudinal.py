@@ -151,6 +151,8 @@ def test_group_longitudinal_tables(study):
     page = (out / 'group.html').read_text()
     assert 'RANO 2.0' in page and 'PR (unconf.)' in page and 'CR?' in page
     assert '1.20 [1.08-1.32]' in page  # volumes with their intervals
+    # these tables have no ci_method (as before calibration existed): the page says so
+    assert 'uncalibrated</b> ranges' in page and fu2['ci_method'] == 'uncalibrated'
     for name in (
         'group.html',
         'figures/group_longitudinal.png',

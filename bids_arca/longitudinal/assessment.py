@@ -91,6 +91,7 @@ def rano_rows(subject: str, visits: list[Visit], found: SubjectAssessment) -> li
             'volume_ml': scan.volume.ml,
             'ci_low_ml': scan.volume.low,
             'ci_high_ml': scan.volume.high,
+            'ci_method': scan.volume.method,
             'spd_mm2': scan.spd_mm2,
             'new_lesions': scan.new_lesions if assessment.role == rano.FOLLOW_UP else None,
             'notes': '; '.join(assessment.notes) or None,

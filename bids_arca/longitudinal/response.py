@@ -23,6 +23,7 @@ class Volume:
     ml: float
     low: float | None = None
     high: float | None = None
+    method: str | None = None  # 'calibrated' or 'uncalibrated' (the volumes table's ci_method)
 
     @property
     def has_interval(self) -> bool:

@@ -143,6 +143,7 @@ RANO_COLUMNS = [
     'volume_ml',
     'ci_low_ml',
     'ci_high_ml',
+    'ci_method',
     'volumetric_change_baseline_pct',
     'volumetric_change_nadir_pct',
     'volumetric_nadir_session',
@@ -189,6 +190,14 @@ RANO_DESCRIPTIONS: dict[str, dict] = {
     'volume_ml': {'Description': 'Volume of the followed disease.', 'Units': 'mL'},
     'ci_low_ml': {'Description': 'Lower bound of its 95% interval.', 'Units': 'mL'},
     'ci_high_ml': {'Description': 'Upper bound of its 95% interval.', 'Units': 'mL'},
+    'ci_method': {
+        'Description': "The interval's kind, from the participant level (docs/outputs.md).",
+        'Levels': {
+            'calibrated': '95% interval of a model calibrated against known truth',
+            'uncalibrated': "range of the model's own variants (no calibration): not a 95% "
+            'interval, and "within noise" then only means the variants disagree as much',
+        },
+    },
     **_track('volumetric', 'volume', rano.VOLUMETRIC_PCT),
     'volumetric_within_noise': {
         'Description': 'true when the 95% interval of the change that decided the volumetric '

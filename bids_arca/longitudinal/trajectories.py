@@ -60,7 +60,11 @@ def read_volumes(path: Path) -> dict[str, Volume]:
     try:
         return {
             row['region']: Volume(
-                float(row['volume_ml']), _optional(row['ci_low_ml']), _optional(row['ci_high_ml'])
+                float(row['volume_ml']),
+                _optional(row['ci_low_ml']),
+                _optional(row['ci_high_ml']),
+                # tables before ci_method: the views' t-interval, never checked against truth
+                row.get('ci_method', 'uncalibrated'),
             )
             for row in rows
         }

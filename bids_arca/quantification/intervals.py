@@ -21,11 +21,12 @@ Per region, with ``V`` the reported volume, ``T`` the true one and ``c`` a small
 ``spread`` is this session's median of ``|log((V_m + c) / (V + c))|`` over its members ``V_m``
 (the separate views and the fused probability at other thresholds), so a session whose variants
 disagree gets a wider interval; the median, because one view can fail alone (a sagittal
-whole-tumour map spilling over the brain) while the fused volume stays right. ``bias`` and ``floor`` are fitted per *stratum*, the
-surgery status of ``sessions.tsv`` (after surgery the cavity, blood and scarring make other
-errors than before), and on all sessions together; ``weight`` on all. ``q`` is the conformal
-quantile of ``|z|`` over all calibration sessions, each normalised with its own stratum's bias
-and floor (the ``ceil((n + 1) * 0.95)``-th smallest), which makes ``T`` fall inside::
+whole-tumour map spilling over the brain) while the fused volume stays right. ``bias`` and
+``floor`` are fitted per *stratum*, the surgery status of ``sessions.tsv`` (after surgery the
+cavity, blood and scarring make other errors than before), and on all sessions together;
+``weight`` on all. ``q`` is the conformal quantile of ``|z|`` over all calibration sessions,
+each normalised with its own stratum's bias and floor (the ``ceil((n + 1) * 0.95)``-th
+smallest), which makes ``T`` fall inside::
 
     [(V + c) * exp(bias - q * sigma) - c,  (V + c) * exp(bias + q * sigma) - c]
 

@@ -144,6 +144,13 @@ def longitudinal_section(
         '</code>.</p>',
         f'<img src="figures/{group_figure.name}" alt="group overview">',
     ]
+    if any(r.get('ci_method') != 'calibrated' for r in assessment):
+        parts.insert(
+            -1,
+            '<p class="warning">Some volumes come with <b>uncalibrated</b> ranges (their model '
+            "has no volume calibration): they show how much the model's own variants disagree, "
+            'not the measurement error, so "within noise" can be wrong either way.</p>',
+        )
     for subject, figure in subject_figures.items():
         mine = [r for r in assessment if r['participant_id'] == subject]
         volumes = {
