@@ -223,6 +223,11 @@ def main() -> None:
     parser.add_argument('--no-expert', action='store_true', help='leave the BraTS cases out')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--write', action='store_true', help='write the calibration')
+    parser.add_argument(
+        '--export-check',
+        type=Path,
+        help='write the separate phantom set as a TSV for the test of the shipped calibration',
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
 
@@ -279,6 +284,23 @@ def main() -> None:
               f'quantile {model.quantile:.2f}, n {model.n}; {strata}')  # fmt: skip
     if args.write:
         print(f'wrote {write_calibration(calibration, folder)}')
+    if args.export_check:
+        export_check(test, args.export_check)
+        print(f'wrote {args.export_check}')
+
+
+def export_check(records: Sequence[dict], path: Path) -> None:
+    """The records as one row per session and region: what the interval needs, and the truth."""
+    lines = ['case\tsurgery\tregion\treported_ml\ttruth_ml\tmembers_ml']
+    for record in records:
+        for region in REGIONS:
+            row = record['regions'][region]
+            members = ';'.join(f'{k}={v:.4f}' for k, v in row['members'].items())
+            lines.append(
+                f'{record["case"]}\t{record["surgery"]}\t{region}\t{row["reported"]:.4f}\t'
+                f'{row["truth"]:.4f}\t{members}'
+            )
+    path.write_text('\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
