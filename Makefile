@@ -11,9 +11,10 @@ MODELS := $(SAMPLE)/models
 .PHONY: install system-packages demo test lint calibrate clean
 
 # System tools the tests use: Orthanc, a PACS (brings dcmtk's findscu/storescu), Chromium (the
-# report in a real browser) and dicom3tools (dciodvfy). apt installs them when run as root;
-# otherwise the missing ones are listed and their tests are skipped (they fail when CI is set).
-SYSTEM_PACKAGES ?= orthanc chromium dicom3tools
+# report in a real browser), dicom3tools (dciodvfy) and openssl (certificates for the DICOM TLS
+# tests). apt installs them when run as root; otherwise the missing ones are listed and their
+# tests are skipped (they fail when CI is set).
+SYSTEM_PACKAGES ?= orthanc chromium dicom3tools openssl
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml

@@ -37,7 +37,7 @@ from bids_arca.dicom_outputs import (
     write_overlays,
     write_segmentation,
 )
-from bids_arca.node.pipeline import route_study
+from bids_arca.node.steps import Routing
 from bids_arca.sample.cli import main as sample_main
 from tests.node_support import node_config, running_node, wait_for, write_phantom_study
 from tests.orthanc import free_port, start_orthanc
@@ -47,11 +47,12 @@ STAND_IN = 'benchmarks.node_latency:threshold_t1ce_and_flair'
 
 
 def threshold_t1ce_and_flair(
-    study_dir: Path, out_dir: Path, options: Mapping[str, Any]
+    study_dir: Path, out_dir: Path, options: Mapping[str, Any], routing: Routing
 ) -> list[Path]:
     """Stand-in processing with real-sized results: the brightest 1% of the T1ce as enhancing
-    tumour (SEG and overlays) and the brightest 2% of the FLAIR as edema (overlays)."""
-    roles = route_study(study_dir).roles
+    tumour (SEG and overlays) and the brightest 2% of the FLAIR as edema (overlays), on the
+    series the node's routing chose."""
+    roles = routing.roles
     files: list[Path] = []
     for role, label, share in (('T1ce', 3, 1), ('FLAIR', 2, 2)):
         series = read_series(sorted((study_dir / roles[role]).glob('*.dcm')))
@@ -135,7 +136,11 @@ def report(study, events, started: float, files: int, window: float) -> None:
     for at, _, state, detail in events:
         first.setdefault(state, (at, detail))
     print(f'study: {files} file(s), final state {study.state} {study.reason}'.rstrip())
-    print(f'received in {study.last_received - started:.2f} s (Orthanc C-STORE to the node)')
+    receiving = study.last_received - started
+    print(
+        f'received in {receiving:.2f} s (Orthanc C-STORE to the node): '
+        f'{files / receiving:.1f} instances/s'
+    )
     steps = [
         ('quiet window', study.last_received, 'complete'),
         ('routing', 'complete', 'routed'),

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bids_arca.grids import LPS_TO_RAS, resample_labels
 from bids_arca.inputs import SessionInputs
-from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
+from bids_arca.outputs import SessionOutputs, SessionWriter
+from bids_arca.provenance import fingerprint
 from bids_arca.reports import SessionQC
 from bids_arca.workflows.results import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix

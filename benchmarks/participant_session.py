@@ -116,7 +116,7 @@ def phantom(root: Path, opts, model: Path) -> None:
             (study / 'derivatives' / 'truth').rglob(f'*ses-{label}_desc-truth_dseg.nii.gz')
         )
         truth_image = nib.load(truth_path)
-        (dseg,) = (p for p in out.rglob('*_desc-tumor_dseg.nii.gz') if '_space-' not in p.name)
+        (dseg,) = out.rglob('*_space-T1ce_desc-tumor_dseg.nii.gz')
         ours = nib.load(dseg)
         truth = resample_labels(
             np.asarray(truth_image.dataobj), truth_image.affine, ours.affine, ours.shape
@@ -140,7 +140,7 @@ def tcga(root: Path, opts, model: Path) -> None:
     out = root / 'out-tcga'
     seg = run('participant', participant(bids, out, root / 'work-tcga', opts, model))
     report('TCGA-FG-6692 (NIfTI)', [('', 0, load), ('bids-arca participant', *seg[:2])], seg[2])
-    ours = nib.load(out / ANAT / 'sub-FG6692_ses-preop_desc-tumor_dseg.nii.gz')
+    ours = nib.load(out / ANAT / 'sub-FG6692_ses-preop_space-T1ce_desc-tumor_dseg.nii.gz')
     labels = np.asarray(ours.dataobj)
     fusion = upstream_on_native(shared_dir() / UPSTREAM / 'fusion' / 'simple.nii.gz', ours)
     scores = {

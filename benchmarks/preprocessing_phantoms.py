@@ -48,7 +48,7 @@ def score_session(study: Path, out: Path, anat: Path, head) -> dict:
     )
     poses = {role: np.array(p['matrix']) for role, p in info['HeadToScanner'].items()}
     derived = out / relative
-    mask_image = nib.load(next(derived.glob('*_desc-brain_mask.nii.gz')))
+    mask_image = nib.load(next(derived.glob('*_space-T1ce_desc-brain_mask.nii.gz')))
     ours = np.asanyarray(mask_image.dataobj) > 0
     t1ce = Grid(ours.shape, mask_image.affine)
     # Truth brain: the intracranial cavity (depth <= 0) carried into the T1ce's scanner space.

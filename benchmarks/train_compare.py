@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -70,9 +71,16 @@ def _make(spec_and_folder: tuple[PhantomSpec, str]) -> str:
 
 
 def start_phantoms(
-    data: Path, subjects: int, sessions: list[str], seed: int, workers: int, small: bool
+    data: Path,
+    subjects: int,
+    sessions: list[str],
+    seed: int,
+    workers: int,
+    small: bool,
+    nice: int = 0,
 ):
-    """Submit every missing phantom to worker processes; return the folders and the futures."""
+    """Submit every missing phantom to worker processes; return the folders and the futures.
+    ``nice`` lowers the workers' priority, for timings taken meanwhile."""
     specs = [
         PhantomSpec(s, session, seed=seed, small=small)
         for s in range(1, subjects + 1)
@@ -83,7 +91,9 @@ def start_phantoms(
     pool = futures = None
     if missing:
         context = multiprocessing.get_context('spawn')  # nothing forked from a CUDA process
-        pool = ProcessPoolExecutor(min(workers, len(missing)), mp_context=context)
+        pool = ProcessPoolExecutor(
+            min(workers, len(missing)), mp_context=context, initializer=os.nice, initargs=(nice,)
+        )
         futures = [pool.submit(_make, item) for item in missing]
     return folders, pool, futures
 
@@ -129,8 +139,17 @@ def step_time(network, make_batch, loss_of, device, precision: str, steps=20, wa
     return 1000 * float(np.mean(times))
 
 
-def run_steptime(device: torch.device, out: Path, side: int = 144, ar_side: int = 128) -> None:
-    """Step times at Wang's WNet patch (``side``) and SegResNetVAE at ``ar_side``^3."""
+def run_steptime(
+    device: torch.device,
+    out: Path,
+    side: int = 144,
+    ar_side: int = 128,
+    steps: int = 20,
+    warmup: int = 10,
+    precisions: tuple[str, ...] = ('float32', 'bfloat16'),
+) -> list[dict]:
+    """Step times at Wang's WNet patch (``side``) and SegResNetVAE at ``ar_side``^3: the rows,
+    also written to ``steptime.tsv``."""
     from bids_arca.training.losses import sigmoid_dice_loss, softmax_dice_loss, vae_terms
 
     torch.backends.cudnn.benchmark = device.type == 'cuda'
@@ -177,10 +196,10 @@ def run_steptime(device: torch.device, out: Path, side: int = 144, ar_side: int 
         ),
     }
     for name, (build, batch, loss, voxels) in models.items():
-        for precision in ('float32', 'bfloat16'):
+        for precision in precisions:
             torch.manual_seed(0)
             network = build().to(device).train()
-            ms = step_time(network, batch, loss, device, precision)
+            ms = step_time(network, batch, loss, device, precision, steps, warmup)
             memory = (
                 torch.cuda.max_memory_allocated(device) / 2**30 if device.type == 'cuda' else 0
             )
@@ -199,6 +218,7 @@ def run_steptime(device: torch.device, out: Path, side: int = 144, ar_side: int 
                 torch.cuda.reset_peak_memory_stats(device)
             del network
     write_tsv(out / 'steptime.tsv', rows)
+    return rows
 
 
 # -- comparison --------------------------------------------------------------------------------
@@ -436,7 +456,7 @@ def write_tsv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', type=Path, required=True)
     parser.add_argument('--parts', default='steptime,compare,finetune')
@@ -464,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--shared', type=Path, default=Path('.bench/shared'))
     parser.add_argument('--device', default='auto')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     parts = args.parts.split(',')
     args.out.mkdir(parents=True, exist_ok=True)
     pending = None

@@ -36,10 +36,14 @@ def session_name(key: SessionKey) -> str:
     return f'sub-{subject}' + (f'_ses-{session}' if session else '')
 
 
+Wanted = str | None | tuple[str | None, ...]
+
+
 def find_files(
-    root: Path, suffix: str, extensions: tuple[str, ...], **wanted: str | None
+    root: Path, suffix: str, extensions: tuple[str, ...], **wanted: Wanted
 ) -> dict[SessionKey, Path]:
-    """One file per session under ``root`` matching suffix and entities (None: entity absent).
+    """One file per session under ``root`` matching suffix and entities (None: entity absent;
+    a tuple: any of its values).
 
     Raises when a session holds several candidates, naming them: which one to use is the user's
     choice, never ours.
@@ -52,7 +56,7 @@ def find_files(
         if not any(name.endswith(f'_{suffix}{ext}') for ext in extensions):
             continue
         tags = entities(name)
-        if any(tags.get(key) != value for key, value in wanted.items()):
+        if not all(_matches(tags.get(key), value) for key, value in wanted.items()):
             continue
         found.setdefault(session_key(path), []).append(path)
     for key, paths in found.items():
@@ -65,7 +69,11 @@ def find_files(
     return {key: paths[0] for key, paths in found.items()}
 
 
-def find_segmentations(root: Path, **wanted: str | None) -> dict[SessionKey, Path]:
+def _matches(found: str | None, wanted: Wanted) -> bool:
+    return found in wanted if isinstance(wanted, tuple) else found == wanted
+
+
+def find_segmentations(root: Path, **wanted: Wanted) -> dict[SessionKey, Path]:
     return find_files(root, 'dseg', ('.nii.gz', '.nii'), **wanted)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from pathlib import Path
 
 from bids_arca import __version__
@@ -23,12 +24,13 @@ HOW_TO_ACKNOWLEDGE = (
 # datasets say "TODO") is a placeholder, not provenance.
 _DOI = re.compile(r'(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)', re.IGNORECASE)
 # Files of ours that BIDS does not name yet (transforms, reports, logs, group tables, volume
-# tables, provenance records, DICOM results).
+# tables, provenance records, DICOM results). Folders are named without a trailing "/": the
+# validator reads "dicom/" as the folder's contents only and then reports the folder itself.
 BIDSIGNORE = (
     '*_xfm.*',
     '*.html',
-    'figures/',
-    'logs/',
+    'figures',
+    'logs',
     'group_*.tsv',
     'group_*.json',
     '*_volumes.tsv',
@@ -36,9 +38,9 @@ BIDSIGNORE = (
     '*_lesions.tsv',
     '*_lesions.json',
     '*_provenance.json',
-    'dicom/',
-    'models/',
-    'training/',
+    'dicom',
+    'models',
+    'training',
 )
 
 
@@ -110,12 +112,40 @@ def check_output_dir(output_dir: Path) -> None:
 
 
 def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
-    """Write ``dataset_description.json`` and ``.bidsignore`` (called even when a run fails)."""
+    """Write ``dataset_description.json`` and ``.bidsignore`` (called even when a run fails).
+
+    Array jobs sharing the output folder write them at the same time: each file is written
+    beside its place and renamed over it, so no job ever reads a half-written one.
+    """
     path = output_dir / 'dataset_description.json'
-    path.write_text(json.dumps(dataset_description(bids_dir), indent=2) + '\n')
-    (output_dir / '.bidsignore').write_text('\n'.join(BIDSIGNORE) + '\n')
+    replace_text(path, json.dumps(dataset_description(bids_dir), indent=2) + '\n')
+    replace_text(output_dir / '.bidsignore', '\n'.join(BIDSIGNORE) + '\n')
     return path
 
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a private file in the same folder, renamed)."""
+    temporary = path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}')
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+#: Spaces and grids of the derivative images (docs/outputs.md, "Spaces and grids"). Every image
+#: names its space: ``space-T1ce`` (the T1ce's scanner coordinates), ``space-FLAIR`` (the FLAIR's)
+#: or ``space-SRI24`` (the atlas). Without ``res-`` an image lies on its space's own grid (the
+#: series as stored, the atlas); ``res-1`` is the model's 1 mm grid in the T1ce space. fMRIPrep
+#: leaves its anchor space out of names; we do not, because under the BIDS inheritance rule the
+#: anchor file's sidecar would then apply to the same file in every other space.
+T1CE_SPACE = 'T1ce'
+FLAIR_SPACE = 'FLAIR'
+MODEL_RES = '1'
+MODEL_RESOLUTION = (
+    'the model grid: 1 mm isotropic, axes along left, posterior and superior of the T1ce '
+    'space, cropped to the head'
+)
 
 #: Entity order for derivative names (BIDS 1.10 ``rules/entities.yaml``); ``from``/``to``/``mode``
 #: (transforms, BEP 014) go where fMRIPrep puts them, before ``space``.

@@ -5,9 +5,9 @@ Layout (``docs/outputs.md``), relative to the output folder, for ``sub-<s>[_ses-
 
     desc-tumor_dseg.tsv                                   label table (dataset level)
     sub-<s>[_ses-<t>].html                                report
-    sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_dseg.nii.gz (+ .json)
+    sub-<s>/[ses-<t>/]anat/<prefix>_space-T1ce_desc-tumor_dseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_space-FLAIR_desc-tumor_dseg.nii.gz (+ .json)
-    sub-<s>/[ses-<t>/]anat/<prefix>_label-{WT,TC,ET}_probseg.nii.gz (+ .json)
+    sub-<s>/[ses-<t>/]anat/<prefix>_space-T1ce_label-{WT,TC,ET}_probseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_volumes.tsv (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_lesions.tsv (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_provenance.json
@@ -18,8 +18,8 @@ Atomic writes and re-runs
 A session writes into a hidden staging folder inside the output folder; ``SessionWriter.commit``
 moves the files into place (``os.replace`` on one file system), the provenance file last, so a
 failed or interrupted run leaves no half-written results. The provenance file records a
-*fingerprint* of the inputs (file contents), parameters, model and bids-arca version, and the list
-of files. The rule:
+*fingerprint* (:mod:`bids_arca.provenance`) of the inputs (file contents), parameters, model and
+bids-arca version, and the list of files. The rule:
 
 * same fingerprint and every listed file present: the session is current, the pipeline skips it;
 * no earlier result: the session runs;
@@ -33,16 +33,12 @@ rule, and so is a dataset-level label table that differs from ours.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.metadata
 import json
 import os
-import platform
+import re
 import secrets
 import shutil
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -51,28 +47,15 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca import __version__
+from bids_arca.derivatives import FLAIR_SPACE, T1CE_SPACE
 from bids_arca.errors import OutputError
 from bids_arca.labels import write_dseg_tsv
+from bids_arca.provenance import file_sha256
 from bids_arca.quantification.volumes import VolumeRow, volumes_tsv
 
 LABEL_TABLE = 'desc-tumor_dseg.tsv'
 STAGING_PREFIX = '.staging-'
 State = Literal['absent', 'current', 'stale']
-# Distribution names whose versions the provenance records.
-PACKAGES = (
-    'numpy',
-    'scipy',
-    'nibabel',
-    'torch',
-    'antspyx',
-    'SimpleITK',
-    'pybids',
-    'nipype',
-    'pydicom',
-    'highdicom',
-    'scikit-image',
-    'matplotlib',
-)
 # Resamples the native T1ce label map onto the FLAIR grid: (labels, t1ce image, flair image).
 FlairResampler = Callable[[np.ndarray, nib.Nifti1Image, nib.Nifti1Image], np.ndarray]
 
@@ -99,14 +82,19 @@ class SessionOutputs:
 
     @property
     def dseg(self) -> Path:
-        return self.anat('desc-tumor_dseg.nii.gz')
+        return self.anat(f'space-{T1CE_SPACE}_desc-tumor_dseg.nii.gz')
 
     @property
     def flair_dseg(self) -> Path:
-        return self.anat('space-FLAIR_desc-tumor_dseg.nii.gz')
+        return self.anat(f'space-{FLAIR_SPACE}_desc-tumor_dseg.nii.gz')
 
     def probseg(self, region: str) -> Path:
-        return self.anat(f'label-{region}_probseg.nii.gz')
+        return self.anat(f'space-{T1CE_SPACE}_label-{region}_probseg.nii.gz')
+
+    @property
+    def brain_mask(self) -> Path:
+        """The brain mask on the T1ce grid (written by the preprocessing)."""
+        return self.anat(f'space-{T1CE_SPACE}_desc-brain_mask.nii.gz')
 
     @property
     def volumes(self) -> Path:
@@ -136,6 +124,19 @@ class SessionOutputs:
         return self.dicom / f'{self.prefix}_desc-overlay{role}'
 
 
+def remove_abandoned_staging(output_dir: Path, prefix: str) -> list[Path]:
+    """Delete the staging folders of session ``prefix`` that killed runs left behind.
+
+    Call it while holding the session's lock (:mod:`bids_arca.locks`): only the lock's holder
+    stages the session, so any other staging folder of it is abandoned.
+    """
+    pattern = re.compile(re.escape(f'{STAGING_PREFIX}{prefix}-') + '[0-9a-f]{8}')
+    found = [p for p in Path(output_dir).glob(f'{STAGING_PREFIX}*') if pattern.fullmatch(p.name)]
+    for folder in found:
+        shutil.rmtree(folder, ignore_errors=True)
+    return found
+
+
 def sidecar_path(path: Path) -> Path:
     """``x.nii.gz`` / ``x.tsv`` -> ``x.json``."""
     name = path.name
@@ -143,85 +144,6 @@ def sidecar_path(path: Path) -> Path:
         if name.endswith(extension):
             return path.with_name(name[: -len(extension)] + '.json')
     raise ValueError(f'{path}: no sidecar rule for this extension')
-
-
-def dataset_relative(path: Path, dataset_root: Path) -> str:
-    """``path`` relative to a dataset's root, with forward slashes (``sub-01/...``)."""
-    return Path(path).absolute().relative_to(Path(dataset_root).absolute()).as_posix()
-
-
-def bids_uri(path: Path, dataset_root: Path, dataset: str = 'raw') -> str:
-    """A BIDS URI (``bids:raw:sub-01/...``); ``raw`` is a ``DatasetLinks`` key of ours."""
-    return f'bids:{dataset}:{dataset_relative(path, dataset_root)}'
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's contents (remembered while its size and modification time hold)."""
-    status = Path(path).stat()
-    return _sha256(str(Path(path).absolute()), status.st_size, status.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint(inputs: Mapping[str, Path], parameters: Mapping, model: Mapping) -> str:
-    """What decides a session's results: input contents, parameters, model, bids-arca version."""
-    content = {
-        'inputs': {role: file_sha256(Path(path)) for role, path in sorted(inputs.items())},
-        'parameters': parameters,
-        'model': model,
-        'version': __version__,
-    }
-    canonical = json.dumps(content, sort_keys=True, default=str).encode()
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
-    versions = {'python': platform.python_version(), 'bids-arca': __version__}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def provenance_record(
-    *,
-    inputs: Mapping[str, Path],
-    bids_dir: Path,
-    model_card: Mapping,
-    parameters: Mapping,
-    timings_s: Mapping[str, float] | None = None,
-    dicom_sources: Mapping[str, str] | None = None,
-) -> dict:
-    """The provenance content the pipeline passes to :meth:`SessionWriter.commit`.
-
-    ``dicom_sources`` maps a role to the SeriesInstanceUID it was converted from, when known.
-    """
-    record = {
-        'GeneratedBy': {'Name': 'bids-arca', 'Version': __version__},
-        'CommandLine': sys.argv,
-        'Inputs': {
-            role: {'URI': bids_uri(path, bids_dir), 'SHA256': file_sha256(Path(path))}
-            for role, path in sorted(inputs.items())
-        },
-        'Model': dict(model_card),
-        'Parameters': dict(parameters),
-        'Software': package_versions(),
-        'Platform': platform.platform(),
-    }
-    if timings_s:
-        record['TimingsSeconds'] = {step: round(t, 3) for step, t in timings_s.items()}
-    if dicom_sources:
-        record['DicomSourceSeries'] = dict(dicom_sources)
-    return record
 
 
 def _read_json(path: Path) -> dict | None:
@@ -249,7 +171,7 @@ class SessionWriter:
             return
         with writer:
             writer.write_dseg(...)
-            writer.commit(provenance_record(...))
+            writer.commit(provenance_record(...))  # bids_arca.provenance
     """
 
     def __init__(self, outputs: SessionOutputs, fingerprint: str, overwrite: bool = False):

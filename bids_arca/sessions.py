@@ -1,6 +1,8 @@
 """Per-session facts from a raw BIDS dataset's ``sub-<label>/sub-<label>_sessions.tsv``.
 
-Optional columns read (their descriptions for ``sessions.json``: :data:`DESCRIPTIONS`):
+The one reader of these columns, and the one description of them (:data:`COLUMNS`, the
+``sessions.json`` that ``bids-arca-sample`` and ``bids-arca-convert`` write). Five optional
+columns are read:
 
 ``acq_time``
     The session's date (BIDS ``acq_time``: ``YYYY-MM-DDThh:mm:ss[.ffffff]``, a date alone is
@@ -10,6 +12,9 @@ Optional columns read (their descriptions for ``sessions.json``: :data:`DESCRIPT
     ``preop``, ``pre-op``, ``pre``, ``preoperative`` and ``postop``, ``post-op``, ``post``,
     ``postoperative``; ``n/a`` or an empty cell means unknown. Anything else is an error, so a
     misspelt value never moves an exam to the wrong group.
+``pathology``
+    The disease the exam shows (BIDS 1.11 recommends this column in ``sessions.tsv``; free text,
+    e.g. ``glioma``); ``n/a`` or an empty cell means not given.
 ``radiotherapy_end``
     The date (``YYYY-MM-DD``) the most recent course of radiotherapy before this session ended;
     ``n/a`` when none preceded the session or it is not known. RANO 2.0 takes the first scan
@@ -38,13 +43,18 @@ _SURGERY = {
     **dict.fromkeys(('preop', 'pre-op', 'pre', 'preoperative'), PRE_OP),
     **dict.fromkeys(('postop', 'post-op', 'post', 'postoperative'), POST_OP),
 }
-# Descriptions of the columns for sessions.json (bids-arca-convert and bids-arca-sample write
-# them; a dataset's own sessions.json may say more).
-DESCRIPTIONS: dict[str, dict] = {
-    'acq_time': {'Description': 'Date and time of the session (its first series).'},
+
+#: ``sessions.json``: the columns above as BIDS describes columns (surgery as the writers
+#: spell it).
+COLUMNS = {
+    'acq_time': {'Description': 'Date and time of the session (first series or study start)'},
     'surgery': {
-        'Description': 'Whether the session was acquired before or after tumour surgery.',
+        'Description': 'Whether the session precedes or follows the tumour resection',
         'Levels': {'pre': 'before surgery', 'post': 'after surgery', 'n/a': 'not known'},
+    },
+    'pathology': {
+        'Description': 'The disease the exam shows (BIDS "pathology"), e.g. glioma; n/a when '
+        'not given',
     },
     'radiotherapy_end': {
         'Description': 'Date the most recent course of radiotherapy before this session ended '
@@ -67,6 +77,7 @@ class SessionInfo:
     surgery: str | None = None  # PRE_OP, POST_OP or None (unknown)
     radiotherapy_end: date | None = None
     steroid_dose_mg: float | None = None
+    pathology: str | None = None
 
 
 def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
@@ -84,6 +95,7 @@ def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
             _surgery(row.get('surgery'), path),
             _date(row.get('radiotherapy_end'), path, 'radiotherapy_end'),
             _dose(row.get('steroid_dose_mg'), path),
+            _text(row.get('pathology')),
         )
         for row in rows
     }
@@ -136,3 +148,8 @@ def _surgery(value: str | None, path: Path) -> str | None:
         raise InputDataError(
             f'{path}: surgery {value!r} is not one of preop, postop (or pre-op, post-op, n/a)'
         ) from None
+
+
+def _text(value: str | None) -> str | None:
+    value = (value or '').strip()
+    return None if value in ('', 'n/a') else value

@@ -32,3 +32,19 @@ def make_bids(
             for suffix in suffixes:
                 nib.save(image, anat / f'sub-{subject}_ses-{session}_{suffix}.nii.gz')
     return root
+
+
+def add_image(
+    root: Path,
+    relative: str,
+    zooms: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    sidecar: dict | None = None,
+) -> Path:
+    """Write a 4x4x4 stub image at ``root/relative`` with voxels of ``zooms`` mm (and a JSON
+    sidecar beside it when given): enough for the selection rules, which read headers only."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.int16), np.diag([*zooms, 1.0])), path)
+    if sidecar is not None:
+        path.with_name(path.name.split('.')[0] + '.json').write_text(json.dumps(sidecar))
+    return path

@@ -88,7 +88,7 @@ def write_session_output(out: Path, subject: str, session: Session) -> None:
     anat = out / f'sub-{subject}' / f'ses-{session.label}' / 'anat'
     stem = f'sub-{subject}_ses-{session.label}'
     labels = labels_with(session.counts)
-    save(labels, anat / f'{stem}_desc-tumor_dseg.nii.gz')
+    save(labels, anat / f'{stem}_space-T1ce_desc-tumor_dseg.nii.gz')
     rows = ['region\tvolume_ml\tci_low_ml\tci_high_ml']
     for region, parts in REPORTED_REGIONS.items():
         volume = np.isin(labels, parts).sum() * VOXEL_ML

@@ -9,6 +9,7 @@ node's machinery is tested on the kind of files it carries in production.
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,14 +31,14 @@ from bids_arca.dicom_outputs import (
     write_segmentation,
 )
 from bids_arca.errors import InputDataError
-from bids_arca.node.config import load_config
+from bids_arca.node.config import TlsConfig, load_config
 from bids_arca.node.queue import FINISHED, Study
 from bids_arca.node.service import Node
 from bids_arca.node.steps import Routing
 
 PATIENT_NAME = 'Doe^Jane'
 PHANTOM_SERIES = ('AX T1 SE', 'AX T1 MPRAGE POST GAD', 'AX T2 TSE', 'AX T2 FLAIR')
-OVERLAY_DESCRIPTION = 'bids-arca overlay T1ce (not for diagnosis without review)'
+OVERLAY_PREFIX = 'bids-arca overlay'  # then the role: T1ce, FLAIR
 
 
 def write_phantom_study(
@@ -136,7 +137,7 @@ def route_four_roles(study_dir: Path) -> Routing:
 
 
 def segment_post_contrast(
-    study_dir: Path, out_dir: Path, options: Mapping[str, Any]
+    study_dir: Path, out_dir: Path, options: Mapping[str, Any], routing: Routing
 ) -> list[Path]:
     """Threshold the post-contrast series and write the app's DICOM results for it: the SEG and
     the colour overlay series (:mod:`bids_arca.dicom_outputs`), with UIDs seeded by the study's
@@ -145,6 +146,8 @@ def segment_post_contrast(
     ``options``: ``record`` (a file to which each call appends the study UID and the number of
     instances it saw) and ``sleep_s`` (seconds to wait first, so that a test can act mid-job).
     """
+    if not routing.accepted:
+        raise InputDataError(f'{study_dir}: the router did not accept the study')
     headers = {
         path: dcmread(path, stop_before_pixels=True) for path in sorted(study_dir.rglob('*.dcm'))
     }
@@ -169,6 +172,24 @@ def segment_post_contrast(
     return files
 
 
+def all_files(series: dict[str, list[Path]]) -> list[Path]:
+    return [path for files in series.values() for path in files]
+
+
+def results_in(pacs, study_uid: str) -> dict[str, list[dict]]:
+    """The result series the node stored in ``pacs`` (an Orthanc of tests/orthanc.py):
+    ``{'seg': [...], 'overlay': [...]}``, each series as Orthanc's expanded JSON."""
+    found: dict[str, list[dict]] = {'seg': [], 'overlay': []}
+    query = {'Level': 'Series', 'Query': {'StudyInstanceUID': study_uid}, 'Expand': True}
+    for series in pacs.rest('/tools/find', query):
+        tags = series['MainDicomTags']
+        if tags.get('Modality') == 'SEG':
+            found['seg'].append(series)
+        elif tags.get('SeriesDescription', '').startswith(OVERLAY_PREFIX):
+            found['overlay'].append(series)
+    return found
+
+
 def send(
     files: list[Path],
     port: int,
@@ -176,15 +197,24 @@ def send(
     calling: str = 'MODALITY',
     called: str = 'BIDSARCA',
     source: str = '127.0.0.1',
+    tls: ssl.SSLContext | None = None,
 ) -> list[int]:
-    """C-STORE ``files`` to a node on loopback over one association; return the statuses."""
+    """C-STORE ``files`` to a node on loopback over one association (with DICOM TLS when a
+    client context is given); return the statuses."""
     ae = AE(ae_title=calling)
     for name in ('acse_timeout', 'dimse_timeout', 'network_timeout'):
         setattr(ae, name, 60)
-    contexts = {str(read_file_meta_info(p).MediaStorageSOPClassUID) for p in files}
-    for sop_class in sorted(contexts):
-        ae.add_requested_context(sop_class)
-    assoc = ae.associate('127.0.0.1', port, ae_title=called, bind_address=(source, 0))
+    metas = [read_file_meta_info(p) for p in files]
+    contexts = {(str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID)) for m in metas}
+    for sop_class, syntax in sorted(contexts):
+        ae.add_requested_context(sop_class, syntax)  # files go as they are stored
+    assoc = ae.associate(
+        '127.0.0.1',
+        port,
+        ae_title=called,
+        bind_address=(source, 0),
+        tls_args=(tls, '127.0.0.1') if tls else None,
+    )
     if not assoc.is_established:
         raise ConnectionError(f'{calling} -> {called} at port {port}: association not established')
     try:
@@ -233,13 +263,20 @@ def node_config(
     pipeline: str = 'tests.node_support:segment_post_contrast',
     timeout_s: float = 120,
     attempts: int = 2,
+    max_instance_mb: float = 1024,
+    tls: TlsConfig | None = None,
+    accept_any_caller: bool = False,
 ) -> Path:
-    """Write a node configuration for a test (short windows and backoffs) and return its path."""
+    """Write a node configuration for a test (short windows and backoffs) and return its path.
+    With ``tls``, the node listens and sends with DICOM TLS only."""
     lines = [
         '[scp]',
         'ae_title = "BIDSARCA"',
         'bind = "127.0.0.1"',
         f'port = {port}',
+        f'max_instance_mb = {max_instance_mb}',
+        f'accept_any_caller = {str(accept_any_caller).lower()}',
+        f'tls = {str(tls is not None).lower()}',
         *(
             line
             for ae_title, host in callers
@@ -266,6 +303,17 @@ def node_config(
         'backoff_initial_s = 0.5',
         'backoff_max_s = 2',
         'timeout_s = 10',
+        f'tls = {str(tls is not None).lower()}',
+        *(
+            [
+                '[tls]',
+                f'certificate = "{tls.certificate}"',
+                f'private_key = "{tls.private_key}"',
+                f'ca_file = "{tls.ca_file}"',
+            ]
+            if tls
+            else []
+        ),
         '[health]',
         f'port = {health_port}',
         '[participant]',

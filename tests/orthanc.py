@@ -78,6 +78,7 @@ class Orthanc:
 
         datasets = [dcmread(p) for p in paths]
         ae = AE(ae_title=calling_aet)
+        ae.dimse_timeout = 120  # a loaded machine can keep Orthanc's answer past the 30 s default
         for context in {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}:
             ae.add_requested_context(context[0], context[1])
         association = ae.associate('127.0.0.1', self.dicom_port, ae_title=self.aet)
@@ -87,6 +88,13 @@ class Orthanc:
             return [int(association.send_c_store(d).Status) for d in datasets]
         finally:
             association.release()
+
+    def upload(self, paths: Sequence[Path]) -> None:
+        """Store files over HTTP (``POST /instances``), e.g. when its DICOM port speaks TLS."""
+        for path in paths:
+            request = urllib.request.Request(f'{self.url}/instances', Path(path).read_bytes())
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
@@ -138,15 +146,16 @@ def start_orthanc(
     modalities: Mapping[str, tuple[str, str, int]] | None = None,
     aet: str = 'ORTHANC',
     timeout: float = 30.0,
+    options: Mapping[str, object] | None = None,
 ) -> Orthanc:
-    """Start Orthanc with a configuration written under ``root``; wait until both ports answer."""
+    """Start Orthanc with a configuration written under ``root``; wait until both ports answer.
+    ``options`` replace entries of the configuration (DICOM TLS, for example)."""
     modalities = dict(modalities or {'bidsarca': (CALLING_AET, '127.0.0.1', free_port())})
     dicom_port, http_port = free_port(), free_port()
     root.mkdir(parents=True, exist_ok=True)
     config = root / 'orthanc.json'
-    config.write_text(
-        json.dumps(orthanc_config(root, aet, dicom_port, http_port, modalities), indent=2)
-    )
+    settings = orthanc_config(root, aet, dicom_port, http_port, modalities) | dict(options or {})
+    config.write_text(json.dumps(settings, indent=2))
     log = root / 'orthanc.log'
     with open(log, 'wb') as stream:
         process = subprocess.Popen(

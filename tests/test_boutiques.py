@@ -50,6 +50,8 @@ SAMPLE_VALUES: dict[str, object] = {
     'validation_fraction': 0.2,
     'test_fraction': 0.1,
     'learning_rate': 0.001,
+    # The parser reads the filter file: the example the docs show.
+    'bids_filter_file': str(REPO / 'docs' / 'bids-filter-example.json'),
 }
 
 

@@ -54,6 +54,20 @@ def test_skip_validation_aliases(tmp_path, flag):
     assert parse_args([str(tmp_path), str(tmp_path / 'o'), 'group', flag]).skip_bids_validation
 
 
+@pytest.mark.parametrize('flag', ['--bids-filter-file', '--bids_filter_file'])
+def test_filter_file_is_read_and_checked_with_the_command_line(tmp_path, flag, capsys):
+    filters = tmp_path / 'filter.json'
+    filters.write_text('{"t1ce": {"acquisition": "3D"}}')
+    argv = [str(tmp_path), str(tmp_path / 'o'), 'participant', flag, str(filters)]
+    assert parse_args(argv).bids_filters == {'T1ce': {'acquisition': '3D'}}
+    assert parse_args(argv[:3]).bids_filters == {}
+    filters.write_text('{"t1ce": {"acq": "3D"}}')
+    assert main(argv) == 64
+    assert f"{filters}: t1ce.acq: not a pybids entity (did you mean 'acquisition'?)" in (
+        capsys.readouterr().err
+    )
+
+
 def test_performance_and_device_options(tmp_path):
     options = ['--nthreads', '3', '--omp-nthreads', '2', '--device', 'cpu', '-vv']
     bids, out, work = (str(tmp_path / name) for name in ('in', 'out', 'w'))

@@ -132,7 +132,7 @@ def test_tables_and_app_queries(converted):
     layout = BIDSLayout(str(bids), validate=True)
     assert layout.get_ceagents() == ['gadolinium']
     assert len(layout.get(suffix='T1w', extension='.nii.gz')) == 2
-    (found,) = collect_sessions(load_layout(bids))  # validates every file name too
+    (found,) = collect_sessions(load_layout(bids))  # checks the names in anat/ too
     assert found.missing == ()
     assert found.images['T1w'].name == 'sub-GLIOMA01_ses-20240102_T1w.nii.gz'
     assert found.images['T1ce'].name == 'sub-GLIOMA01_ses-20240102_ce-gadolinium_T1w.nii.gz'
@@ -146,8 +146,8 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     write_series(tmp_path / 'b' / 'flair', post, 4, 'Sag CUBE FLAIR')
     table = tmp_path / 'sessions.tsv'
     table.write_text(
-        'study\tsession\tradiotherapy_end\tsteroid_dose_mg\n'
-        f'20240102\tpreop\t\t4\n{post.uid}\tpostop1\t2024-03-29\t0\n'
+        'study\tsession\tpathology\tradiotherapy_end\tsteroid_dose_mg\n'
+        f'20240102\tpreop\tglioblastoma\t\t4\n{post.uid}\tpostop1\t\t2024-03-29\t0\n'
     )
     bids = tmp_path / 'bids'
     args = ['--subject', '07', '--session-map', str(table)]
@@ -157,20 +157,22 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     assert main([str(tmp_path / 'a'), str(bids), *args]) == 0  # nothing new: left alone
     assert (bids / 'sub-07/ses-preop/anat/sub-07_ses-preop_T2w.nii.gz').stat().st_mtime_ns == first
     rows = read_tsv(bids / 'sub-07' / 'sub-07_sessions.tsv')
-    assert [(r['session_id'], r['surgery'], r['missing_roles']) for r in rows] == [
-        ('ses-postop1', 'post', 'T1w,T1ce,T2w'),
-        ('ses-preop', 'pre', 'T1w,FLAIR'),
+    assert [(r['session_id'], r['surgery'], r['missing_roles'], r['pathology']) for r in rows] == [
+        ('ses-postop1', 'post', 'T1w,T1ce,T2w', 'n/a'),
+        ('ses-preop', 'pre', 'T1w,FLAIR', 'glioblastoma'),
     ]
+    described = json.loads((bids / 'sessions.json').read_text())  # for every subject
+    assert {'acq_time', 'surgery', 'pathology', 'missing_roles', 'radiotherapy_end',
+            'steroid_dose_mg'} <= set(described)  # fmt: skip
     found = {s.session: s.missing for s in collect_sessions(load_layout(bids))}
     assert found == {'postop1': ('T1w', 'T1ce', 'T2w'), 'preop': ('T1w', 'FLAIR')}
     facts = read_sessions(bids, '07')  # what the group level reads back
     assert (facts['preop'].surgery, facts['postop1'].surgery) == (PRE_OP, POST_OP)
     assert facts['postop1'].acq_time == datetime(2024, 4, 10, 9, 0)
+    assert (facts['preop'].pathology, facts['postop1'].pathology) == ('glioblastoma', None)
     assert facts['postop1'].radiotherapy_end == date(2024, 3, 29)
     assert (facts['preop'].steroid_dose_mg, facts['postop1'].steroid_dose_mg) == (4.0, 0.0)
     assert facts['preop'].radiotherapy_end is None
-    sidecar = json.loads((bids / 'sessions.json').read_text())
-    assert {'radiotherapy_end', 'steroid_dose_mg'} <= set(sidecar)
 
 
 def test_nothing_usable_exits_65_and_writes_nothing(tmp_path):

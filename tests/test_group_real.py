@@ -49,7 +49,7 @@ def hg0015(shared, tmp_path_factory):
     pred_anat.mkdir(parents=True)
     nib.save(
         nib.Nifti1Image(prediction, image.affine),
-        pred_anat / 'sub-HG0015_ses-preop_desc-tumor_dseg.nii.gz',
+        pred_anat / 'sub-HG0015_ses-preop_space-T1ce_desc-tumor_dseg.nii.gz',
     )
     write_dataset_description(out, raw)
     write_dseg_tsv(out / 'desc-tumor_dseg.tsv')
@@ -87,10 +87,10 @@ def test_core_scores_match_independent_computations(hg0015):
 GLI = ('data', 'real', 'brats-gli-00001-000', 'algorithm_segmentations')
 
 
-def _derivative(root, image, desc):
+def _derivative(root, image, entities):
     anat = root / 'sub-00001' / 'ses-000' / 'anat'
     anat.mkdir(parents=True)
-    nib.save(image, anat / f'sub-00001_ses-000_desc-{desc}_dseg.nii.gz')
+    nib.save(image, anat / f'sub-00001_ses-000_{entities}_dseg.nii.gz')
     return root
 
 
@@ -106,14 +106,16 @@ def brats_gli(shared, tmp_path_factory):
     sessions = raw / 'sub-00001' / 'sub-00001_sessions.tsv'
     sessions.write_text('session_id\tsurgery\nses-000\tpreop\n')
     reference = nib.load(folder / 'seg-BraTS23_1.nii.gz')
-    _derivative(root / 'brats23', reference, 'brats23')
-    _derivative(root / 'isen', nib.load(folder / 'seg-bratstoolkit_isen.nii.gz'), 'isen')
+    _derivative(root / 'brats23', reference, 'desc-brats23')
+    _derivative(root / 'isen', nib.load(folder / 'seg-bratstoolkit_isen.nii.gz'), 'desc-isen')
     # The "mapped" copy lost the original header (RAS, origin 0): keep it for the grid check,
     # and give our output its voxels converted 1/2/4 -> ours on the original grid.
     mapped = nib.load(folder / 'seg-BraTS23_1_mapped.nii.gz')
-    _derivative(root / 'mapped', mapped, 'mapped')
+    _derivative(root / 'mapped', mapped, 'desc-mapped')
     ours = get_scheme('brats2021').to_ours(np.asarray(mapped.dataobj).astype(np.int16))
-    out = _derivative(root / 'out', nib.Nifti1Image(ours, reference.affine), 'tumor')
+    out = _derivative(
+        root / 'out', nib.Nifti1Image(ours, reference.affine), 'space-T1ce_desc-tumor'
+    )
     write_dataset_description(out, raw)
     return raw, out, root
 

@@ -31,10 +31,11 @@ from bids_arca.node.queue import JobQueue
 from bids_arca.node.spool import MARKER
 from tests.conftest import REPO
 from tests.node_support import (
-    OVERLAY_DESCRIPTION,
     PATIENT_NAME,
+    all_files,
     finished,
     node_config,
+    results_in,
     running_node,
     send,
     wait_for,
@@ -72,23 +73,6 @@ def phantom(tmp_path):
     return uid, series
 
 
-def _all(series: dict[str, list[Path]]) -> list[Path]:
-    return [path for files in series.values() for path in files]
-
-
-def results_in(pacs, study_uid: str) -> dict[str, list[dict]]:
-    """The result series the node stored in ``pacs``: {'seg': [...], 'overlay': [...]}."""
-    found: dict[str, list[dict]] = {'seg': [], 'overlay': []}
-    query = {'Level': 'Series', 'Query': {'StudyInstanceUID': study_uid}, 'Expand': True}
-    for series in pacs.rest('/tools/find', query):
-        tags = series['MainDicomTags']
-        if tags.get('Modality') == 'SEG':
-            found['seg'].append(series)
-        elif tags.get('SeriesDescription') == OVERLAY_DESCRIPTION:
-            found['overlay'].append(series)
-    return found
-
-
 def instance_file(pacs: Orthanc, instance_id: str) -> bytes:
     with urllib.request.urlopen(f'{pacs.url}/instances/{instance_id}/file', timeout=30) as r:
         return r.read()
@@ -116,7 +100,7 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
     study_uid, series = phantom
     port, health_port = free_port(), free_port()
     pacs = pacs_for(port)
-    assert set(pacs.store(_all(series))) == {0}
+    assert set(pacs.store(all_files(series))) == {0}
     config = node_config(
         tmp_path / 'node',
         port=port,
@@ -150,12 +134,19 @@ def test_study_from_orthanc_comes_back_with_seg_and_overlay(
         printed = capsys.readouterr().out
         assert 'done 1' in printed and 'C-ECHO success' in printed
 
-        # The PACS sends the study again, our results included: nothing to do.
+        # The PACS sends the study again, our results included: nothing to do. Orthanc may use
+        # one association per SOP class, and the node logs each when it closes: wait for the
+        # count of 7 rather than reading the log when the store returns.
         pacs.rest('/modalities/node/store', {'Resources': [orthanc_id], 'Synchronous': True})
+
+        def ignored() -> int:
+            counts = re.findall(r'(\d+) instance\(s\) ignored: own results', caplog.text)
+            return sum(map(int, counts))
+
+        wait_for(lambda: ignored() >= 7, 30, 'the node to log its own results as ignored')
+        assert ignored() == 7
         again = node.queue.get(study_uid)
         assert (again.state, again.generation, again.instances) == (states.DONE, 1, 24)
-        ignored = re.findall(r'(\d+) instance\(s\) ignored: own results', caplog.text)
-        assert sum(map(int, ignored)) == 7  # (Orthanc may use one association per SOP class)
     logged = caplog.text
     assert study_uid in logged and 'ACC0001' in logged
     assert PATIENT_NAME not in logged and PATIENT_NAME.split('^')[0] not in logged
@@ -262,7 +253,7 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(tmp_path, pac
     node = start()
     # Killed in the middle of an association: some instances on disk, the sender told "failed".
     spool = tmp_path / 'node' / 'spool' / study_uid
-    sending = threading.Thread(target=_send_until_cut, args=(_all(series), port))
+    sending = threading.Thread(target=_send_until_cut, args=(all_files(series), port))
     sending.start()
     wait_for(lambda: len(list(spool.glob('*/*.dcm'))) >= 3, 60, 'instances', interval=0.02)
     node.send_signal(signal.SIGKILL)
@@ -271,7 +262,7 @@ def test_kill_9_mid_study_and_mid_job_loses_and_duplicates_nothing(tmp_path, pac
     assert 3 <= len(list(spool.glob('*/*.dcm'))) < 24
     node = start()
     # The PACS sends the whole study again: repeats replace their files, nothing doubles.
-    assert set(send(_all(series), port)) == {0}
+    assert set(send(all_files(series), port)) == {0}
     wait_for(lambda: records(record), 60, 'the job to start')
     jobs = tmp_path / 'node' / 'work' / 'jobs' / study_uid
     node.send_signal(signal.SIGKILL)  # mid-job
@@ -308,7 +299,7 @@ def test_pacs_down_while_sending_then_back(tmp_path, pacs_for, phantom):
         participant={'sleep_s': 1},
     )
     with running_node(config) as node:
-        assert set(send(_all(series), port)) == {0}
+        assert set(send(all_files(series), port)) == {0}
         wait_for(lambda: finished(node, study_uid, states.RUNNING), 60, 'the job')
         pacs.stop()
         retrying = wait_for(
@@ -376,7 +367,7 @@ def test_stop_puts_a_job_back_and_a_hanging_job_fails_with_the_reason(tmp_path, 
         attempts=1,
     )
     with running_node(config) as node:
-        assert set(send(_all(series), port)) == {0}
+        assert set(send(all_files(series), port)) == {0}
         wait_for(lambda: finished(node, study_uid, states.RUNNING), 30, 'the job', interval=0.05)
     # A stop (SIGTERM) is no fault of the study: the job goes back, its attempt not counted.
     study = JobQueue(tmp_path / 'node' / 'work' / 'queue.sqlite').get(study_uid)
@@ -400,10 +391,11 @@ def test_a_broken_work_folder_delays_the_job_and_loses_nothing(tmp_path, monkeyp
     config = node_config(
         tmp_path / 'node', port=port, health_port=0, destination=('PACS', free_port()), window=0.5
     )
-    blocker = tmp_path / 'node' / 'work' / 'jobs' / study_uid
+    blocker = tmp_path / 'node' / 'work' / 'jobs' / study_uid / 'g1-a1'
     with running_node(config) as node:
+        blocker.parent.mkdir()
         blocker.write_text('not a folder')  # the job folder cannot be made
-        assert set(send(_all(series), port)) == {0}
+        assert set(send(all_files(series), port)) == {0}
         waiting = wait_for(
             lambda: (s := finished(node, study_uid, states.ROUTED)) and s.reason and s,
             30,

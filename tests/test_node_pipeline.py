@@ -3,12 +3,17 @@ tested through the node, in ``test_node_pacs.py``)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
+from bids_arca.convert import survey as survey_module
+from bids_arca.convert.conversion import Request, convert_dicom_dir
+from bids_arca.convert.survey import Survey
 from bids_arca.node.pipeline import route_study
 from bids_arca.node.spool import Spool
 from bids_arca.sample.cli import main as sample_main
@@ -46,3 +51,52 @@ def test_phantom_routes_with_the_conversions_rules(tmp_path, phantom):
     assert set(routing.roles) == {'T1w', 'T1ce', 'T2w', 'FLAIR'}
     sidecar = next((phantom / 'rawdata').rglob('*_ce-gadolinium_T1w.json'))
     assert routing.roles['T1ce'] == json.loads(sidecar.read_text())['SeriesInstanceUID']
+
+
+@pytest.mark.slow
+def test_the_job_converts_with_the_routing_survey_and_reads_no_header(
+    tmp_path, phantom, monkeypatch
+):
+    """The survey the node's routing made, saved and loaded against the job's snapshot, gives
+    the dataset that bids-arca-convert makes on its own, without a header read."""
+    dicom = sorted((phantom / 'rawdata' / 'sourcedata' / 'dicom').rglob('*.dcm'))
+    study = spool_study(dicom, tmp_path / 'spool')
+    saved = json.loads(json.dumps(route_study(study).to_json()))  # as the node keeps it
+    snapshot = tmp_path / 'job' / 'dicom'
+    shutil.copytree(study, snapshot)
+    survey = Survey.from_json(saved['record'], snapshot)
+    assert survey is not None
+    assert Survey.from_json(saved['record'] | {'format': 0}, snapshot) is None
+
+    reads: list[str] = []  # the survey's two header reads, recorded as they run
+
+    def recorded(name: str):
+        real = getattr(survey_module, name)
+
+        def run(*args, **kwargs):
+            reads.append(name)
+            return real(*args, **kwargs)
+
+        return run
+
+    for name in ('scan_dicom_dir', 'read_study'):
+        monkeypatch.setattr(survey_module, name, recorded(name))
+    request = functools.partial(Request, subjects=('node', {}), session_map=[])
+    assert convert_dicom_dir(request(snapshot, tmp_path / 'from-survey'), survey)
+    assert reads == []
+    assert convert_dicom_dir(request(snapshot, tmp_path / 'alone'))
+    assert reads == ['scan_dicom_dir', 'read_study']
+
+    def tables(root: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(root)): p.read_text()
+            for p in sorted(root.rglob('*'))
+            if p.suffix in ('.json', '.tsv')
+        }
+
+    def names(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob('*'))
+
+    assert names(tmp_path / 'from-survey') == names(tmp_path / 'alone')
+    assert tables(tmp_path / 'from-survey') == tables(tmp_path / 'alone')
+    assert len(list((tmp_path / 'alone').rglob('*.nii.gz'))) == 4

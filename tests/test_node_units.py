@@ -15,11 +15,12 @@ from bids_arca.node import job
 from bids_arca.node import queue as states
 from bids_arca.node.cli import example_config
 from bids_arca.node.cli import main as node_main
-from bids_arca.node.config import DEFAULT_PIPELINE, load_config
+from bids_arca.node.config import DEFAULT_PIPELINE, Caller, TlsConfig, load_config
 from bids_arca.node.participant_options import check_participant_options, participant_arguments
 from bids_arca.node.queue import JobQueue
 from bids_arca.node.sender import backoff
 from bids_arca.node.spool import MARKER, Spool, is_uid
+from bids_arca.node.steps import Routing
 from tests.node_support import node_config, write_phantom_study
 
 UID = '1.2.3.4'
@@ -33,11 +34,13 @@ def test_example_config_parses_with_defaults(tmp_path):
     path.write_text(example_config())
     config = load_config(path)
     assert config.scp.ae_title == 'BIDSARCA'
-    assert config.scp.allowed_callers[0].ae_title == 'PACS'
-    assert config.scp.allowed_callers[0].host == '10.0.0.5'
+    assert (config.scp.bind, config.scp.tls, config.destination.tls) == ('10.0.0.7', True, True)
+    assert config.scp.allowed_callers == (Caller('PACS', '10.0.0.5'),)
+    assert not config.scp.accept_any_caller
+    assert config.tls.ca_file == Path('/etc/bids-arca/tls/ca.crt')
     assert config.processing.quiet_window_s == 120
     assert config.processing.pipeline == DEFAULT_PIPELINE
-    assert config.destination.port == 104
+    assert config.destination.port == 2762
     assert config.calling_ae_title == 'BIDSARCA'
     assert config.storage.database == Path('/var/lib/bids-arca/work/queue.sqlite')
     assert config.participant == {'nprocs': 2, 'device': 'cpu'}
@@ -48,44 +51,76 @@ def test_example_config_command_prints_it(capsys):
     assert '[destination]' in capsys.readouterr().out
 
 
-def _config(tmp_path: Path, text: str) -> Path:
+SCP = 'bind = "127.0.0.1"\nallowed_callers = [{ae_title = "PACS"}]\n'
+
+
+def _config(tmp_path: Path, text: str = '', scp: str = SCP) -> Path:
     path = tmp_path / 'node.toml'
     path.write_text(
-        '[storage]\nspool_dir = "s"\nwork_dir = "w"\n'
+        f'[scp]\n{scp}[storage]\nspool_dir = "s"\nwork_dir = "w"\n'
         '[destination]\nae_title = "PACS"\nhost = "localhost"\nport = 104\n' + text
     )
     return path
 
 
 def test_relative_paths_are_relative_to_the_file(tmp_path):
-    config = load_config(_config(tmp_path, ''))
+    config = load_config(_config(tmp_path))
     assert config.storage.spool_dir == tmp_path / 's'
     assert config.storage.work_dir == tmp_path / 'w'
-    assert config.scp.allowed_callers == ()
+    assert config.scp.allowed_callers == (Caller('PACS'),)
 
 
 @pytest.mark.parametrize(
-    ('text', 'message'),
+    ('scp', 'text', 'message'),
     [
-        ('[processing]\nquiet_window = 5\n', '[processing] quiet_window: unknown key'),
-        ('[scp]\nport = 70000\n', '[scp] port: 70000 is not a TCP port'),
-        ('[scp]\nae_title = "A_TITLE_FAR_TOO_LONG"\n', 'is not an AE title'),
-        ('[processing]\nquiet_window_s = "2"\n', 'must be int or float'),
-        ('[processing]\nattempts = 0\n', 'must be at least 1'),
-        ('[processing]\npipeline = "no_colon"\n', 'is not of the form'),
-        ('[[scp.allowed_callers]]\nhost = "x"\n', '[scp.allowed_callers[0]] ae_title: required'),
-        ('[extra]\n', 'extra: unknown key'),
+        (SCP, '[processing]\nquiet_window = 5\n', '[processing] quiet_window: unknown key'),
+        (SCP + 'port = 70000\n', '', '[scp] port: 70000 is not a TCP port'),
+        (SCP + 'ae_title = "A_TITLE_FAR_TOO_LONG"\n', '', 'is not an AE title'),
+        (SCP, '[processing]\nquiet_window_s = "2"\n', 'must be int or float'),
+        (SCP, '[processing]\nattempts = 0\n', 'must be at least 1'),
+        (SCP, '[processing]\npipeline = "no_colon"\n', 'is not of the form'),
+        (
+            'bind = "::1"\nallowed_callers = [{host = "x"}]\n',
+            '',
+            '[scp.allowed_callers[0]] ae_title: required',
+        ),
+        (SCP, '[extra]\n', 'extra: unknown key'),
+        # Closed by default: one address, and callers listed or any caller accepted explicitly.
+        ('allowed_callers = [{ae_title = "PACS"}]\n', '', '[scp] bind: required'),
+        ('bind = "0.0.0.0"\n', '', '[scp] allowed_callers: none listed'),
+        ('bind = "0.0.0.0"\naccept_any_caller = "yes"\n', '', 'must be true or false'),
+        (SCP + 'accept_any_caller = true\n', '', 'allowed_callers are listed: keep one'),
+        (SCP + 'max_instance_mb = 0\n', '', '[scp] max_instance_mb: must be at least'),
+        # TLS needs its files named.
+        (SCP + 'tls = true\n', '', '[scp] tls: true, but there is no [tls] table'),
+        ('bind = "::1"\naccept_any_caller = true\n', 'tls = true\n', '[destination] tls: true'),
+        (SCP, '[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"\n', '[tls] ca_file: required'),
     ],
 )
-def test_config_errors_name_the_key(tmp_path, text, message):
+def test_config_errors_name_the_key(tmp_path, scp, text, message):
     with pytest.raises(UsageError, match=r'node\.toml: ') as caught:
-        load_config(_config(tmp_path, text))
+        load_config(_config(tmp_path, text, scp))
     assert message in str(caught.value)
+
+
+def test_any_caller_only_when_the_configuration_says_so(tmp_path):
+    config = load_config(_config(tmp_path, scp='bind = "0.0.0.0"\naccept_any_caller = true\n'))
+    assert config.scp.accept_any_caller and config.scp.allowed_callers == ()
+    assert not load_config(_config(tmp_path)).scp.accept_any_caller
+
+
+def test_tls_table_paths_and_defaults(tmp_path):
+    tls = '[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"\nca_file = "/etc/ca.pem"\n'
+    config = load_config(_config(tmp_path, 'tls = true\n' + tls, SCP + 'tls = true\n'))
+    assert config.tls == TlsConfig(tmp_path / 'c.pem', tmp_path / 'k.pem', Path('/etc/ca.pem'))
+    assert config.scp.tls and config.scp.require_client_certificate and config.destination.tls
+    plain = load_config(_config(tmp_path))
+    assert plain.tls is None and not plain.scp.tls and not plain.destination.tls
 
 
 def test_config_missing_required_and_missing_file(tmp_path):
     path = tmp_path / 'node.toml'
-    path.write_text('[storage]\nspool_dir = "s"\nwork_dir = "w"\n')
+    path.write_text(f'[scp]\n{SCP}[storage]\nspool_dir = "s"\nwork_dir = "w"\n')
     with pytest.raises(UsageError, match=r'\[destination\] ae_title: required'):
         load_config(path)
     with pytest.raises(MissingInputError, match='not found'):
@@ -275,13 +310,19 @@ def test_backoff_doubles_up_to_the_maximum():
 # -- job runner ---------------------------------------------------------------------------------
 
 
+def _routing_file(tmp_path: Path, accepted: bool = True) -> str:
+    path = tmp_path / 'routing.json'
+    path.write_text(json.dumps(Routing(accepted).to_json()))
+    return str(path)
+
+
 def test_job_writes_a_manifest_of_checked_dicom_results(tmp_path):
     study = tmp_path / 'study'
     write_phantom_study(study, slices=3)
     out = tmp_path / 'out'
     out.mkdir()
     spec = 'tests.node_support:segment_post_contrast'
-    assert job.main([spec, str(study), str(out), '{}']) == 0
+    assert job.main([spec, str(study), str(out), '{}', _routing_file(tmp_path)]) == 0
     manifest = json.loads((out / job.MANIFEST).read_text())
     assert manifest['files'][0] == 'seg.dcm'
     assert len(manifest['files']) == 4  # SEG + one derived image per post-contrast slice
@@ -293,12 +334,13 @@ def test_job_records_final_and_retryable_errors(tmp_path):
     write_phantom_study(study, descriptions=('AX T2 FLAIR',), slices=2)
     out = tmp_path / 'out'
     out.mkdir()
-    code = job.main(['tests.node_support:segment_post_contrast', str(study), str(out), '{}'])
+    spec, routing = 'tests.node_support:segment_post_contrast', _routing_file(tmp_path)
+    code = job.main([spec, str(study), str(out), '{}', routing])
     error = json.loads((out / job.ERROR).read_text())
     assert code == error['exit_code'] == os.EX_DATAERR
     assert code in job.FINAL_EXIT_CODES
     assert 'no post-contrast series' in error['message']
-    code = job.main(['tests.node_support:no_such_function', str(study), str(out), '{}'])
+    code = job.main(['tests.node_support:no_such_function', str(study), str(out), '{}', routing])
     assert code == os.EX_USAGE
     assert (
         'has no function no_such_function' in json.loads((out / job.ERROR).read_text())['message']

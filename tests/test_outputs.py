@@ -10,15 +10,10 @@ import pytest
 
 from bids_arca.errors import OutputError
 from bids_arca.grids import resample_labels
+from bids_arca.inputs import Choice
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.outputs import (
-    LABEL_TABLE,
-    SessionOutputs,
-    SessionWriter,
-    bids_uri,
-    fingerprint,
-    provenance_record,
-)
+from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
+from bids_arca.provenance import bids_uri, fingerprint, provenance_record
 from bids_arca.quantification import volume_table, volumes_sidecar
 
 
@@ -89,6 +84,25 @@ def write_session(writer: SessionWriter, bids_root, images, labels=None) -> list
         )
 
 
+def test_provenance_records_how_each_input_was_chosen(bids):
+    root, images = bids
+    other = images['T1ce'].with_name('sub-01_ses-preop_acq-2D_ce-gadolinium_T1w.nii.gz')
+    choice = Choice((other, images['T1ce']), images['T1ce'], '3D before 2D', {'run': [1, 2]})
+    record = provenance_record(
+        inputs=images, bids_dir=root, model_card={}, parameters={}, choices={'T1ce': choice}
+    )
+    assert record['InputSelection'] == {
+        'T1ce': {
+            'Reason': '3D before 2D',
+            'Candidates': [
+                'bids:raw:sub-01/ses-preop/anat/sub-01_ses-preop_acq-2D_ce-gadolinium_T1w.nii.gz',
+                'bids:raw:sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz',
+            ],
+            'Filter': {'run': [1, 2]},
+        }
+    }
+
+
 def test_commit_writes_every_output_with_sidecars(tmp_path, bids):
     root, images = bids
     out = tmp_path / 'out'
@@ -103,7 +117,9 @@ def test_commit_writes_every_output_with_sidecars(tmp_path, bids):
     assert np.allclose(dseg.affine, nib.load(images['T1ce']).affine)
     assert dseg.header['sform_code'] == 1 and dseg.header['qform_code'] == 1
     sidecar = json.loads(
-        (out / names.dseg).with_name('sub-01_ses-preop_desc-tumor_dseg.json').read_text()
+        (out / names.dseg)
+        .with_name('sub-01_ses-preop_space-T1ce_desc-tumor_dseg.json')
+        .read_text()
     )
     assert sidecar['Manual'] is False
     assert sidecar['SpatialReference'] == (
@@ -194,6 +210,6 @@ def test_a_different_label_table_is_refused(tmp_path, bids):
 
 def test_sessionless_names(tmp_path):
     names = SessionOutputs(tmp_path, '02')
-    assert names.dseg.as_posix() == 'sub-02/anat/sub-02_desc-tumor_dseg.nii.gz'
+    assert names.dseg.as_posix() == 'sub-02/anat/sub-02_space-T1ce_desc-tumor_dseg.nii.gz'
     assert names.report.as_posix() == 'sub-02.html'
     assert names.dicom_overlay('T1ce').as_posix() == 'sub-02/dicom/sub-02_desc-overlayT1ce'

@@ -21,10 +21,11 @@ from bids_arca.model.inference import Segmentation
 from bids_arca.model.maps import load_segmentation, save_segmentation
 from bids_arca.model.store import read_card
 from bids_arca.node.pipeline import dicom_results
-from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
+from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.postprocessing.rules import RULES
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace
+from bids_arca.provenance import fingerprint
 from bids_arca.workflows.native import native_mask, preprocessing_checks
 from bids_arca.workflows.participant import Progress, resolve_preprocessing, session_parameters
 

@@ -28,6 +28,7 @@ from bids_arca.labels import REGIONS
 from bids_arca.node.pipeline import dicom_results
 from bids_arca.sample.cli import main as sample_main
 from bids_arca.sourcedata import find_series, recorded_uid
+from tests.bids_validation import check_own_metadata, validation_errors
 from tests.conftest import shared_folder
 from tests.orthanc import require_tool
 
@@ -83,23 +84,32 @@ def test_phantom_study_from_dicom_end_to_end(phantom_run, brats17_folder, caplog
     assert provenance_path.stat().st_mtime_ns == before
 
 
+def test_every_step_gives_valid_bids(phantom_run, tmp_path):
+    """The official validator finds no error in the phantom's raw data, in bids-arca-convert's
+    output or in the derivatives, and pybids reads each output's own metadata, nothing more."""
+    for dataset in ('sample/rawdata', 'bids', 'out'):
+        assert validation_errors(phantom_run / dataset, tmp_path / 'deno') == [], dataset
+    # 2 dseg, 3 probseg, 4 preproc, 2 mask, 3 transforms and the volumes
+    assert check_own_metadata(phantom_run / 'out') == 15
+
+
 def _check_files(out: Path, anat: Path, prefix: str) -> None:
     expected = [
-        'desc-tumor_dseg.nii.gz',
-        'desc-tumor_dseg.json',
+        'space-T1ce_desc-tumor_dseg.nii.gz',
+        'space-T1ce_desc-tumor_dseg.json',
         'space-FLAIR_desc-tumor_dseg.nii.gz',
         'space-FLAIR_desc-tumor_dseg.json',
         'desc-tumor_volumes.tsv',
         'desc-tumor_volumes.json',
-        *(f'label-{r}_probseg.nii.gz' for r in ('WT', 'TC', 'ET')),
-        *(f'label-{r}_probseg.json' for r in ('WT', 'TC', 'ET')),
-        'desc-brain_mask.nii.gz',
+        *(f'space-T1ce_label-{r}_probseg.nii.gz' for r in ('WT', 'TC', 'ET')),
+        *(f'space-T1ce_label-{r}_probseg.json' for r in ('WT', 'TC', 'ET')),
         'space-T1ce_desc-brain_mask.nii.gz',
+        'space-T1ce_res-1_desc-preproc_mask.nii.gz',
         *(f'from-{r}_to-T1ce_mode-image_xfm.txt' for r in ('T1w', 'T2w', 'FLAIR')),
     ]
     for name in expected:
         assert (anat / f'{prefix}{name}').is_file(), name
-    assert len(list(anat.glob('*_desc-preproc_*.nii.gz'))) == 4
+    assert len(list(anat.glob('*_res-1_desc-preproc_*.nii.gz'))) == 5  # 4 images, their mask
     assert (out / 'desc-tumor_dseg.tsv').read_text().splitlines()[0].split('\t') == [
         'index',
         'name',
@@ -113,7 +123,7 @@ def _check_files(out: Path, anat: Path, prefix: str) -> None:
 
 def _check_label_maps(anat: Path, prefix: str, provenance: dict):
     t1ce = nib.load(next(Path(p) for p in _inputs(anat, provenance, 'T1ce')))
-    dseg = nib.load(anat / f'{prefix}desc-tumor_dseg.nii.gz')
+    dseg = nib.load(anat / f'{prefix}space-T1ce_desc-tumor_dseg.nii.gz')
     labels = np.asarray(dseg.dataobj)
     assert dseg.shape == t1ce.shape and np.allclose(dseg.affine, t1ce.affine)
     assert set(np.unique(labels)) <= {0, 1, 2, 3} and (labels > 0).any()
@@ -122,7 +132,7 @@ def _check_label_maps(anat: Path, prefix: str, provenance: dict):
         not (regions['ET'] & ~regions['TC']).any() and not (regions['TC'] & ~regions['WT']).any()
     )
     for region in ('WT', 'TC', 'ET'):
-        probability = nib.load(anat / f'{prefix}label-{region}_probseg.nii.gz')
+        probability = nib.load(anat / f'{prefix}space-T1ce_label-{region}_probseg.nii.gz')
         values = np.asarray(probability.dataobj)
         assert probability.shape == t1ce.shape and values.min() >= 0 and values.max() <= 1
         # the label map is the post-processed p > 0.5 of these maps: they mostly agree

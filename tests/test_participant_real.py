@@ -47,7 +47,7 @@ def test_raw_exam_from_the_command_line(shared, brats17_folder, tmp_path):
 
 
 def _check_tumour_against_upstream(shared: Path, anat: Path) -> None:
-    dseg = nib.load(anat / 'sub-FG6692_ses-preop_desc-tumor_dseg.nii.gz')
+    dseg = nib.load(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-tumor_dseg.nii.gz')
     ours = np.asarray(dseg.dataobj) > 0
     fusion = upstream_on_native(shared / UPSTREAM / 'fusion' / 'simple.nii.gz', dseg) > 0
     dice = 2 * (ours & fusion).sum() / (ours.sum() + fusion.sum())
@@ -59,13 +59,15 @@ def _check_tumour_against_upstream(shared: Path, anat: Path) -> None:
 
 
 def _check_model_inputs(anat: Path) -> None:
-    mask = read_volume(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-brain_mask.nii.gz').data > 0
-    for name in ('FLAIR', 'T1w', 'T2w'):
-        path = anat / f'sub-FG6692_ses-preop_space-T1ce_desc-preproc_{name}.nii.gz'
-        _check_channel(path, mask)
-    _check_channel(
-        anat / 'sub-FG6692_ses-preop_ce-gadolinium_space-T1ce_desc-preproc_T1w.nii.gz', mask
-    )
+    prefix = 'sub-FG6692_ses-preop_'
+    mask = read_volume(anat / f'{prefix}space-T1ce_res-1_desc-preproc_mask.nii.gz').data > 0
+    for name in (
+        'space-T1ce_res-1_desc-preproc_FLAIR',
+        'ce-none_space-T1ce_res-1_desc-preproc_T1w',
+        'ce-gadolinium_space-T1ce_res-1_desc-preproc_T1w',
+        'space-T1ce_res-1_desc-preproc_T2w',
+    ):
+        _check_channel(anat / f'{prefix}{name}.nii.gz', mask)
 
 
 def _check_channel(path: Path, mask: np.ndarray) -> None:
@@ -92,7 +94,7 @@ def _check_registrations(anat: Path) -> None:
 
 
 def _check_brain_mask_against_upstream(shared: Path, anat: Path) -> None:
-    native = nib.load(anat / 'sub-FG6692_ses-preop_desc-brain_mask.nii.gz')
+    native = nib.load(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-brain_mask.nii.gz')
     ours = np.asanyarray(native.dataobj) > 0
     upstream = read_volume(shared / UPSTREAM / 'raw_bet/OtherEXampleFromTCIA_t1c_bet.nii.gz')
     brain = Volume((upstream.data > 0).astype(np.float32), upstream.affine)
@@ -103,7 +105,9 @@ def _check_brain_mask_against_upstream(shared: Path, anat: Path) -> None:
 
 
 def _check_way_back_to_flair(space: SessionSpace, anat: Path, bids: Path) -> None:
-    mask = read_volume(anat / 'sub-FG6692_ses-preop_space-T1ce_desc-brain_mask.nii.gz').data
+    mask = read_volume(
+        anat / 'sub-FG6692_ses-preop_space-T1ce_res-1_desc-preproc_mask.nii.gz'
+    ).data
     on_flair = space.labels_to_native(mask.astype(np.uint8), 'FLAIR')
     flair = nib.load(next((bids / ANAT).glob('*_FLAIR.nii.gz')))
     assert on_flair.shape == flair.shape

@@ -36,8 +36,8 @@ def _session(root: Path) -> SessionInputs:
 
 def test_derivative_names_follow_bids_entity_order():
     assert (
-        derivative_name(T1CE, 'T1w', '.nii.gz', {'space': 'T1ce', 'desc': 'preproc'})
-        == 'sub-01_ses-pre_ce-gadolinium_space-T1ce_desc-preproc_T1w.nii.gz'
+        derivative_name(T1CE, 'T1w', '.nii.gz', {'space': 'T1ce', 'res': '1', 'desc': 'preproc'})
+        == 'sub-01_ses-pre_ce-gadolinium_space-T1ce_res-1_desc-preproc_T1w.nii.gz'
     )
     transform = {'from': 'FLAIR', 'to': 'T1ce', 'mode': 'image'}
     assert (
@@ -57,11 +57,13 @@ def test_graph_publishes_every_derivative_once(tmp_path, space):
     sink = workflow.get_node('ds_preproc')
     names = sink.inputs.out_names
     assert len(names) == len(set(names))
+    grid = 'space-T1ce_res-1' if space == 'T1ce' else 'space-SRI24'  # the model grid
     expected = {
-        f'sub-01/ses-pre/anat/sub-01_ses-pre_acq-2D_space-{space}_desc-preproc_FLAIR.nii.gz',
-        f'sub-01/ses-pre/anat/sub-01_ses-pre_ce-gadolinium_space-{space}_desc-preproc_T1w.json',
-        f'sub-01/ses-pre/anat/sub-01_ses-pre_space-{space}_desc-brain_mask.nii.gz',
-        'sub-01/ses-pre/anat/sub-01_ses-pre_desc-brain_mask.nii.gz',
+        f'sub-01/ses-pre/anat/sub-01_ses-pre_acq-2D_{grid}_desc-preproc_FLAIR.nii.gz',
+        f'sub-01/ses-pre/anat/sub-01_ses-pre_ce-gadolinium_{grid}_desc-preproc_T1w.json',
+        f'sub-01/ses-pre/anat/sub-01_ses-pre_ce-none_{grid}_desc-preproc_T1w.json',
+        f'sub-01/ses-pre/anat/sub-01_ses-pre_{grid}_desc-preproc_mask.nii.gz',
+        'sub-01/ses-pre/anat/sub-01_ses-pre_space-T1ce_desc-brain_mask.nii.gz',
         'sub-01/ses-pre/anat/sub-01_ses-pre_from-T2w_to-T1ce_mode-image_xfm.txt',
         'sub-01/figures/sub-01_ses-pre_desc-coreg_FLAIR.png',
         'sub-01/figures/sub-01_ses-pre_desc-brain_mask.png',

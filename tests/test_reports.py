@@ -137,6 +137,7 @@ def report(tmp_path_factory):
         inputs={'T1ce': 'sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz'},
         model={'Name': 'test', 'Version': '0'},
         provenance='sub-01/ses-preop/anat/sub-01_ses-preop_desc-tumor_provenance.json',
+        choices={'T1ce': 'the filter file selects 2 images; 3D before 2D (acq- label)'},
     )
     path = tmp_path_factory.mktemp('report') / 'sub-01_ses-preop.html'
     path.write_text(render_report(context))
@@ -150,6 +151,10 @@ def test_report_content(report):
     assert page.count('data:image/png;base64,') == 7
     assert 'id="lesions-table"' in page and 'Sum of products of the measurable lesions' in page
     assert '<script' not in page
+    assert (
+        '<td>sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz</td>'
+        '<td>the filter file selects 2 images; 3D before 2D (acq- label)</td>'
+    ) in page
 
 
 def test_report_renders_in_chromium(report, tmp_path):

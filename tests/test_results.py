@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import highdicom as hd
 import nibabel as nib
@@ -17,7 +18,8 @@ from bids_arca.derivative_files import find_segmentations
 from bids_arca.inputs import SessionInputs
 from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
-from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter, fingerprint
+from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
+from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration
 from bids_arca.reports import SessionQC, left_right
@@ -157,6 +159,9 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
         == pydicom.dcmread(dicom['T1ce'][0]).SeriesInstanceUID
     )
     provenance = json.loads((out / names.provenance).read_text())
+    sidecar = json.loads((out / names.dseg).with_name(names.dseg.name[:-7] + '.json').read_text())
+    assert sidecar['Sources'][0] == sidecar['SpatialReference']  # the T1ce first
+    assert sidecar['SpatialReference'].endswith('_ce-gadolinium_T1w.nii.gz')
     assert set(provenance['DicomSourceSeries']) == {'T1ce', 'FLAIR'}
     assert provenance['Parameters']['volume_interval'] == 'uncalibrated'
     lesions = (out / names.lesions).read_text().splitlines()
@@ -171,7 +176,9 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     assert not list(out.glob('.staging-*'))
 
     # the group level finds and reads these outputs
-    assert find_segmentations(out, desc='tumor', space=None) == {('01', 'preop'): out / names.dseg}
+    assert find_segmentations(out, desc='tumor', space='T1ce') == {
+        ('01', 'preop'): out / names.dseg
+    }
     assert read_volumes(out / names.volumes)['ET'].ml == pytest.approx(volumes['ET'], abs=1e-4)
 
     # a re-run with the same inputs is skipped
@@ -216,3 +223,27 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     assert '95% interval (mL)' in (tmp_path / names.report).read_text()
     assert (tmp_path / names.probseg('RC')).is_file()
     assert not (tmp_path / names.dicom).exists()
+
+
+def test_the_same_inputs_give_byte_identical_files(session, tmp_path):
+    """Nothing of the run (times, dates, paths) is inside the files the fingerprint vouches for:
+    a second run into another folder writes the same bytes; only the provenance differs."""
+    _, _, dicom = session
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    writer, _ = run(session, first)
+    run(session, second)
+    names = sorted(p.relative_to(first) for p in first.rglob('*') if p.is_file())
+    assert names == sorted(p.relative_to(second) for p in second.rglob('*') if p.is_file())
+    changed = [n for n in names if (first / n).read_bytes() != (second / n).read_bytes()]
+    assert changed == [writer.outputs.provenance]
+    today = [time.strftime(form).encode() for form in ('%Y-%m-%d', '%Y%m%d')]
+    for name in names:  # runs within one minute would hide a time stamp: look for the date
+        if name != writer.outputs.provenance and not name.name.endswith(('.gz', '.png')):
+            assert not any(day in (first / name).read_bytes() for day in today), name
+    # DICOM files carry their source's date (here the study's), not the time they were written.
+    source = pydicom.dcmread(dicom['T1ce'][0])
+    overlay = pydicom.dcmread(next((first / writer.outputs.dicom_overlay('T1ce')).iterdir()))
+    for written in (pydicom.dcmread(first / writer.outputs.dicom_seg), overlay):
+        assert (written.ContentDate, written.SeriesTime) == (source.StudyDate, source.StudyTime)
+        assert 'InstanceCreationTime' not in written
+    assert 'TimeOfSecondaryCapture' not in overlay

@@ -11,6 +11,8 @@ from PIL import Image
 
 from bids_arca.sample.cli import main
 from bids_arca.sample.mosaic import PANEL_PX
+from bids_arca.sessions import read_sessions
+from tests.bids_validation import validation_errors
 
 
 @pytest.fixture(scope='module')
@@ -37,6 +39,11 @@ def test_make_writes_what_was_asked(made):
     meta = json.loads(next(truth.rglob('*_ses-postop_desc-truth_dseg.json')).read_text())
     assert meta['LesionType'] == 'meningioma' and meta['Defects'] == ['missing:T2w']
     assert meta['RequestedPreopWholeTumorML'] == 20.0
+    assert read_sessions(raw, '02')['postop'].pathology == 'meningioma'
+
+
+def test_raw_dataset_is_valid_bids(made, tmp_path):
+    assert validation_errors(made / 'rawdata', tmp_path / 'deno') == []
 
 
 @pytest.mark.parametrize(

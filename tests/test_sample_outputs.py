@@ -44,6 +44,7 @@ def test_bids_raw_dataset(dataset):
         'session_id',
         'acq_time',
         'surgery',
+        'pathology',
         'radiotherapy_end',
         'steroid_dose_mg',
     ]

@@ -199,7 +199,7 @@ def test_train_resume_and_fine_tune(dataset, first_run, small_training, caplog):
     assert data['train']['sessions'] == data['train']['pre_op'] == 1
     assert (out / 'training' / 'first' / 'metrics.tsv').read_text().count('\n') == 4
     assert (out / 'models' / 'first' / 'LICENSE.txt').is_file()
-    assert {'models/', 'training/'} <= set((out / '.bidsignore').read_text().split())
+    assert {'models', 'training'} <= set((out / '.bidsignore').read_text().split())
 
     # the same name again is refused, --resume keeps the finished networks
     assert (

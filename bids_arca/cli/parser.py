@@ -148,12 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
         help='sessions to analyse (with or without "ses-"); default: all',
     )
     filters.add_argument(
+        '--bids-filter-file',
+        '--bids_filter_file',
+        dest='bids_filter_file',
+        type=_absolute_path,
+        metavar='FILE',
+        help='JSON file choosing the image of each role when a session holds several, as in '
+        'fMRIPrep: {"t1ce": {"acquisition": "3D"}, "flair": {"run": 2}} (roles t1w, t1ce, t2w, '
+        'flair; pybids entity names; null = absent, "*" = any); for the participant level and '
+        'group --train. Without it, or where it leaves several: 3D before 2D, then the finest '
+        'voxels, then the last run (README, "Several images per role")',
+    )
+    filters.add_argument(
         '--skip-bids-validation',
         '--skip_bids_validation',
         '--skip_bids_validator',
         dest='skip_bids_validation',
         action='store_true',
-        help='do not check that the input folder is a valid BIDS dataset',
+        help='do not check the file names in anat/ against the BIDS schema (a derivative '
+        'dataset is refused all the same)',
     )
 
     perf = parser.add_argument_group('Performance')
@@ -429,6 +442,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
         opts.omp_nthreads = opts.nprocs
     _check_paths(opts)
+    opts.bids_filters = {}
+    if opts.bids_filter_file:  # pybids loads only when a filter file is given
+        from bids_arca.inputs.filters import read_filter_file
+
+        opts.bids_filters = read_filter_file(opts.bids_filter_file)
     _check_group_options(opts)
     _check_training_options(opts, parser)
     if opts.analysis_level == 'group':  # the participant level asks the model card first

@@ -15,19 +15,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
-from bids_arca.convert import heuristic_path
-from bids_arca.convert.heudiconv_runner import (
-    conversion_environment,
-    convert_study,
-    load_glioma_heuristic,
-    read_study,
-    versions,
-)
+from bids_arca.convert.heudiconv_runner import conversion_environment, convert_study, versions
 from bids_arca.convert.naming import MapRow, SessionPlan, plan_sessions
-from bids_arca.convert.routing import route, series_from_seqinfo
-from bids_arca.convert.scan import scan_dicom_dir, summarise
+from bids_arca.convert.scan import summarise
+from bids_arca.convert.survey import Survey, survey_dicom_dir
 from bids_arca.convert.tables import (
     PARTICIPANTS_SIDECAR,
     README,
@@ -59,19 +51,24 @@ class Request:
     verbose: int = 0
 
 
-def convert_dicom_dir(request: Request) -> list[SessionResult]:
-    """Run the whole conversion; return the sessions written."""
+def convert_dicom_dir(request: Request, survey: Survey | None = None) -> list[SessionResult]:
+    """Run the whole conversion; return the sessions written.
+
+    ``survey``: the DICOM folder as :func:`survey_dicom_dir` read it before (the node's routing
+    of a study), so that no header is read again; by default the folder is surveyed here.
+    """
     bids_dir = request.bids_dir
     check_paths(request.dicom_dir, bids_dir)
     staging = _make_staging(bids_dir)
     try:
-        plans = _plan(request, staging)
+        if survey is None:
+            survey = survey_dicom_dir(request.dicom_dir, staging / 'unpacked', request.verbose)
+        plans = _plan(request, survey)
         if not plans:
             LOGGER.warning('%s: every session exists already; nothing converted', bids_dir)
             return []
         with conversion_environment(request.verbose):
-            heuristic = load_glioma_heuristic(heuristic_path())
-            results = [_convert_session(p, staging / 'bids', heuristic, bids_dir) for p in plans]
+            results = [_convert_session(p, survey, staging / 'bids', bids_dir) for p in plans]
         written = [r for r in results if r.written]
         for result in results:
             _log_result(result, bids_dir if written else None)
@@ -115,9 +112,9 @@ def _make_staging(bids_dir: Path) -> Path:
         raise OutputError(f'{bids_dir.parent}: cannot write here ({error.strerror})') from error
 
 
-def _plan(request: Request, staging: Path) -> list[SessionPlan]:
-    """Scan, report bad input, label the studies; return those not converted before."""
-    scan = scan_dicom_dir(request.dicom_dir, staging / 'unpacked')
+def _plan(request: Request, survey: Survey) -> list[SessionPlan]:
+    """Report bad input, label the studies; return those not converted before."""
+    scan = survey.scan
     for line in summarise(scan.problems):
         LOGGER.warning('%s', line)
     usable = []
@@ -147,19 +144,19 @@ def _plan(request: Request, staging: Path) -> list[SessionPlan]:
 
 
 def _convert_session(
-    plan: SessionPlan, out_dir: Path, heuristic: ModuleType, bids_dir: Path
+    plan: SessionPlan, survey: Survey, out_dir: Path, bids_dir: Path
 ) -> SessionResult:
     """Route the series of one study (for the report) and let HeuDiConv convert them; its
     ``infotodict`` makes the same decisions from the same series. Then keep the way back to
     DICOM (:mod:`bids_arca.sourcedata`)."""
     LOGGER.info('%s: routing %d files of %s', plan.name, len(plan.study.files), plan.study.name)
-    seqinfo = read_study(plan.study.files, heuristic)
-    result = SessionResult(plan, route(series_from_seqinfo(s) for s in seqinfo))
+    seqinfo = survey.series_info(plan.study)
+    result = SessionResult(plan, survey.routing(plan.study))
     if not result.routing.chosen:
         return result
     session_dir = out_dir / f'sub-{plan.subject}' / f'ses-{plan.session}'
     try:
-        convert_study(seqinfo, out_dir, plan.subject, plan.session, heuristic)
+        convert_study(seqinfo, out_dir, plan.subject, plan.session, survey.heuristic)
     except Exception as error:  # HeuDiConv and dcm2niix fail in many ways; keep the others
         LOGGER.error('%s: conversion failed (%s: %s)', plan.name, type(error).__name__, error)
         result.failed = {role: f'conversion failed: {error}' for role in result.routing.chosen}

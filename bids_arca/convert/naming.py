@@ -2,9 +2,9 @@
 
 One study is one session. Its label is the study date (``ses-YYYYMMDD``) unless the session map
 names it (``preop``, ``postop1``...); the map may also say whether the study was acquired before
-or after surgery, which goes to the ``surgery`` column of ``sessions.tsv``, and give the
-treatment facts RANO needs (``radiotherapy_end``, ``steroid_dose_mg``: :mod:`bids_arca.sessions`),
-copied into ``sessions.tsv`` as given.
+or after surgery and what it shows, which go to the ``surgery`` and ``pathology`` columns of
+``sessions.tsv``, and give the treatment facts RANO needs (``radiotherapy_end``,
+``steroid_dose_mg``: :mod:`bids_arca.sessions`), copied into ``sessions.tsv`` as given.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class SessionPlan:
     subject: str
     session: str
     surgery: str = 'n/a'
+    pathology: str = 'n/a'
     treatment: tuple[tuple[str, str], ...] = ()  # (column, value) from the session map
 
     @property
@@ -53,6 +54,7 @@ class MapRow:
     session: str
     participant: str = ''
     surgery: str = ''
+    pathology: str = ''
     treatment: tuple[tuple[str, str], ...] = ()
 
 
@@ -81,8 +83,8 @@ def parse_subjects(values: list[str] | None) -> tuple[str | None, dict[str, str]
 
 def read_session_map(path: Path) -> list[MapRow]:
     """Read the session map (TSV with a header: ``study``, ``session``, optional
-    ``participant_id``, ``surgery``, ``radiotherapy_end`` and ``steroid_dose_mg``); raise
-    :class:`UsageError` naming the bad line."""
+    ``participant_id``, ``surgery``, ``pathology``, ``radiotherapy_end`` and
+    ``steroid_dose_mg``); raise :class:`UsageError` naming the bad line."""
     try:
         with path.open(newline='', encoding='utf-8-sig') as f:
             reader = csv.DictReader(f, delimiter='\t')
@@ -122,6 +124,7 @@ def _map_row(path: Path, line: int, record: dict[str, str | None]) -> MapRow:
         session=_checked_label(session, f'{path}, line {line}: session'),
         participant=value('participant_id'),
         surgery=SURGERY.get(surgery, ''),
+        pathology=value('pathology'),
         treatment=treatment,
     )
 
@@ -205,7 +208,11 @@ def _label_sessions(
             row = rows[0]
             used_rows.add(row.line)
             surgery = row.surgery or _surgery_from_label(row.session)
-            plans.append(SessionPlan(study, subject, row.session, surgery, row.treatment))
+            plans.append(
+                SessionPlan(
+                    study, subject, row.session, surgery, row.pathology or 'n/a', row.treatment
+                )
+            )
         elif study.date:
             plans.append(SessionPlan(study, subject, bids_label(study.date)))
         else:
@@ -254,7 +261,12 @@ def _disambiguate(plans: list[SessionPlan]) -> list[SessionPlan]:
             )
         relabelled = [
             SessionPlan(
-                p.study, subject, session + bids_label(p.study.time)[:6], p.surgery, p.treatment
+                p.study,
+                subject,
+                session + bids_label(p.study.time)[:6],
+                p.surgery,
+                p.pathology,
+                p.treatment,
             )
             for p in group
         ]

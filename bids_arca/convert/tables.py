@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.convert.naming import TREATMENT_COLUMNS, SessionPlan
+from bids_arca.convert.naming import SessionPlan
 from bids_arca.convert.routing import ROLES, Routing, missing_reason
 from bids_arca.derivatives import BIDS_VERSION, CODE_URL
-from bids_arca.sessions import DESCRIPTIONS as SESSION_FACTS
+from bids_arca.sessions import COLUMNS as SESSION_COLUMNS
 
 REPORT_DIR = Path('code') / 'bids-arca-convert'
 REPORT_COLUMNS = (
@@ -38,19 +38,13 @@ REPORT_COLUMNS = (
     'reason',
     'evidence',
 )
-SESSIONS_SIDECAR = {
+SESSIONS_SIDECAR = SESSION_COLUMNS | {
     'acq_time': {'Description': 'Study date and time (DICOM StudyDate, StudyTime)'},
-    'surgery': {
-        'Description': 'Study acquired before or after tumour surgery, from the session map',
-        'Levels': {'pre': 'before surgery', 'post': 'after surgery', 'n/a': 'not known'},
-    },
     'missing_roles': {
         'Description': 'Images the segmentation needs that no DICOM series provided '
         '(comma-separated: T1w, T1ce, T2w, FLAIR); see the routing report',
     },
     'routing_report': {'Description': 'How each DICOM series was routed, relative to the root'},
-    # written when the session map gives them (bids_arca.sessions reads them back)
-    **{column: SESSION_FACTS[column] for column in TREATMENT_COLUMNS},
 }
 PARTICIPANTS_SIDECAR = {
     'age': {'Description': 'Age at the first converted study (DICOM PatientAge)', 'Units': 'year'},
@@ -135,6 +129,7 @@ def session_row(result: SessionResult) -> dict[str, str]:
         'session_id': f'ses-{result.plan.session}',
         'acq_time': _iso(study.date, study.time) or 'n/a',
         'surgery': result.plan.surgery,
+        'pathology': result.plan.pathology,
         'missing_roles': ','.join(result.missing) or 'n/a',
         'routing_report': result.report_path.as_posix(),
         **dict(result.plan.treatment),

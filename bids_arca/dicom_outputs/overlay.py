@@ -12,7 +12,6 @@ and says so again in SeriesDescription and ImageComments.
 
 from __future__ import annotations
 
-import datetime
 from functools import cache
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from bids_arca import __version__
 from bids_arca.dicom_outputs.reformat import DisplayPlanes, acquired_planes
 from bids_arca.dicom_outputs.series import SourceSeries, patient_orientation
-from bids_arca.dicom_outputs.uids import derived_uid
+from bids_arca.dicom_outputs.uids import derived_uid, drop_run_dates, source_date_time
 from bids_arca.labels import ET, LABELS, NETC, SNFH
 from bids_arca.rendering import blend, window
 
@@ -268,9 +267,11 @@ def _template(
     )
     image.ManufacturerModelName = 'bids-arca'
     image.SoftwareVersions = __version__
-    now = datetime.datetime.now()
-    image.SeriesDate = image.ContentDate = now.strftime('%Y%m%d')
-    image.SeriesTime = image.ContentTime = now.strftime('%H%M%S')
+    date, time = source_date_time(first)
+    if date is not None:
+        image.SeriesDate = image.ContentDate = date
+        image.SeriesTime = image.ContentTime = time
+    drop_run_dates(image)
     del image.PixelData
     return image
 

@@ -30,7 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from bids_arca import __version__
 from bids_arca.dicom_outputs.series import SourceSeries
-from bids_arca.dicom_outputs.uids import derived_uid
+from bids_arca.dicom_outputs.uids import derived_uid, drop_run_dates, source_date_time
 from bids_arca.labels import ET, LABELS, NETC, REGIONS, SNFH
 
 NOT_FOR_DIAGNOSIS = 'not for diagnosis without review'
@@ -79,7 +79,10 @@ def build_segmentation(
     masks = np.stack([np.isin(slice_labels, REGIONS[name]) for name, *_ in SEGMENTS], axis=-1)
     source = series.first
     series_uid = derived_uid(uid_seed, source.SeriesInstanceUID, 'seg')
-    return hd.seg.Segmentation(
+    date, time = source_date_time(source)
+    dates = {'content_date': date, 'content_time': time} if date else {}
+    dates |= {'series_date': date, 'series_time': time} if date else {}
+    segmentation = hd.seg.Segmentation(
         source_images=list(series.datasets),
         pixel_array=masks,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -96,7 +99,16 @@ def build_segmentation(
         content_description=f'glioma regions, {NOT_FOR_DIAGNOSIS}',
         series_description=f'bids-arca tumour SEG ({NOT_FOR_DIAGNOSIS})',
         transfer_syntax_uid=ExplicitVRLittleEndian,
+        **dates,
     )
+    # highdicom draws this UID at random; derived, a re-run writes the same file.
+    organization = derived_uid(uid_seed, series_uid, 'dimensions')
+    for item in (
+        *segmentation.DimensionOrganizationSequence,
+        *segmentation.DimensionIndexSequence,
+    ):
+        item.DimensionOrganizationUID = organization
+    return drop_run_dates(segmentation)
 
 
 def write_segmentation(path: Path, segmentation: hd.seg.Segmentation) -> Path:

@@ -11,12 +11,14 @@ import numpy as np
 
 from bids_arca.derivative_files import (
     SessionKey,
+    Wanted,
     find_segmentations,
     label_table,
     load_label_map,
     session_name,
     voxel_spacing,
 )
+from bids_arca.derivatives import T1CE_SPACE
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.evaluation.lesionwise import DILATION, lesion_wise
 from bids_arca.evaluation.metrics import region_scores
@@ -26,6 +28,9 @@ from bids_arca.schemes import Scheme, scheme_from_table
 
 LOGGER = logging.getLogger(__name__)
 _GRID_TOLERANCE_MM = 1e-3
+#: The native T1ce grid as datasets name it: ours say ``space-T1ce``, references and other
+#: pipelines often no space at all (docs/outputs.md, "Spaces and grids").
+T1CE_GRID: dict[str, Wanted] = {'space': (None, T1CE_SPACE), 'res': None}
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,8 @@ class Source:
     """A derivative dataset of segmentations: its name, folder and how to read its labels.
 
     ``scheme`` None means: read each file's label table (an error where there is none).
-    ``desc`` restricts the files to one ``desc-`` label; only native-grid files (no ``space-``)
-    are used.
+    ``desc`` restricts the files to one ``desc-`` label; only files on the native T1ce grid
+    (``space-T1ce`` or no ``space-``, no ``res-``) are used.
     """
 
     name: str
@@ -43,7 +48,7 @@ class Source:
     desc: str | None = None
 
     def files(self) -> dict[SessionKey, Path]:
-        wanted = {'space': None} | ({'desc': self.desc} if self.desc else {})
+        wanted = T1CE_GRID | ({'desc': self.desc} if self.desc else {})
         return find_segmentations(self.root, **wanted)
 
     def scheme_of(self, path: Path) -> Scheme:

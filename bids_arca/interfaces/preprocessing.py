@@ -2,7 +2,8 @@
 
 Each reads its inputs, calls the step's functions, and writes images, transforms and JSON
 sidecars into its node folder. ``metadata`` inputs carry the sidecar fields known when the
-workflow is built (sources, spatial reference); the interface adds what it measured.
+workflow is built (sources, spatial reference); the interface adds what it measured. Times go
+to a ``seconds`` output, never into a sidecar: the same inputs must give the same files.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class _CoregisterOutputSpec(TraitedSpec):
     transform = File(exists=True, desc='ITK text transform, T1ce world -> series world')
     sidecar = File(exists=True, desc='JSON sidecar of the transform')
     figure = File(exists=True, desc='PNG: edges of the registered series over the T1ce')
+    seconds = traits.Float(desc='time the registration took (for the provenance only)')
 
 
 class Coregister(BidsArcaInterface):
@@ -91,8 +93,8 @@ class Coregister(BidsArcaInterface):
             reference, head, moving, self.inputs.moving, self.inputs.fix_left_right
         )
         self._results['transform'] = str(write_itk_affine(result.matrix, cwd / 'xfm.txt'))
+        self._results['seconds'] = round(time.perf_counter() - start, 2)
         sidecar = {**self.inputs.metadata, **result.describe()}
-        sidecar['ElapsedSeconds'] = round(time.perf_counter() - start, 2)
         self._results['sidecar'] = _write_json(sidecar, cwd / 'xfm.json')
         grid = Grid.from_dict(json.loads(Path(self.inputs.grid).read_text()))
         on_grid, covered = resample(moving, grid, result.matrix)
@@ -113,6 +115,7 @@ class _SkullStripOutputSpec(TraitedSpec):
     mask = File(exists=True, desc='brain mask on the working grid')
     report = File(exists=True, desc='JSON: method and measurements')
     figure = File(exists=True, desc='PNG: mask outline over the T1ce')
+    seconds = traits.Float(desc='time the skull stripping took (for the provenance only)')
 
 
 class SkullStrip(BidsArcaInterface):
@@ -141,8 +144,8 @@ class SkullStrip(BidsArcaInterface):
             'Software': method_version(self.inputs.method),
             'DilationMillimetres': DILATE_MM,
             'BrainVolumeMillilitres': round(float(mask.sum() * np.prod(t1ce.spacing) / 1e3), 1),
-            'ElapsedSeconds': round(time.perf_counter() - start, 2),
         }
+        self._results['seconds'] = round(time.perf_counter() - start, 2)
         self._results['report'] = _write_json(report, cwd / 'skullstrip.json')
         title = f'brain mask ({self.inputs.method}) over T1ce'
         self._results['figure'] = str(mask_figure(t1ce.data, mask, title, cwd / 'mask.png'))
@@ -157,6 +160,7 @@ class _AtlasRegisterInputSpec(BaseInterfaceInputSpec):
 class _AtlasRegisterOutputSpec(TraitedSpec):
     transform = File(exists=True, desc='ITK text transform, SRI24 world -> T1ce world')
     sidecar = File(exists=True, desc='JSON sidecar of the transform')
+    seconds = traits.Float(desc='time the registration took (for the provenance only)')
 
 
 class AtlasRegister(BidsArcaInterface):
@@ -175,8 +179,8 @@ class AtlasRegister(BidsArcaInterface):
         brain = read_volume(self.inputs.mask).data > 0
         matrix = register_to_atlas(Volume(t1ce.data * brain, t1ce.affine), 'brain', BRAIN_SETTINGS)
         self._results['transform'] = str(write_itk_affine(matrix, cwd / 'xfm.txt'))
+        self._results['seconds'] = round(time.perf_counter() - start, 2)
         sidecar = {**self.inputs.metadata, 'Registration': BRAIN_SETTINGS.describe()}
-        sidecar['ElapsedSeconds'] = round(time.perf_counter() - start, 2)
         self._results['sidecar'] = _write_json(sidecar, cwd / 'xfm.json')
 
 

@@ -67,12 +67,17 @@ class _SessionResultsInputSpec(BaseInterfaceInputSpec):
     subject = traits.Str(mandatory=True)
     session = traits.Str('', usedefault=True, desc="'' for a dataset without sessions")
     images = traits.Dict(mandatory=True, desc='role -> input image')
+    choices = traits.Dict(
+        {}, usedefault=True, desc='role -> how its image was chosen (Choice.record())'
+    )
     bids_dir = traits.Str(mandatory=True)
     output_dir = traits.Str(mandatory=True)
     segmentation = File(exists=True, mandatory=True)
     space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
     derivatives = InputMultiObject(File(exists=True), mandatory=True)
     derivative_names = traits.List(traits.Str, mandatory=True)
+    seconds = traits.List(traits.Float, desc='time of each timed preprocessing step')
+    timed_steps = traits.List(traits.Str, desc='the names of those steps')
     parameters = traits.Dict(mandatory=True)
     model_card = traits.Dict(mandatory=True)
     fingerprint = traits.Str(mandatory=True)
@@ -91,13 +96,14 @@ class SessionResults(BidsArcaInterface):
     output_spec = _SessionResultsOutputSpec
 
     def _run(self, cwd: Path) -> None:
-        from bids_arca.inputs import SessionInputs
+        from bids_arca.inputs import Choice, SessionInputs
         from bids_arca.workflows.session import SessionSettings, write_session
 
         session = SessionInputs(
             self.inputs.subject,
             self.inputs.session or None,
             {role: Path(path) for role, path in self.inputs.images.items()},
+            {role: Choice.from_record(r) for role, r in self.inputs.choices.items()},
         )
         derivatives = dict(
             zip(self.inputs.derivative_names, map(Path, self.inputs.derivatives), strict=True)
@@ -117,5 +123,6 @@ class SessionResults(BidsArcaInterface):
             Path(self.inputs.space),
             derivatives,
             settings,
+            dict(zip(self.inputs.timed_steps, self.inputs.seconds, strict=True)),
         )
         self._results['files'] = [str(f) for f in files]

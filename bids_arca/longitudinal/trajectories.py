@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bids_arca.derivative_files import SessionKey, find_files, find_segmentations
+from bids_arca.derivatives import T1CE_SPACE
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.labels import REPORTED_REGIONS
 from bids_arca.longitudinal.lesions import LesionRow, read_lesions
@@ -85,8 +86,8 @@ def collect(
     """The visits of each subject in the output folder, in time order."""
     tables = find_files(output_dir, 'volumes', ('.tsv',), desc='tumor')
     lesions = find_files(output_dir, 'lesions', ('.tsv',), desc='tumor')
-    segmentations = find_segmentations(output_dir, desc='tumor', space=None)
-    masks = find_files(output_dir, 'mask', ('.nii.gz',), desc='brain', space=None)
+    segmentations = find_segmentations(output_dir, desc='tumor', space=T1CE_SPACE)
+    masks = find_files(output_dir, 'mask', ('.nii.gz',), desc='brain', space=T1CE_SPACE, res=None)
     selected: dict[str, list[tuple[SessionKey, Path]]] = {}
     for key, path in tables.items():
         if (participants and key[0] not in participants) or (sessions and key[1] not in sessions):

@@ -89,8 +89,8 @@ def segment(
             default (``brats17-cacnn``).
         device: ``auto`` (CUDA if visible), ``cpu`` or ``cuda[:N]``.
         threads: CPU threads for the networks (default: PyTorch's, i.e. all cores).
-        precision: ``float32``; on CUDA also ``tf32`` or ``bfloat16`` (faster; check Dice with
-            ``benchmarks/model_inference.py`` before relying on it).
+        precision: ``float32``; on CUDA also ``tf32``, ``bfloat16`` or ``float16`` (faster;
+            check Dice with ``benchmarks/gpu_suite.sh`` before relying on it).
         views: subset of the model's views (default all three; ``('axial',)`` is ~3x faster).
         flips: extra test-time passes with the input mirrored along these input axes (e.g.
             ``[(0,)]`` for left-right); their probabilities are averaged with the plain pass.

@@ -13,7 +13,8 @@ import torch
 from bids_arca.errors import UsageError
 
 DEVICES = ('auto', 'cpu', 'cuda')
-PRECISIONS = ('float32', 'tf32', 'bfloat16')
+PRECISIONS = ('float32', 'tf32', 'bfloat16', 'float16')
+_AUTOCAST = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
 def select_device(name: str = 'auto') -> torch.device:
@@ -38,8 +39,8 @@ def inference_context(
     * CPU: ``threads`` intra-op threads (restored afterwards).
     * CUDA: no cuDNN autotuning and deterministic algorithms, so two runs agree bit for bit;
       ``float32`` also forbids TF32 (Ampere and later use it for convolutions by default),
-      ``tf32`` allows it, ``bfloat16`` runs convolutions under autocast. Batch statistics are
-      always accumulated in float32.
+      ``tf32`` allows it, ``bfloat16`` and ``float16`` run convolutions under autocast. Batch
+      statistics are always accumulated in float32.
     """
     if precision not in PRECISIONS:
         raise UsageError(f'precision {precision!r}: choose one of {", ".join(PRECISIONS)}')
@@ -59,8 +60,8 @@ def inference_context(
             cudnn.benchmark, cudnn.deterministic = False, True
             cudnn.allow_tf32 = precision == 'tf32'
             stack.callback(_restore_cudnn, saved)
-            if precision == 'bfloat16':
-                stack.enter_context(torch.autocast('cuda', dtype=torch.bfloat16))
+            if precision in _AUTOCAST:
+                stack.enter_context(torch.autocast('cuda', dtype=_AUTOCAST[precision]))
         yield
 
 

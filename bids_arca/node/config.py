@@ -3,6 +3,10 @@
 Every key is checked: an unknown key is an error rather than a silently ignored typo, because a
 misspelt ``quiet_window_s`` on a clinical node would only show up as studies processed too early.
 Relative paths are relative to the configuration file. ``docs/node.md`` documents each key.
+
+The node is closed by default: it listens on the one address ``[scp] bind`` names (required),
+and takes instances only from ``allowed_callers`` unless the file says ``accept_any_caller =
+true`` in so many words; a configuration with neither is refused.
 """
 
 from __future__ import annotations
@@ -28,10 +32,24 @@ class Caller:
 
 @dataclass(frozen=True)
 class ScpConfig:
+    bind: str
     ae_title: str = 'BIDSARCA'
-    bind: str = '0.0.0.0'
     port: int = 11112
     allowed_callers: tuple[Caller, ...] = ()
+    accept_any_caller: bool = False
+    tls: bool = False
+    require_client_certificate: bool = True
+    max_instance_mb: float = 1024.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """DICOM TLS (PS3.15 Annex B): the node's certificate and key, and the authorities whose
+    certificates it trusts for its peers; used by the listener and the sender alike."""
+
+    certificate: Path
+    private_key: Path
+    ca_file: Path
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class DestinationConfig:
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 600.0
     timeout_s: float = 30.0
+    tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,7 @@ class NodeConfig:
     processing: ProcessingConfig
     destination: DestinationConfig
     health: HealthConfig
+    tls: TlsConfig | None = None
     participant: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -104,18 +124,28 @@ def load_config(path: Path) -> NodeConfig:
 def parse_config(raw: dict[str, Any], path: Path) -> NodeConfig:
     """Build a :class:`NodeConfig` from the tables read from ``path`` (for messages, paths)."""
     _Tables(raw, path, '').only(
-        'scp', 'storage', 'processing', 'destination', 'health', 'participant'
+        'scp', 'storage', 'processing', 'destination', 'health', 'tls', 'participant'
     )
     scp = _Tables(raw.get('scp', {}), path, 'scp')
     storage = _Tables(raw.get('storage', {}), path, 'storage')
     processing = _Tables(raw.get('processing', {}), path, 'processing')
     destination = _Tables(raw.get('destination', {}), path, 'destination')
     health = _Tables(raw.get('health', {}), path, 'health')
+    tls = _Tables(raw['tls'], path, 'tls') if 'tls' in raw else None
     participant = raw.get('participant', {})
     if not isinstance(participant, dict):
         raise UsageError(f'{path}: [participant] must be a table')
 
-    scp.only('ae_title', 'bind', 'port', 'allowed_callers')
+    scp.only(
+        'ae_title',
+        'bind',
+        'port',
+        'allowed_callers',
+        'accept_any_caller',
+        'tls',
+        'require_client_certificate',
+        'max_instance_mb',
+    )
     storage.only('spool_dir', 'work_dir', 'min_free_mb', 'retention_days')
     processing.only('quiet_window_s', 'router', 'pipeline', 'attempts', 'timeout_s')
     destination.only(
@@ -127,17 +157,15 @@ def parse_config(raw: dict[str, Any], path: Path) -> NodeConfig:
         'backoff_initial_s',
         'backoff_max_s',
         'timeout_s',
+        'tls',
     )
     health.only('bind', 'port')
+    if tls is not None:
+        tls.only('certificate', 'private_key', 'ca_file')
 
     base = path.parent
-    return NodeConfig(
-        scp=ScpConfig(
-            ae_title=scp.ae_title('ae_title', ScpConfig.ae_title),
-            bind=scp.text('bind', ScpConfig.bind),
-            port=scp.port('port', ScpConfig.port),
-            allowed_callers=scp.callers('allowed_callers'),
-        ),
+    config = NodeConfig(
+        scp=_scp_config(scp),
         storage=StorageConfig(
             spool_dir=storage.path('spool_dir', base),
             work_dir=storage.path('work_dir', base),
@@ -166,14 +194,52 @@ def parse_config(raw: dict[str, Any], path: Path) -> NodeConfig:
                 'backoff_max_s', DestinationConfig.backoff_max_s, low=0.1
             ),
             timeout_s=destination.number('timeout_s', DestinationConfig.timeout_s, low=1),
+            tls=destination.flag('tls', DestinationConfig.tls),
         ),
         health=HealthConfig(
             bind=health.text('bind', HealthConfig.bind),
             port=health.port('port', HealthConfig.port, allow_zero=True),
         ),
+        tls=None
+        if tls is None
+        else TlsConfig(
+            certificate=tls.path('certificate', base),
+            private_key=tls.path('private_key', base),
+            ca_file=tls.path('ca_file', base),
+        ),
         participant=dict(participant),
         source=path,
     )
+    for side, uses_tls in ((scp, config.scp.tls), (destination, config.destination.tls)):
+        if uses_tls and config.tls is None:
+            raise side.fail('tls', 'true, but there is no [tls] table (certificate, key, CA)')
+    return config
+
+
+def _scp_config(scp: _Tables) -> ScpConfig:
+    """The listener; closed unless the file lists callers or opens it in so many words."""
+    config = ScpConfig(
+        ae_title=scp.ae_title('ae_title', ScpConfig.ae_title),
+        bind=scp.text('bind'),
+        port=scp.port('port', ScpConfig.port),
+        allowed_callers=scp.callers('allowed_callers'),
+        accept_any_caller=scp.flag('accept_any_caller', ScpConfig.accept_any_caller),
+        tls=scp.flag('tls', ScpConfig.tls),
+        require_client_certificate=scp.flag(
+            'require_client_certificate', ScpConfig.require_client_certificate
+        ),
+        max_instance_mb=scp.number('max_instance_mb', ScpConfig.max_instance_mb, low=0.01),
+    )
+    if not config.allowed_callers and not config.accept_any_caller:
+        raise scp.fail(
+            'allowed_callers',
+            'none listed; the node takes instances only from listed callers '
+            '([[scp.allowed_callers]]). To accept any AE title from any host, say so: '
+            'accept_any_caller = true',
+        )
+    if config.allowed_callers and config.accept_any_caller:
+        raise scp.fail('accept_any_caller', 'true, but allowed_callers are listed: keep one')
+    return config
 
 
 _REQUIRED = object()
@@ -211,6 +277,12 @@ class _Tables:
         value = self.get(key, default, (str,))
         if not value and default is _REQUIRED:
             raise self.fail(key, 'must not be empty')
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f'must be true or false, not {value!r}')
         return value
 
     def ae_title(self, key: str, default: Any = _REQUIRED) -> str:

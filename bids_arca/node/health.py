@@ -78,7 +78,7 @@ def collect(
     }
     if check_echo:
         destination['echo'], destination['detail'] = echo(
-            config.destination, config.calling_ae_title
+            config.destination, config.calling_ae_title, config.tls
         )
     return {
         'ok': storage.writable and not work,

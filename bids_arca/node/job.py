@@ -1,4 +1,6 @@
-"""One processing job in its own process: ``python -m bids_arca.node.job SPEC STUDY OUT OPTIONS``.
+"""One processing job in its own process:
+``python -m bids_arca.node.job SPEC STUDY OUT OPTIONS ROUTING`` (``ROUTING``: the router's
+decision as JSON, :class:`bids_arca.node.steps.Routing`).
 
 The node runs the pipeline in a child process so that it can stop a job that hangs (a time
 limit; peers' pipelines have hung for hours on one step) and so that a crash of the pipeline
@@ -29,7 +31,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from bids_arca.errors import EXIT_INTERNAL, BidsArcaError, InputDataError
-from bids_arca.node.steps import load_callable
+from bids_arca.node.steps import Routing, load_callable
 
 LOGGER = logging.getLogger('bids_arca.node.job')
 MANIFEST = 'manifest.json'
@@ -38,13 +40,15 @@ ERROR = 'error.json'
 FINAL_EXIT_CODES = (os.EX_USAGE, os.EX_DATAERR, os.EX_NOINPUT)
 
 
-def run(spec: str, study_dir: Path, out_dir: Path, options: dict) -> dict[str, list[str]]:
+def run(
+    spec: str, study_dir: Path, out_dir: Path, options: dict, routing: Routing
+) -> dict[str, list[str]]:
     """Call the pipeline and check what it returns: DICOM files under ``out_dir``.
 
     Returns the manifest: ``files`` relative to ``out_dir`` and the ``series`` they form.
     """
     process = load_callable(spec)
-    files = [Path(p).absolute() for p in process(study_dir, out_dir, options)]
+    files = [Path(p).absolute() for p in process(study_dir, out_dir, options, routing)]
     if not files:
         raise InputDataError(f'{study_dir}: the pipeline produced no result to send')
     series = set()
@@ -86,7 +90,7 @@ def _exit_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    spec, study, out, options = argv if argv is not None else sys.argv[1:]
+    spec, study, out, options, routing = argv if argv is not None else sys.argv[1:]
     study_dir, out_dir = Path(study), Path(out)
     logging.basicConfig(
         level=logging.INFO,
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     _exit_with_parent()
     started = time.monotonic()
     try:
-        manifest = run(spec, study_dir, out_dir, json.loads(options))
+        decision = Routing.from_json(json.loads(Path(routing).read_text()))
+        manifest = run(spec, study_dir, out_dir, json.loads(options), decision)
     except BidsArcaError as error:
         LOGGER.error('%s', error)
         write_json(out_dir / ERROR, {'message': str(error), 'exit_code': error.exit_code})

@@ -1,11 +1,13 @@
 """The node's default steps: the app's own routing, and the participant level from DICOM.
 
-- :func:`route_study` applies the rules of ``bids-arca-convert`` (the HeuDiConv glioma
-  heuristic, :mod:`bids_arca.convert.routing`) to a spooled study, so the node decides exactly
-  as the conversion will.
-- :func:`process_study` converts the study to BIDS (``bids-arca-convert``, which keeps the
-  link back to the source series: their UIDs in the sidecars, the files in the dataset's
-  ``sourcedata/dicom``) and runs the participant level (``bids-arca ... participant``), which
+- :func:`route_study` surveys a spooled study with the routing chain of ``bids-arca-convert``
+  (:mod:`bids_arca.convert.survey`: the HeuDiConv glioma heuristic and
+  :mod:`bids_arca.convert.routing`), so the node decides exactly as the conversion will, and
+  keeps the survey in its decision.
+- :func:`process_study` converts the study to BIDS with that survey (no header is read again;
+  the conversion keeps the link back to the source series: their UIDs in the sidecars, the
+  files in the dataset's ``sourcedata/dicom``) and runs the participant level
+  (``bids-arca ... participant``), which
   follows that link to write the DICOM SEG on the post-contrast T1 series and the colour overlay
   series on it and on the FLAIR. The node sends those files: one implementation of the DICOM
   results, the same for the node and for the app run on a converted dataset.
@@ -17,6 +19,7 @@ UIDs, and a PACS that receives the results twice keeps one copy.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -24,15 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bids_arca.cli.run import main as participant_main
-from bids_arca.convert import heuristic_path
-from bids_arca.convert.cli import main as convert_main
-from bids_arca.convert.heudiconv_runner import (
-    conversion_environment,
-    load_glioma_heuristic,
-    read_study,
-)
-from bids_arca.convert.routing import ROLE_LABEL, route, series_from_seqinfo
-from bids_arca.convert.scan import scan_dicom_dir
+from bids_arca.convert.conversion import Request, convert_dicom_dir
+from bids_arca.convert.routing import ROLE_LABEL
+from bids_arca.convert.survey import Survey, survey_dicom_dir
 from bids_arca.errors import (
     BidsArcaError,
     InputDataError,
@@ -43,6 +40,7 @@ from bids_arca.errors import (
 from bids_arca.node.participant_options import participant_arguments
 from bids_arca.node.steps import Routing
 
+LOGGER = logging.getLogger(__name__)
 SUBJECT = 'node'  # the BIDS participant label of every study; the DICOM results keep the real IDs
 _ERRORS = {
     os.EX_USAGE: UsageError,
@@ -53,17 +51,20 @@ _ERRORS = {
 
 
 def route_study(study_dir: Path) -> Routing:
-    """Route one study with the conversion's rules; accept it when no role is missing."""
+    """Route one study with the conversion's rules; accept it when no role is missing. The
+    decision keeps the survey (JSON), for :func:`process_study`."""
     with tempfile.TemporaryDirectory(prefix='bids-arca-route-') as scratch:
-        scan = scan_dicom_dir(Path(study_dir), Path(scratch))
-        files = [path for study in scan.studies for path in study.files]
-        if not files:
-            skipped = sorted({reason for s in scan.studies for *_, reason in s.skipped})
+        survey = survey_dicom_dir(Path(study_dir), Path(scratch))
+        studies = [study for study in survey.scan.studies if study.files]
+        if not studies:
+            skipped = sorted({r for s in survey.scan.studies for *_, r in s.skipped})
             return Routing(False, f'no MR image series ({"; ".join(skipped) or "no files"})')
-        with conversion_environment():
-            seqinfo = read_study(files, load_glioma_heuristic(heuristic_path()))
-    routing = route(series_from_seqinfo(info) for info in seqinfo)
-    series_uid = {info.series_id: info.series_uid for info in seqinfo}
+        if len(studies) > 1:
+            return Routing(False, f'{len(studies)} patients (PatientID) in one study')
+        (study,) = studies
+        routing = survey.routing(study)
+        record = survey.to_json(Path(study_dir))
+    series_uid = {info.series_id: info.series_uid for info in survey.series_info(study)}
     chosen = routing.chosen
     missing = ', '.join(
         f'{role} (no series recognised as {ROLE_LABEL[role]})' for role in routing.missing
@@ -73,16 +74,24 @@ def route_study(study_dir: Path) -> Routing:
         reason=f'missing {missing}' if missing else '',
         roles={role: series_uid[d.series.series_id] for role, d in chosen.items()},
         descriptions={role: d.series.name for role, d in chosen.items()},
+        record=record,
     )
 
 
-def process_study(study_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> list[Path]:
-    """DICOM study -> BIDS -> participant level; return its DICOM SEG and overlay files."""
-    routing = route_study(study_dir)
-    if not routing.accepted:
-        raise MissingInputError(f'{study_dir}: {routing.reason}')
+def process_study(
+    study_dir: Path, out_dir: Path, options: Mapping[str, Any], routing: Routing
+) -> list[Path]:
+    """DICOM study -> BIDS -> participant level; return its DICOM SEG and overlay files.
+
+    The conversion reuses the survey of :func:`route_study` kept in ``routing``; a study routed
+    by another router (or by another version) is surveyed by the conversion itself.
+    """
+    study_dir, out_dir = Path(study_dir).absolute(), Path(out_dir).absolute()
     bids_dir, derivatives = out_dir / 'bids', out_dir / 'derivatives'
-    _run('conversion to BIDS', convert_main, [study_dir, bids_dir, '--subject', SUBJECT])
+    survey = Survey.from_json(routing.record, study_dir) if routing.record else None
+    if survey is None:
+        LOGGER.info('%s: no survey from routing; the conversion reads the headers', study_dir)
+    convert_dicom_dir(Request(study_dir, bids_dir, (SUBJECT, {}), session_map=[]), survey)
     participant = [bids_dir, derivatives, 'participant', '--work-dir', out_dir / 'work']
     participant += ['--participant-label', SUBJECT, *participant_arguments(options)]
     _run('participant level', participant_main, participant)

@@ -2,7 +2,9 @@
 
 Result files keep their UIDs from one attempt to the next, so a retry after a partial send
 stores nothing twice: a PACS keys instances by SOP Instance UID (Orthanc answers a repeat with
-success and keeps one copy).
+success and keeps one copy). With ``[destination] tls`` both go over DICOM TLS
+(:mod:`bids_arca.node.tls`); the TLS files are read for each association, so renewed
+certificates take effect without a restart.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from bids_arca.node.config import DestinationConfig
+from bids_arca.errors import BidsArcaError
+from bids_arca.node.config import DestinationConfig, TlsConfig
+from bids_arca.node.tls import client_context
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,11 +44,30 @@ def _client(destination: DestinationConfig, calling_ae: str) -> AE:
     return ae
 
 
+def _associate(ae: AE, destination: DestinationConfig, tls: TlsConfig | None):
+    tls_args = None
+    if destination.tls:
+        assert tls is not None  # the configuration requires [tls] then
+        try:
+            tls_args = (client_context(tls), destination.host)
+        except BidsArcaError as error:
+            raise SendError(str(error)) from error
+    return ae.associate(
+        destination.host, destination.port, ae_title=destination.ae_title, tls_args=tls_args
+    )
+
+
 def _where(destination: DestinationConfig) -> str:
-    return f'{destination.ae_title}@{destination.host}:{destination.port}'
+    tls = ' (TLS)' if destination.tls else ''
+    return f'{destination.ae_title}@{destination.host}:{destination.port}{tls}'
 
 
-def send_files(files: Sequence[Path], destination: DestinationConfig, calling_ae: str) -> None:
+def send_files(
+    files: Sequence[Path],
+    destination: DestinationConfig,
+    calling_ae: str,
+    tls: TlsConfig | None,
+) -> None:
     """C-STORE ``files`` to ``destination``; raise :class:`SendError` unless all were stored."""
     ae = _client(destination, calling_ae)
     metas = [read_file_meta_info(path) for path in files]
@@ -60,7 +83,7 @@ def send_files(files: Sequence[Path], destination: DestinationConfig, calling_ae
                 offered.append(syntax)
     for sop_class, offered in syntaxes.items():
         ae.add_requested_context(sop_class, offered)
-    assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    assoc = _associate(ae, destination, tls)
     if not assoc.is_established:
         raise SendError(f'no association with {_where(destination)} (refused, or not answering)')
     try:
@@ -79,11 +102,16 @@ def send_files(files: Sequence[Path], destination: DestinationConfig, calling_ae
             assoc.abort()
 
 
-def echo(destination: DestinationConfig, calling_ae: str) -> tuple[bool, str]:
+def echo(
+    destination: DestinationConfig, calling_ae: str, tls: TlsConfig | None
+) -> tuple[bool, str]:
     """C-ECHO the destination: (answered with success, a short description)."""
     ae = _client(destination, calling_ae)
     ae.add_requested_context(Verification)
-    assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    try:
+        assoc = _associate(ae, destination, tls)
+    except SendError as error:
+        return False, f'{_where(destination)}: {error}'
     if not assoc.is_established:
         return False, f'{_where(destination)}: no association'
     try:

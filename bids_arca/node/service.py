@@ -25,13 +25,14 @@ from bids_arca.errors import OutputError, UsageError
 from bids_arca.node import queue as states
 from bids_arca.node.config import DEFAULT_PIPELINE, NodeConfig
 from bids_arca.node.health import HEARTBEAT_S, HealthServer
-from bids_arca.node.job import ERROR, FINAL_EXIT_CODES, MANIFEST
+from bids_arca.node.job import ERROR, FINAL_EXIT_CODES, MANIFEST, write_json
 from bids_arca.node.participant_options import check_participant_options
 from bids_arca.node.queue import JobQueue, Study
 from bids_arca.node.receiver import Receiver
 from bids_arca.node.sender import SendError, backoff, send_files
 from bids_arca.node.spool import Spool
 from bids_arca.node.steps import Routing, load_callable
+from bids_arca.node.tls import client_context
 
 LOGGER = logging.getLogger('bids_arca.node')
 
@@ -64,6 +65,9 @@ class Node:
             raise UsageError(f'{config.processing.pipeline}: no module {module}')
         if config.processing.pipeline == DEFAULT_PIPELINE:
             check_participant_options(config.participant)
+        if config.destination.tls:
+            assert config.tls is not None  # the configuration requires [tls] then
+            client_context(config.tls)  # bad TLS files stop the start, not the first send
         self.queue: JobQueue | None = None
         self.receiver: Receiver | None = None
         self.health: HealthServer | None = None
@@ -214,8 +218,28 @@ class Node:
             detail = 'new instances did not change the series used; earlier results stand'
             if self.queue.move(study, states.DONE, detail=detail, done_at=time.time()):
                 LOGGER.info('%s: %s', study.label, detail)
-        elif self.queue.move(study, states.ROUTED, inputs=inputs, detail=routing.summary()):
+            return
+        try:
+            # Kept for the job (after a restart too), so that it does not route again.
+            self._routing_file(study).parent.mkdir(parents=True, exist_ok=True)
+            write_json(self._routing_file(study), routing.to_json())
+        except OSError as error:
+            self._work_folder_failed(study, f'cannot keep the routing: {error}')
+            return
+        if self.queue.move(study, states.ROUTED, inputs=inputs, detail=routing.summary()):
             LOGGER.info('%s routed: %s', study.label, routing.summary())
+
+    def _routing_file(self, study: Study) -> Path:
+        return self.jobs_dir / study.study_uid / f'routing-g{study.generation}.json'
+
+    def _work_folder_failed(self, study: Study, message: str) -> None:
+        """The work folder, not the study, is at fault (full, unmounted): wait and try the step
+        again; the health check reports the folder meanwhile."""
+        assert self.queue is not None
+        self.queue.move(
+            study, study.state, reason=message, next_attempt_at=time.time() + WORK_RETRY_S
+        )
+        LOGGER.error('%s: %s; next try in %g s', study.label, message, WORK_RETRY_S)
 
     def _inputs(self, study: Study, routing: Routing) -> str:
         """What the job will read: each role's series and its number of instances (JSON)."""
@@ -236,14 +260,7 @@ class Node:
             (folder / 'out').mkdir(parents=True)
             count = self.spool.snapshot(study.study_uid, folder / 'dicom')
         except OSError as error:
-            # The work folder, not the study, is at fault (full, unmounted): wait and try again;
-            # the health check reports the folder meanwhile.
-            message = f'cannot prepare the job folder: {error}'
-            delay = WORK_RETRY_S
-            self.queue.move(
-                study, states.ROUTED, reason=message, next_attempt_at=time.time() + delay
-            )
-            LOGGER.error('%s: %s; next try in %g s', study.label, message, delay)
+            self._work_folder_failed(study, f'cannot prepare the job folder: {error}')
             return
         if not self.queue.move(
             study,
@@ -264,6 +281,7 @@ class Node:
             str(folder / 'dicom'),
             str(folder / 'out'),
             json.dumps(self.config.participant),
+            str(self._routing_file(study)),
         ]
         with (folder / 'job.log').open('wb') as log:
             process = subprocess.Popen(
@@ -372,7 +390,7 @@ class Node:
             try:
                 manifest = json.loads((out_dir / MANIFEST).read_text())
                 files = [out_dir / name for name in manifest['files']]
-                send_files(files, destination, self.config.calling_ae_title)
+                send_files(files, destination, self.config.calling_ae_title, self.config.tls)
             except (OSError, ValueError, SendError) as error:
                 self._send_failed(study, attempt, str(error))
                 continue

@@ -8,7 +8,6 @@ Figures are embedded as base64 PNG, so the page can be mailed or archived as a s
 from __future__ import annotations
 
 import base64
-import datetime
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -60,6 +59,7 @@ class ReportContext:
     figures: Sequence[Figure] = field(default_factory=tuple)
     provenance: str | None = None  # link to the provenance JSON, relative to the report
     lesions: Sequence[Lesion] = field(default_factory=tuple)  # enhancing lesions, measured
+    choices: Mapping[str, str] = field(default_factory=dict)  # role -> why that image
 
 
 PAGE = Template("""<!DOCTYPE html>
@@ -92,10 +92,10 @@ figure { margin: 1em 0; } figcaption { font-size: .9em; color: #555; }
 <body>
 <h1>$title</h1>
 <p class="warning-banner" id="not-for-clinical-use">$warning</p>
-<p>bids-arca $version, model $model, report made $date.$provenance</p>
+<p>bids-arca $version, model $model.$provenance</p>
 
 <h2 id="inputs">Inputs</h2>
-<table id="inputs-table"><tr><th>Role</th><th>Image</th></tr>
+<table id="inputs-table"><tr><th>Role</th><th>Image</th><th>Chosen because</th></tr>
 $inputs</table>
 
 <h2 id="qc">Quality control</h2>
@@ -136,14 +136,16 @@ def render_report(context: ReportContext) -> str:
         model=html.escape(
             f'{context.model.get("Name", "unknown")} {context.model.get("Version", "")}'.strip()
         ),
-        date=datetime.datetime.now().strftime('%Y-%m-%d %H:%M'),
         provenance=(
-            f' <a href="{html.escape(context.provenance)}">Provenance</a>.'
+            # When the report was made is there, not here: the same inputs give the same page.
+            f' <a href="{html.escape(context.provenance)}">Provenance</a> (inputs, versions, '
+            'when it ran).'
             if context.provenance
             else ''
         ),
         inputs=''.join(
-            f'<tr><td>{html.escape(role)}</td><td>{html.escape(path)}</td></tr>\n'
+            f'<tr><td>{html.escape(role)}</td><td>{html.escape(path)}</td>'
+            f'<td>{html.escape(context.choices.get(role, ""))}</td></tr>\n'
             for role, path in context.inputs.items()
         ),
         qc=''.join(

@@ -21,7 +21,10 @@ from bids_arca.labels import write_dseg_tsv
 from bids_arca.sample.anatomy import TEMPLATE_SPACE
 from bids_arca.sample.dicom import INSTITUTION
 from bids_arca.sample.study import Series, Session
-from bids_arca.sessions import DESCRIPTIONS as SESSION_FACTS
+from bids_arca.sessions import COLUMNS as SESSION_COLUMNS
+
+#: The ``pathology`` column (BIDS) of each lesion kind.
+PATHOLOGY = {'glioma': 'glioma', 'metastases': 'brain metastases', 'meningioma': 'meningioma'}
 
 GENERATOR = 'bids-arca-sample'
 SUFFIX = {'T1w': 'T1w', 'T1ce': 'T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
@@ -133,32 +136,29 @@ def write_participants(root: Path, rows: list[tuple[str, int, str]]) -> None:
 
 
 def write_sessions(root: Path, subject: str, sessions: list[Session]) -> None:
-    """``sub-XX_sessions.tsv`` (acq_time, surgery, radiotherapy_end, steroid_dose_mg) with its
-    sidecar. Radiotherapy is known for the sessions after it; dexamethasone is 4 mg/day
-    around surgery and stopped by the first follow-up."""
+    """``sub-XX_sessions.tsv`` (acq_time, surgery, pathology, radiotherapy_end,
+    steroid_dose_mg) with its sidecar. Radiotherapy is known for the sessions after it;
+    dexamethasone is 4 mg/day around surgery and stopped by the first follow-up."""
     folder = root / f'sub-{subject}'
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ['session_id\tacq_time\tsurgery\tradiotherapy_end\tsteroid_dose_mg']
+    rows = []
     for s in sorted(sessions, key=lambda s: s.when):
-        surgery = 'post' if s.stage.postop else 'pre'
-        after = s.when.date() >= s.radiotherapy_end
-        radiotherapy = s.radiotherapy_end.isoformat() if after else 'n/a'
-        steroids = '0' if s.stage.postop and s.stage.months > 1 else '4'
-        when = s.when.strftime('%Y-%m-%dT%H:%M:%S')
-        lines.append(f'ses-{s.session}\t{when}\t{surgery}\t{radiotherapy}\t{steroids}')
+        treated = s.when.date() >= s.radiotherapy_end
+        rows.append(
+            {
+                'session_id': f'ses-{s.session}',
+                'acq_time': s.when.strftime('%Y-%m-%dT%H:%M:%S'),
+                'surgery': 'post' if s.stage.postop else 'pre',
+                'pathology': PATHOLOGY[s.info['LesionType']],
+                'radiotherapy_end': s.radiotherapy_end.isoformat() if treated else 'n/a',
+                'steroid_dose_mg': '0' if s.stage.postop and s.stage.months > 1 else '4',
+            }
+        )
+    header = list(rows[0])
+    lines = ['\t'.join(header)] + ['\t'.join(row[c] for c in header) for row in rows]
     (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')
-    _write_json(
-        folder / f'sub-{subject}_sessions.json',
-        {
-            'acq_time': {'Description': 'start of the first series of the session'},
-            'surgery': {
-                'Description': 'whether the session precedes or follows the resection',
-                'Levels': {'pre': 'before surgery', 'post': 'after surgery'},
-            },
-            'radiotherapy_end': SESSION_FACTS['radiotherapy_end'],
-            'steroid_dose_mg': SESSION_FACTS['steroid_dose_mg'],
-        },
-    )
+    described = {c: SESSION_COLUMNS[c] for c in header if c in SESSION_COLUMNS}
+    _write_json(folder / f'sub-{subject}_sessions.json', described)
 
 
 def write_truth_description(root: Path) -> None:
@@ -190,7 +190,8 @@ def write_truth_session(session: Session, root: Path) -> list[Path]:
     meta = {
         'Manual': False,
         'Description': 'ground truth of the phantom on the grid of its contrast-enhanced T1w',
-        'Sources': sorted(raw.values()),
+        # The T1ce first: it defines the grid of the truth.
+        'Sources': sorted(raw.values(), key=lambda uri: uri != raw.get('T1ce')),
         **session.info,
         'RawFiles': raw,
     }

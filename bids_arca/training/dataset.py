@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,14 +64,20 @@ def find_training_sessions(
     participant_label: list[str] | None = None,
     session_label: list[str] | None = None,
     validate: bool = True,
+    filters: Mapping[str, Mapping] | None = None,
 ) -> list[TrainingSession]:
-    """Selected sessions with all four images and a reference map; others are reported."""
+    """Selected sessions with all four images and a reference map; others are reported.
+
+    The images are chosen as the participant level chooses them (``filters``: the
+    ``--bids-filter-file`` entries); a labelled session whose images the rules cannot choose
+    stops the run, since leaving it out would silently shrink the training set.
+    """
     layout = load_layout(bids_dir, validate=validate)
     references = reference.files()
     if not references:
         raise MissingInputError(f'{reference.root}: no reference segmentation (*_dseg.nii.gz)')
     found = []
-    for inputs in collect_sessions(layout, participant_label, session_label):
+    for inputs in collect_sessions(layout, participant_label, session_label, filters):
         path = references.get((inputs.subject, inputs.session))
         if path is None:
             LOGGER.info('%s: no reference labels, not used for training', inputs.name)
@@ -78,6 +85,7 @@ def find_training_sessions(
         if inputs.missing:
             LOGGER.warning('%s: missing %s, not used', inputs.name, ', '.join(inputs.missing))
             continue
+        inputs.check(bids_dir)  # the rules could not choose an image
         info = read_sessions(bids_dir, inputs.subject).get(inputs.session or '')
         found.append(TrainingSession(inputs, path, info.surgery if info else None))
     if not found:

@@ -14,6 +14,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from bids_arca.derivative_files import SessionKey, find_segmentations, session_name
+from bids_arca.derivatives import T1CE_SPACE
 from bids_arca.errors import MissingInputError, UsageError
 from bids_arca.evaluation import figures as eval_figures
 from bids_arca.evaluation import tables as eval_tables
@@ -60,12 +61,12 @@ def run_group(opts: Namespace) -> list[Path]:
 
 
 def _our_segmentations(opts: Namespace) -> list[SessionKey]:
-    found = find_segmentations(opts.output_dir, desc='tumor', space=None)
+    found = find_segmentations(opts.output_dir, desc='tumor', space=T1CE_SPACE)
     keys = [key for key in found if _chosen(opts, key)]
     if not keys:
         raise MissingInputError(
-            f'{opts.output_dir}: no segmentations (*_desc-tumor_dseg.nii.gz) for the selected '
-            'participants and sessions; run the participant level first'
+            f'{opts.output_dir}: no segmentations (*_space-T1ce_desc-tumor_dseg.nii.gz) for the '
+            'selected participants and sessions; run the participant level first'
         )
     return keys
 

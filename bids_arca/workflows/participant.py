@@ -7,11 +7,12 @@ Per session, one nipype workflow; all sessions side by side in one graph, run by
         -> results (native grids, post-processing, volumes, DICOM SEG and overlays, report;
                     committed at once with the preprocessing's derivatives)
 
-Before the graph is built each session is checked (all four images present and readable) and
-compared with its earlier results by fingerprint (input contents, parameters, model,
-version): a current session is skipped without recomputing anything; earlier results that
-differ stop that session with exit 73 unless ``--overwrite``. The work folder (``-w``) makes an
-interrupted run resume: finished steps are not run again.
+Before the graph is built each session is checked (all four images present and readable),
+locked in the output folder (:mod:`bids_arca.locks`: a session another job holds is done after
+the others, once that job is finished) and compared with its earlier results by fingerprint
+(input contents, parameters, model, version): a current session is skipped without recomputing
+anything; earlier results that differ stop that session with exit 73 unless ``--overwrite``.
+The work folder (``-w``) makes an interrupted run resume: finished steps are not run again.
 
 Threads: MultiProc runs nodes while the processors they declare fit in ``--nprocs``; the
 multithreaded nodes (registrations, skull stripping, segmentation) declare ``--omp-nthreads``
@@ -29,12 +30,14 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from bids_arca.errors import BidsArcaError, MissingInputError
+from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
+from bids_arca.locks import SessionLocks, describe
 from bids_arca.model.store import read_card, resolve_model
-from bids_arca.outputs import SessionOutputs, SessionWriter, fingerprint
+from bids_arca.outputs import SessionOutputs, SessionWriter, remove_abandoned_staging
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.volumes import load_volume
+from bids_arca.provenance import fingerprint
 from bids_arca.quantification.intervals import (
     CALIBRATION_FILE,
     VolumeCalibration,
@@ -55,6 +58,7 @@ STEPS = {
     'results': 'outputs and report',
 }
 SEGMENT_MEMORY_GB = 3.0  # a three-view cascade peaks at 2.3-2.7 GB (docs/model.md)
+LOCK_POLL_S = 5.0  # how often a job waiting for another job's session looks again
 
 
 def run_participant(opts: Namespace) -> list[SessionInputs]:
@@ -62,10 +66,14 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
 
     A session that lacks a role (exit 66), holds an unusable image (65) or has earlier results
     that differ (73) is reported by name and fails the run after the other sessions were
-    handled, so that one bad exam does not hold back the rest.
+    handled, so that one bad exam does not hold back the rest. A session another job is
+    processing (its lock in the output folder, :mod:`bids_arca.locks`) waits for that job, then
+    is skipped when the other job made it current.
     """
     layout = load_layout(opts.bids_dir, validate=not opts.skip_bids_validation)
-    sessions = collect_sessions(layout, opts.participant_label, opts.session_label)
+    sessions = collect_sessions(
+        layout, opts.participant_label, opts.session_label, opts.bids_filters
+    )
     ready, failures = [], []
     for session in sessions:
         try:
@@ -74,7 +82,7 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
         except BidsArcaError as error:
             failures.append(error)
             LOGGER.error('%s', error)
-    todo, current = [], 0
+    processed: list[SessionInputs] = []
     if ready:
         model_dir = resolve_model(opts.model)
         card = read_card(model_dir)
@@ -90,34 +98,92 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
                 model_dir,
             )
         parameters = session_parameters(opts, card, calibration)
-    for session in ready:
-        print_ = fingerprint(session.images, parameters, card)
-        outputs = SessionOutputs(opts.output_dir, session.subject, session.session)
-        try:
-            if SessionWriter(outputs, print_, overwrite=opts.overwrite).is_current():
-                LOGGER.info(
-                    '%s: results are current (same inputs, parameters, model and version); '
-                    'skipped',
-                    session.name,
-                )
-                current += 1
-                continue
-        except BidsArcaError as error:
-            failures.append(error)
-            LOGGER.error('%s', error)
-            continue
-        todo.append((session, print_))
-    LOGGER.info(
-        '%d session(s) to process, %d current, %d refused', len(todo), current, len(failures)
-    )
-    if todo:
-        try:
-            process(todo, opts, model_dir, parameters, card, calibration)
-        except BidsArcaError as error:
-            failures.append(error)
+        run = _Run(opts, model_dir, parameters, card, failures, calibration)
+        with SessionLocks(opts.output_dir) as locks:
+            waiting, waited = ready, set()
+            while waiting:
+                mine, busy = [], []
+                for session in waiting:
+                    owner = locks.try_acquire(session.name)
+                    if owner is None:
+                        mine.append(session)
+                        continue
+                    busy.append(session)
+                    if session.name not in waited:
+                        LOGGER.info(
+                            '%s: another job is processing it (%s); waiting for it',
+                            session.name,
+                            describe(owner),
+                        )
+                        waited.add(session.name)
+                if mine:
+                    try:
+                        processed += run.sessions(mine, waited)
+                    finally:
+                        for session in mine:
+                            locks.release(session.name)
+                elif busy:
+                    time.sleep(LOCK_POLL_S)
+                waiting = busy
     if failures:
         raise _summary(failures)
-    return [session for session, _ in todo]
+    return processed
+
+
+class _Run:
+    """The sessions of one run whose locks this job holds: check, then process in one graph."""
+
+    def __init__(
+        self,
+        opts,
+        model_dir: Path,
+        parameters: dict,
+        card: dict,
+        failures: list,
+        calibration: VolumeCalibration | None,
+    ):
+        self.opts, self.model_dir, self.parameters, self.card = opts, model_dir, parameters, card
+        self.failures, self.calibration = failures, calibration
+
+    def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
+        todo, current = [], 0
+        for session in sessions:
+            print_ = fingerprint(session.images, self.parameters, self.card)
+            outputs = SessionOutputs(self.opts.output_dir, session.subject, session.session)
+            for folder in remove_abandoned_staging(self.opts.output_dir, outputs.prefix):
+                LOGGER.info('%s: removed %s, left by a run that was stopped', session.name, folder)
+            try:
+                writer = SessionWriter(outputs, print_, overwrite=self.opts.overwrite)
+                if writer.is_current():
+                    if session.name in waited:
+                        LOGGER.info('%s: done by the job it waited for; skipped', session.name)
+                    else:
+                        LOGGER.info(
+                            '%s: results are current (same inputs, parameters, model and '
+                            'version); skipped',
+                            session.name,
+                        )
+                    current += 1
+                    continue
+            except BidsArcaError as error:
+                self.failures.append(error)
+                LOGGER.error('%s', error)
+                continue
+            todo.append((session, print_))
+        LOGGER.info('%d session(s) to process, %d current', len(todo), current)
+        if todo:
+            try:
+                process(
+                    todo,
+                    self.opts,
+                    self.model_dir,
+                    self.parameters,
+                    self.card,
+                    self.calibration,
+                )
+            except BidsArcaError as error:
+                self.failures.append(error)
+        return [session for session, _ in todo]
 
 
 def resolve_preprocessing(opts: Namespace, card: dict) -> None:
@@ -176,11 +242,7 @@ def card_summary(card: dict) -> dict:
 
 
 def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
-    if session.missing:
-        raise MissingInputError(
-            f'{bids_dir / session.name.replace("_", "/")}: missing '
-            f'{", ".join(session.missing)} (needs T1w, ce-T1w, T2w and FLAIR)'
-        )
+    session.check(bids_dir)
     for path in session.images.values():
         load_volume(path)
     LOGGER.info(
@@ -259,6 +321,7 @@ def init_session_wf(
             subject=session.subject,
             session=session.session or '',
             images={role: str(path) for role, path in session.images.items()},
+            choices={role: choice.record() for role, choice in session.choices.items()},
             bids_dir=str(opts.bids_dir),
             output_dir=str(opts.output_dir),
             parameters=parameters,
@@ -277,7 +340,9 @@ def init_session_wf(
                             ('outputnode.brain_mask', 'brain_mask')]),
         (preproc, results, [('outputnode.space', 'space'),
                             ('outputnode.derivatives', 'derivatives'),
-                            ('outputnode.derivative_names', 'derivative_names')]),
+                            ('outputnode.derivative_names', 'derivative_names'),
+                            ('outputnode.seconds', 'seconds'),
+                            ('outputnode.timed_steps', 'timed_steps')]),
         (segment, results, [('segmentation', 'segmentation')]),
     ])
     # fmt: on

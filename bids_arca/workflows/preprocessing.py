@@ -34,8 +34,6 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 from nipype.pipeline.engine.utils import load_resultfile
 
-from bids_arca.derivative_files import entities
-from bids_arca.derivatives import derivative_name, session_folder
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import collect_errors
@@ -49,15 +47,14 @@ from bids_arca.interfaces.preprocessing import (
     ReferenceGrid,
     SkullStrip,
 )
-from bids_arca.outputs import bids_uri
 from bids_arca.preprocessing import CHANNELS, DEFAULT_OPTIONS, MOVING, REFERENCE
+from bids_arca.preprocessing.names import PreprocNames
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
 from bids_arca.workflows import nipype_logging
 from bids_arca.workflows.nipype_logging import set_nipype_level
 
 LOGGER = logging.getLogger(__name__)
-SRI24_REFERENCE = 'https://www.nitrc.org/projects/sri24/'
 
 
 @dataclass(frozen=True)
@@ -117,12 +114,23 @@ def init_preproc_wf(
         T1ce and FLAIR grids.
     derivatives, derivative_names
         The derivative files and their paths relative to the output folder.
+    seconds, timed_steps
+        How long the registrations and the skull stripping took (for the provenance: no
+        derivative file holds a time, so that the same inputs give the same files).
     """
-    names = _Names(session, bids_dir, output_dir, options.model_space)
+    names = PreprocNames(session, bids_dir, output_dir, options.model_space)
     workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
     outputnode = pe.Node(
         niu.IdentityInterface(
-            fields=['preproc', 'brain_mask', 'space', 'derivatives', 'derivative_names']
+            fields=[
+                'preproc',
+                'brain_mask',
+                'space',
+                'derivatives',
+                'derivative_names',
+                'seconds',
+                'timed_steps',
+            ]
         ),
         name='outputnode',
     )
@@ -182,6 +190,8 @@ def init_preproc_wf(
         # fmt: on
 
     published: list[tuple[pe.Node, str, str]] = []  # (node, output, relative destination)
+    timed = [(coreg[role], f'coregistration_{role}') for role in MOVING]
+    timed.append((skullstrip, 'skull_stripping'))
     if options.model_space == 'SRI24':
         model_mask = names.mask('.nii.gz', model_grid=True)
         atlas = pe.Node(
@@ -200,6 +210,7 @@ def init_preproc_wf(
             (atlas, 'transform', names.atlas_transform('.txt')),
             (atlas, 'sidecar', names.atlas_transform('.json')),
         ]
+        timed.append((atlas, 'atlas_registration'))
 
     preproc = {}
     for role in CHANNELS:
@@ -260,6 +271,11 @@ def init_preproc_wf(
         workflow.connect(node, output, merge_published, f'in{index}')
     outputnode.inputs.derivative_names = [str(dest) for _, _, dest in published]
     workflow.connect(merge_published, 'out', outputnode, 'derivatives')
+    merge_seconds = _utility(niu.Merge(len(timed)), 'merge_seconds')
+    for index, (node, _) in enumerate(timed, start=1):
+        workflow.connect(node, 'seconds', merge_seconds, f'in{index}')
+    outputnode.inputs.timed_steps = [step for _, step in timed]
+    workflow.connect(merge_seconds, 'out', outputnode, 'seconds')
     if not publish:
         return workflow
     ds_preproc = pe.Node(
@@ -361,75 +377,6 @@ class _SessionClock:
 def _utility(interface, name: str) -> pe.Node:
     """A bookkeeping node, run in the main process (no worker round trip)."""
     return pe.Node(interface, name=name, run_without_submitting=True)
-
-
-class _Names:
-    """Derivative file names and BIDS URIs of one session (A2 of the conventions)."""
-
-    def __init__(self, session: SessionInputs, bids_dir: Path, output_dir: Path, space: str):
-        self.images = session.images
-        self.bids_dir = bids_dir
-        self.output_dir = output_dir
-        self.space = space
-        self.t1ce = session.images[REFERENCE]
-        self.folder = session_folder(self.t1ce)
-
-    def raw(self, role: str) -> str:
-        return bids_uri(self.images[role], self.bids_dir, 'raw')
-
-    def own(self, relative: Path) -> str:
-        return bids_uri(self.output_dir / relative, self.output_dir, '')
-
-    def _session(self, suffix: str, extension: str, entities: dict) -> Path:
-        return self.folder / derivative_name(
-            self.t1ce, suffix, extension, entities, keep=('sub', 'ses')
-        )
-
-    def preproc(self, role: str, extension: str) -> Path:
-        source = self.images[role]
-        suffix = Path(source).name.split('.')[0].rsplit('_', 1)[1]
-        entities = {'space': self.space, 'desc': 'preproc'}
-        return self.folder / derivative_name(source, suffix, extension, entities)
-
-    def mask(self, extension: str, model_grid: bool) -> Path:
-        entities = {'space': self.space} if model_grid else {}
-        return self._session('mask', extension, entities | {'desc': 'brain'})
-
-    def transform(self, role: str, extension: str) -> Path:
-        entities = {'from': role, 'to': REFERENCE, 'mode': 'image'}
-        return self._session('xfm', extension, entities)
-
-    def atlas_transform(self, extension: str) -> Path:
-        return self._session('xfm', extension, {'from': REFERENCE, 'to': 'SRI24', 'mode': 'image'})
-
-    def figure(self, index: int) -> Path:
-        figures = Path(f'sub-{entities(Path(self.t1ce).name)["sub"]}') / 'figures'
-        if index == 0:
-            name = derivative_name(self.t1ce, 'mask', '.png', {'desc': 'brain'}, ('sub', 'ses'))
-        else:
-            role = MOVING[index - 1]
-            name = derivative_name(self.t1ce, role, '.png', {'desc': 'coreg'}, ('sub', 'ses'))
-        return figures / name
-
-    def spatial_reference(self, model_grid: bool) -> str:
-        if model_grid and self.space == 'SRI24':
-            return SRI24_REFERENCE
-        return self.raw(REFERENCE)
-
-    def mask_metadata(self, model_grid: bool) -> dict:
-        return {
-            'Sources': [self.raw(REFERENCE)],
-            'SpatialReference': self.spatial_reference(model_grid),
-        }
-
-    def preproc_metadata(self, role: str) -> dict:
-        sources = [self.raw(role)]
-        if role in MOVING:
-            sources.append(self.own(self.transform(role, '.txt')))
-        if self.space == 'SRI24':
-            sources.append(self.own(self.atlas_transform('.txt')))
-        sources.append(self.own(self.mask('.nii.gz', model_grid=True)))
-        return {'Sources': sources, 'SpatialReference': self.spatial_reference(True)}
 
 
 def run_workflow(

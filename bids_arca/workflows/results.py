@@ -19,24 +19,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 
-from bids_arca.dicom_outputs import write_series_outputs
-from bids_arca.dicom_outputs.series import read_series
 from bids_arca.grids import resample_labels
-from bids_arca.inputs import SessionInputs
 from bids_arca.labels import ET
-from bids_arca.outputs import (
-    FlairResampler,
-    SessionWriter,
-    bids_uri,
-    dataset_relative,
-    provenance_record,
-)
+from bids_arca.outputs import FlairResampler, SessionWriter
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
+from bids_arca.preprocessing import REFERENCE
+from bids_arca.provenance import bids_uri, dataset_relative, provenance_record
 from bids_arca.quantification import (
     VolumeCalibration,
     interval_members,
@@ -49,6 +43,9 @@ from bids_arca.quantification.bidimensional import lesions_sidecar, lesions_tsv
 from bids_arca.quantification.volumes import UNCALIBRATED_THRESHOLDS
 from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
 from bids_arca.reports.qc import segmentation_checks
+
+if TYPE_CHECKING:  # pybids, pydicom and highdicom load only where needed (not on a GPU node)
+    from bids_arca.inputs import SessionInputs
 
 LOGGER = logging.getLogger(__name__)
 
@@ -144,7 +141,9 @@ def write_results(
     qc.add(*segmentation_checks(labels, spacing, brain_mask))
     timings['postprocessing_and_volumes'] = time.perf_counter() - started
 
-    sources = [bids_uri(path, bids_dir) for _, path in sorted(session.images.items())]
+    # The T1ce first: it defines the grid (SpatialReference) of every result.
+    roles = sorted(session.images, key=lambda role: (role != REFERENCE, role))
+    sources = [bids_uri(session.images[role], bids_dir) for role in roles]
     t1ce_uri = bids_uri(session.images['T1ce'], bids_dir)
     recorded = dict(parameters) | {'postprocessing': rules, 'volume_interval': interval}
     outputs = writer.outputs
@@ -178,6 +177,9 @@ def write_results(
         timings['write_derivatives'] = time.perf_counter() - started
 
         dicom_sources = {}
+        if dicom_series:
+            from bids_arca.dicom_outputs import write_series_outputs
+            from bids_arca.dicom_outputs.series import read_series
         for role, files in (dicom_series or {}).items():
             started = time.perf_counter()
             grid_labels, image = (labels, t1ce) if role == 'T1ce' else (_flair(writer), flair)
@@ -223,6 +225,7 @@ def write_results(
             inputs={
                 role: dataset_relative(path, bids_dir) for role, path in session.images.items()
             },
+            choices={role: choice.reason for role, choice in session.choices.items()},
             model={k: str(v) for k, v in model_card.items()},
             figures=figures,
             provenance=outputs.provenance.as_posix(),
@@ -239,6 +242,7 @@ def write_results(
                 parameters=recorded,
                 timings_s=timings,
                 dicom_sources=dicom_sources,
+                choices=session.choices,
             )
         )
 

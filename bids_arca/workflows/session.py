@@ -9,7 +9,6 @@ commits the session's files, the preprocessing's derivatives included, all at on
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -58,21 +57,23 @@ def write_session(
     space: Path,
     derivatives: Mapping[str, Path],
     settings: SessionSettings,
+    preprocessing_seconds: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """Write and commit every output of ``session``; return the files."""
+    """Write and commit every output of ``session``; return the files.
+
+    ``preprocessing_seconds`` (step -> time) go into the provenance record only.
+    """
     started = time.perf_counter()
     result = load_segmentation(segmentation)
     session_space = SessionSpace.load(space)
     regions = native_regions(session_space, result)
-    timings = preprocessing_timings(derivatives)
+    timings = dict(preprocessing_seconds or {})
     timings |= {f'segmentation_{k.replace("/", "_")}': v for k, v in result.seconds.items()}
     timings['to_native'] = time.perf_counter() - started
 
     qc = SessionQC()
     qc.add(*preprocessing_checks(transform_sidecars(derivatives)))
-    mask_name = SessionOutputs(output_dir, session.subject, session.session).anat(
-        'desc-brain_mask.nii.gz'
-    )
+    mask_name = SessionOutputs(output_dir, session.subject, session.session).brain_mask
     brain_mask = read_volume(derivatives[mask_name.as_posix()]).data > 0
 
     dicom, notes = source_series(bids_dir, session.subject, session.session, session.images)
@@ -110,18 +111,3 @@ def write_session(
         else None,
         surgery=facts.surgery,
     )
-
-
-def preprocessing_timings(derivatives: Mapping[str, Path]) -> dict[str, float]:
-    """Seconds of the coregistrations and the skull stripping, from their sidecars."""
-    timings = {}
-    for name, path in derivatives.items():
-        if name.endswith('_xfm.json') and '_to-T1ce_' in name:
-            role = name.split('_from-')[1].split('_')[0]
-            timings[f'coregistration_{role}'] = json.loads(Path(path).read_text())[
-                'ElapsedSeconds'
-            ]
-        elif name.endswith('_desc-brain_mask.json') and '_space-' not in name:
-            report = json.loads(Path(path).read_text()).get('SkullStripping', {})
-            timings['skull_stripping'] = report.get('ElapsedSeconds', 0.0)
-    return timings

@@ -120,6 +120,7 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
         opts.participant_label,
         opts.session_label,
         validate=not opts.skip_bids_validation,
+        filters=opts.bids_filters,
     )
     cache = opts.work_dir / 'training' / 'cases'
     preprocessing = preprocessing_options(opts)
