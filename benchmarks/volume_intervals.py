@@ -224,9 +224,12 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--write', action='store_true', help='write the calibration')
     parser.add_argument(
-        '--export-check',
+        '--cached-only', action='store_true', help='use the cached sessions, segment none'
+    )
+    parser.add_argument(
+        '--export',
         type=Path,
-        help='write the separate phantom set as a TSV for the test of the shipped calibration',
+        help='write the calibration sessions as a TSV (for tests/test_volume_calibration.py)',
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
@@ -237,22 +240,24 @@ def main() -> None:
     sha = read_card(folder)['weights_sha256']
     default_cache = Path.home() / '.cache' / 'bids-arca' / 'calibration' / folder.name
     cache = args.cache or Path(os.environ.get('BIDS_ARCA_CALIBRATION_CACHE', default_cache))
-    segmenter = collect.Segmenter(folder, threads=args.threads)
     subjects = range(1, args.subjects + 1)
-    variant_cases = {
-        f'phantom-seed{args.seed}-sub-{s:02d}-ses-{label}'
-        for s in subjects[: args.variants]
-        for label in ('preop', 'postop')
-    }
-    readers = collect.reader_records(cache, segmenter, shared_dir())
-    pool = collect.phantom_records(
-        cache, segmenter, args.seed, subjects, SESSIONS, lambda c: c in variant_cases
-    )
-    if not args.no_expert:
-        pool += collect.expert_records(cache, segmenter, shared_dir())
-    test = collect.phantom_records(
-        cache, segmenter, args.test_seed, range(1, args.test_subjects + 1), SESSIONS
-    )
+    test_subjects = range(1, args.test_subjects + 1)
+    if args.cached_only:
+        readers, pool, test = cached_records(cache, args, subjects, test_subjects)
+    else:
+        segmenter = collect.Segmenter(folder, threads=args.threads)
+        variant_cases = {
+            f'phantom-seed{args.seed}-sub-{s:02d}-ses-{label}'
+            for s in subjects[: args.variants]
+            for label in ('preop', 'postop')
+        }
+        readers = collect.reader_records(cache, segmenter, shared_dir())
+        pool = collect.phantom_records(
+            cache, segmenter, args.seed, subjects, SESSIONS, lambda c: c in variant_cases
+        )
+        if not args.no_expert:
+            pool += collect.expert_records(cache, segmenter, shared_dir())
+        test = collect.phantom_records(cache, segmenter, args.test_seed, test_subjects, SESSIONS)
 
     thresholds = tuple(args.thresholds)
     sources = ', '.join(
@@ -268,10 +273,12 @@ def main() -> None:
         print_table(f'  of which {surgery}', [r for r in rows if r['surgery'] == surgery])
     print_goals(rows)
     calibration = calibrate(pool, sha, thresholds)
-    print_table(
-        f'Separate phantom set (seed {args.test_seed}, {len(test)} sessions), calibration on all',
-        predict(calibration, test, thresholds),
-    )
+    if test:
+        print_table(
+            f'Separate phantom set (seed {args.test_seed}, {len(test)} sessions), '
+            'calibration on all',
+            predict(calibration, test, thresholds),
+        )
     print_readers(calibration, readers, thresholds)
     print_variants(pool)
     print('\nFitted on all calibration sessions:')
@@ -284,21 +291,42 @@ def main() -> None:
               f'quantile {model.quantile:.2f}, n {model.n}; {strata}')  # fmt: skip
     if args.write:
         print(f'wrote {write_calibration(calibration, folder)}')
-    if args.export_check:
-        export_check(test, args.export_check)
-        print(f'wrote {args.export_check}')
+    if args.export:
+        export(pool, args.export)
+        print(f'wrote {args.export}')
 
 
-def export_check(records: Sequence[dict], path: Path) -> None:
-    """The records as one row per session and region: what the interval needs, and the truth."""
-    lines = ['case\tsurgery\tregion\treported_ml\ttruth_ml\tmembers_ml']
+def cached_records(cache: Path, args, subjects, test_subjects) -> tuple[list, list, list]:
+    """The reader exams, calibration pool and separate phantom set found in the cache."""
+    from bids_arca.workflows.calibration import cached
+
+    def phantoms(seed, numbers):
+        names = [
+            f'phantom-seed{seed}-sub-{s:02d}-ses-{label}' for s in numbers for label in SESSIONS
+        ]
+        return [r for r in (cached(cache / name) for name in names) if r]
+
+    records = [cached(folder) for folder in sorted(cache.iterdir()) if folder.is_dir()]
+    readers = [r for r in records if r and r['source'] == 'readers']
+    experts = [] if args.no_expert else [r for r in records if r and r['source'] == 'expert']
+    return (
+        readers,
+        phantoms(args.seed, subjects) + experts,
+        phantoms(args.test_seed, test_subjects),
+    )
+
+
+def export(records: Sequence[dict], path: Path) -> None:
+    """One row per calibration session and region: what the interval needs, and the truth
+    (full precision: the calibration fitted on these rows is the one written)."""
+    lines = ['case\tsource\tsurgery\tregion\treported_ml\ttruth_ml\tmembers_ml']
     for record in records:
         for region in REGIONS:
             row = record['regions'][region]
-            members = ';'.join(f'{k}={v:.4f}' for k, v in row['members'].items())
+            members = ';'.join(f'{k}={v!r}' for k, v in row['members'].items())
             lines.append(
-                f'{record["case"]}\t{record["surgery"]}\t{region}\t{row["reported"]:.4f}\t'
-                f'{row["truth"]:.4f}\t{members}'
+                f'{record["case"]}\t{record["source"]}\t{record["surgery"]}\t{region}\t'
+                f'{row["reported"]!r}\t{row["truth"]!r}\t{members}'
             )
     path.write_text('\n'.join(lines) + '\n')
 

@@ -23,6 +23,7 @@ from bids_arca.quantification.intervals import (
     Stratum,
     VolumeCalibration,
     conformal_quantile,
+    fit,
     fit_region,
     read_calibration,
     write_calibration,
@@ -185,6 +186,23 @@ def test_fitted_intervals_cover_held_out_samples():
     assert 0.93 <= coverage(model, simulated(2000, rng)) <= 0.97
     assert model.weight > 0  # the members' disagreement explains the error: it is used
     assert model.strata[PRE_OP].bias == pytest.approx(0.05, abs=0.03)
+
+
+def test_regions_with_few_sessions_share_one_finite_quantile():
+    rng = np.random.default_rng(5)
+    few = {'WT': simulated(12, rng), 'ET': simulated(12, rng)}  # alone: infinite quantiles
+    assert fit_region(few['WT'], offset_ml=1.0).quantile == math.inf
+    calibration = fit(few, 'abc', (0.4, 0.6))
+    quantiles = {model.quantile for model in calibration.regions.values()}
+    assert len(quantiles) == 1 and math.isfinite(quantiles.pop())
+    models = calibration.regions
+    held_out = {region: simulated(1000, rng) for region in few}
+    pooled = np.mean([coverage(models[r], held_out[r]) for r in few])
+    assert 0.85 <= pooled <= 0.995  # 24 pooled scores: the 24th of 24 (conformal, finite n)
+    wt = simulated(60, rng)
+    many = fit({'WT': wt, 'ET': simulated(12, rng)}, 'abc', (0.4, 0.6))
+    assert many.regions['WT'].quantile == fit_region(wt, offset_ml=1.0).quantile  # its own
+    assert math.isfinite(many.regions['ET'].quantile)  # pooled with WT's scores
 
 
 def test_surgery_strata_get_their_own_bias_and_width():

@@ -26,7 +26,10 @@ whole-tumour map spilling over the brain) while the fused volume stays right. ``
 cavity, blood and scarring make other errors than before), and on all sessions together;
 ``weight`` on all. ``q`` is the conformal quantile of ``|z|`` over all calibration sessions,
 each normalised with its own stratum's bias and floor (the ``ceil((n + 1) * 0.95)``-th
-smallest), which makes ``T`` fall inside::
+smallest). Below 39 sessions that is a region's largest score (infinite below 19), so such a
+region takes ``q`` over the normalised scores of every region instead (once normalised, the
+regions' errors differ in size, not in shape; the coverage then holds over regions, not for
+each one). That makes ``T`` fall inside::
 
     [(V + c) * exp(bias - q * sigma) - c,  (V + c) * exp(bias + q * sigma) - c]
 
@@ -45,7 +48,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,9 @@ WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidate spread weights tried by :func:`fit_r
 ANY = 'any'
 STRATA = (PRE_OP, POST_OP)
 MIN_STRATUM = 8
+# Below this many sessions a region's own 95% conformal quantile is its largest score (or
+# infinite): such regions share one quantile over all their normalised scores.
+POOL_BELOW = 39
 
 
 @dataclass(frozen=True)
@@ -214,11 +220,14 @@ def fit_region(
             if inside.sum() >= MIN_STRATUM:
                 strata[name] = _stratum(errors[inside], spreads[inside], weight)
         trial = RegionModel(c, weight, 1.0, len(samples), strata)
-        quantile = conformal_quantile([trial.score(s) for s in samples], coverage)
-        model = RegionModel(c, weight, quantile, len(samples), strata)
-        width = quantile * float(np.mean([model.sigma_of(s) for s in samples]))
+        scores = [trial.score(s) for s in samples]
+        # compared by the plain empirical quantile, finite however few the samples
+        width = float(np.quantile(scores, coverage)) * float(
+            np.mean([trial.sigma_of(s) for s in samples])
+        )
         if best is None or width < best_width:
-            best, best_width = model, width
+            quantile = conformal_quantile(scores, coverage)
+            best, best_width = RegionModel(c, weight, quantile, len(samples), strata), width
     return best  # type: ignore[return-value]
 
 
@@ -248,6 +257,11 @@ def fit(
         for region, found in samples.items()
         if found
     }
+    few = [r for r, model in regions.items() if model.n < POOL_BELOW]
+    if few:
+        scores = [model.score(x) for r, model in regions.items() for x in samples[r]]
+        pooled = conformal_quantile(scores, coverage)
+        regions |= {r: replace(regions[r], quantile=pooled) for r in few}
     return VolumeCalibration(
         model_sha256, tuple(thresholds), regions, coverage, dict(sessions or {}), note
     )
