@@ -72,12 +72,14 @@ def calibrate(records, sha, thresholds) -> VolumeCalibration:
     by_source: dict[str, int] = {}
     for record in records:
         by_source[record['source']] = by_source.get(record['source'], 0) + 1
+    phantoms = sorted({subject_of(r['case']) for r in records if r['source'] == 'phantom'})
     return fit(
         {r: samples(records, r, thresholds) for r in REGIONS},
         sha,
         thresholds,
         sessions=by_source,
-        note='benchmarks/volume_intervals.py: phantoms at full resolution and BraTS 2018 '
+        note=f'benchmarks/volume_intervals.py: {by_source.get("phantom", 0)} full-resolution '
+        f'phantom sessions ({", ".join(phantoms)}), {by_source.get("expert", 0)} BraTS 2018 '
         'expert cases',
     )
 

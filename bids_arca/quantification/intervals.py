@@ -71,6 +71,10 @@ MIN_STRATUM = 8
 # Below this many sessions a region's own 95% conformal quantile is its largest score (or
 # infinite): such regions share one quantile over all their normalised scores.
 POOL_BELOW = 39
+# The floor is at least this share of the stratum's error SD (robust), so that a session whose
+# members agree still gets an interval: when the spread explains most sessions' errors the
+# residual floor falls to zero (measured on the calibration sessions: docs/outputs.md).
+FLOOR_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,8 @@ def fit_region(
 
     Per stratum (all samples, and each surgery status with at least :data:`MIN_STRATUM`
     samples) ``bias`` is the median log error and ``floor`` the median absolute deviation
-    (scaled to a normal SD) of the log errors left once the weighted spread is accounted for.
+    (scaled to a normal SD) of the log errors left once the weighted spread is accounted for,
+    at least :data:`FLOOR_SHARE` of that of the log errors themselves.
     The weight kept is the candidate whose intervals, over the samples, are narrowest on the log
     scale; the conformal quantile of the normalised scores keeps coverage whatever is chosen.
     """
@@ -234,7 +239,9 @@ def fit_region(
 def _stratum(errors: np.ndarray, spreads: np.ndarray, weight: float) -> Stratum:
     bias = float(np.median(errors))
     residual = np.sqrt(np.maximum((errors - bias) ** 2 - (weight * spreads) ** 2, 0.0))
-    return Stratum(bias, max(1.4826 * float(np.median(residual)), 1e-3))
+    scale = 1.4826 * float(np.median(np.abs(errors - bias)))
+    floor = max(1.4826 * float(np.median(residual)), FLOOR_SHARE * scale, 1e-3)
+    return Stratum(bias, floor)
 
 
 def _region(values: Mapping) -> RegionModel:
