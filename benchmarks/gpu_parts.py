@@ -192,7 +192,7 @@ def session(
     from bids_arca.preprocessing.space import SessionSpace
     from bids_arca.preprocessing.volumes import Volume, load_volume, read_volume, voxel_sizes
     from bids_arca.quantification import volume_table
-    from bids_arca.workflows.native import native_regions
+    from bids_arca.results.native import native_regions
 
     spec = json.loads((phantom / 'session.json').read_text())
     space = SessionSpace.load(phantom / 'space.json')

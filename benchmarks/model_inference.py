@@ -1,4 +1,4 @@
-"""Speed, memory and Dice of the cascade on the real reference cases (``measurements.md``).
+"""Speed, memory and Dice of the cascade on the real reference cases (``docs/measurements.md``).
 
 Prints, per case and setting: wall and CPU seconds of ``segment()`` (after an untimed warm-up
 run on a GPU), seconds per stage and view, peak memory (process RSS; GPU: peak allocated), and
@@ -40,7 +40,7 @@ from bids_arca.model.inference import load_model, segment
 from bids_arca.model.reference_cases import CASES, dice, export_case, load_case
 from bids_arca.model.store import resolve_model
 
-# measurements.md: reference port minus about 0.02 (HG0015 axial: our measurement minus 0.02)
+# docs/measurements.md: reference port minus about 0.02 (HG0015 axial: our measurement minus 0.02)
 GATES = {
     ('brats-gli-00001-000', 3): {'WT': 0.94, 'TC': 0.93, 'ET': 0.77},
     ('brats-gli-00001-000', 1): {'WT': 0.92, 'TC': 0.90, 'ET': 0.75},

@@ -30,7 +30,7 @@ from bids_arca.inputs import SessionInputs
 from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.provenance import fingerprint
 from bids_arca.reports import SessionQC
-from bids_arca.workflows.results import RegionProbabilities, write_results
+from bids_arca.results.write import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix
 
 SHARED = Path(os.environ.get('BIDS_ARCA_SHARED', Path(__file__).resolve().parents[2] / 'shared'))

@@ -41,7 +41,7 @@ from bids_arca.labels import REGIONS  # noqa: E402
 from tests.tcga import ANAT, UPSTREAM, make_tcga_bids, upstream_on_native  # noqa: E402
 
 STEP = re.compile(r'INFO: (sub-\S+): (.+) done in ([0-9.]+) s \[')
-TIMING = re.compile(r'bids_arca.workflows.results INFO: (sub-\S+): (\S+) ([0-9.]+) s$', re.M)
+TIMING = re.compile(r'bids_arca.results.write INFO: (sub-\S+): (\S+) ([0-9.]+) s$', re.M)
 BRATS_REGIONS = {'WT': (1, 2, 4), 'TC': (1, 4), 'ET': (4,)}
 
 

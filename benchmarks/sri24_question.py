@@ -40,7 +40,8 @@ def preprocess(bids: Path, root: Path, space: str) -> tuple[np.ndarray, np.ndarr
     """The participant level's preprocessing (``preprocess_sessions``); return the model inputs
     (4, X, Y, Z), the brain mask and the space."""
     from bids_arca.inputs import collect_sessions, load_layout
-    from bids_arca.workflows.preprocessing import PreprocOptions, preprocess_sessions
+    from bids_arca.preprocessing.contract import PreprocOptions
+    from bids_arca.workflows.preprocessing import preprocess_sessions
 
     sessions = collect_sessions(load_layout(bids))
     options = PreprocOptions(model_space=space)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bids_arca import __version__
+from bids_arca import __version__, checksums
 
 if TYPE_CHECKING:  # pybids loads only where inputs are collected
     from bids_arca.inputs import Choice
@@ -60,11 +60,7 @@ def file_sha256(path: Path) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    return checksums.file_sha256(Path(path))
 
 
 def fingerprint(inputs: Mapping[str, Path], parameters: Mapping, model: Mapping) -> str:

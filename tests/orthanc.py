@@ -4,7 +4,7 @@ which also brings dcmtk), started on free loopback ports with storage in a tempo
 Nothing is installed here. Orthanc 1.10 has no bind-address option and listens on all interfaces;
 the configuration keeps it private: HTTP refuses remote clients (``RemoteAccessAllowed`` false)
 and DICOM accepts only the AE titles of ``modalities`` from their host (``DicomCheckModalityHost``,
-every ``DicomAlwaysAllow*`` false). See ``../shared/design/dependencies.md`` section 5.
+every ``DicomAlwaysAllow*`` false).
 
     server = start_orthanc(tmp_path, {'bidsarca': ('BIDSARCA', '127.0.0.1', 11112)})
     server.store(paths, calling_aet='BIDSARCA')

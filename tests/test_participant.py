@@ -26,7 +26,7 @@ from bids_arca.postprocessing.rules import RULES
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.provenance import fingerprint
-from bids_arca.workflows.native import native_mask, preprocessing_checks
+from bids_arca.results.native import native_mask, preprocessing_checks
 from bids_arca.workflows.participant import Progress, resolve_preprocessing, session_parameters
 
 ROLES = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}

@@ -23,7 +23,7 @@ from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration
 from bids_arca.reports import SessionQC, left_right
-from bids_arca.workflows.results import RegionProbabilities, write_results
+from bids_arca.results.write import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix, sphere_series
 
 CENTRE = (2.0, 10.0, 20.0)  # LPS mm

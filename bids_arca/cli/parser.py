@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from bids_arca import __version__
+from bids_arca.cli_kit import Parser
 from bids_arca.errors import UsageError
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.schemes import SCHEMES, get_scheme
@@ -24,14 +25,6 @@ SKULL_STRIP_METHODS = ('deepbet', 'hdbet', 'template')
 MODEL_SPACES = ('T1ce', 'SRI24')
 # bids_arca.postprocessing.rules.RULES, not imported here: that loads SciPy for a --help
 POSTPROCESSING_RULES = ('paper', 'wang', 'none')
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that reports usage errors with exit code 64 instead of argparse's 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.print_usage()
-        raise UsageError(f'{self.prog}: error: {message}')
 
 
 def _label_without(prefix: str):
@@ -100,7 +93,7 @@ def _named(convert):
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser; separate from parsing so that tests and Boutiques checks can read it."""
-    parser = _Parser(
+    parser = Parser(
         prog='bids-arca',
         description=(
             'Glioma segmentation (whole tumour, tumour core including the resection cavity, '

@@ -9,61 +9,31 @@ import sys
 from argparse import Namespace
 
 from bids_arca import __version__
+from bids_arca.cli_kit import run_command, setup_logging
 from bids_arca.derivatives import check_output_dir, write_dataset_description
-from bids_arca.errors import (
-    EXIT_INTERNAL,
-    EXIT_OK,
-    BidsArcaError,
-    MissingInputError,
-    OutputError,
-)
+from bids_arca.errors import MissingInputError, OutputError
 
 LOGGER = logging.getLogger('bids_arca')
-
-
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * (verbose + 1)  # default INFO, -v DEBUG
-    logging.basicConfig(
-        level=max(level, logging.DEBUG),
-        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
-        datefmt='%H:%M:%S',
-        stream=sys.stderr,
-    )
-    # Third-party libraries stay quiet unless asked for with -vv.
-    for noisy in ('nipype', 'bids', 'bidsschematools', 'matplotlib', 'PIL', 'highdicom'):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the app; return the BIDS-App exit code (also the process's, via ``sys.exit``)."""
     from bids_arca.cli.parser import parse_args
 
-    try:
-        opts = parse_args(argv)
-    except BidsArcaError as error:
-        print(error, file=sys.stderr)
-        return error.exit_code
+    return run_command(lambda: parse_args(argv), run, LOGGER)
+
+
+def run(opts: Namespace) -> None:
     setup_logging(opts.verbose)
     LOGGER.info('bids-arca %s, %s level', __version__, opts.analysis_level)
-    try:
-        check_input(opts)
-        prepare_output(opts)
-    except BidsArcaError as error:
-        LOGGER.error('%s', error)
-        return error.exit_code
+    check_input(opts)
+    prepare_output(opts)
     try:
         run_level(opts)
-    except BidsArcaError as error:
-        LOGGER.error('%s', error)
-        return error.exit_code
-    except Exception:
-        LOGGER.exception('internal error; please report it with the log above')
-        return EXIT_INTERNAL
     finally:
         # The derivative description is written whatever happened, so that partial results
         # (and the logs) still form a valid, attributable BIDS derivative.
         write_dataset_description(opts.output_dir, opts.bids_dir)
-    return EXIT_OK
 
 
 def check_input(opts: Namespace) -> None:

@@ -12,18 +12,9 @@ import sys
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.cli.run import setup_logging
-from bids_arca.errors import EXIT_INTERNAL, EXIT_OK, BidsArcaError, UsageError
+from bids_arca.cli_kit import Parser, run_command, setup_logging
 
 LOGGER = logging.getLogger('bids_arca.convert')
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with 64 (EX_USAGE), as in the app's own parser."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise UsageError(f'{self.prog}: error: {message}')
 
 
 class _HeuristicPath(argparse.Action):
@@ -37,7 +28,7 @@ class _HeuristicPath(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog='bids-arca-convert',
         description='Convert clinical brain MRI from DICOM to BIDS for bids-arca: each study '
         'becomes a session with T1w, ce-gadolinium_T1w, T2w and FLAIR, chosen from the series '
@@ -78,28 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Convert; return the exit code (also the process's, via ``sys.exit``)."""
+    return run_command(lambda: build_parser().parse_args(argv), run, LOGGER)
+
+
+def run(opts: argparse.Namespace) -> None:
     from bids_arca.convert.conversion import Request, convert_dicom_dir
     from bids_arca.convert.naming import parse_subjects, read_session_map
 
-    try:
-        opts = build_parser().parse_args(argv)
-        setup_logging(opts.verbose)
-        request = Request(
-            dicom_dir=opts.dicom_dir.expanduser().absolute(),
-            bids_dir=opts.bids_dir.expanduser().absolute(),
-            subjects=parse_subjects(opts.subject),
-            session_map=read_session_map(opts.session_map) if opts.session_map else [],
-            verbose=opts.verbose,
-        )
-        written = convert_dicom_dir(request)
-    except BidsArcaError as error:
-        LOGGER.error('%s', error)
-        return error.exit_code
-    except Exception:
-        LOGGER.exception('internal error; please report it with the messages above')
-        return EXIT_INTERNAL
+    setup_logging(opts.verbose)
+    request = Request(
+        dicom_dir=opts.dicom_dir.expanduser().absolute(),
+        bids_dir=opts.bids_dir.expanduser().absolute(),
+        subjects=parse_subjects(opts.subject),
+        session_map=read_session_map(opts.session_map) if opts.session_map else [],
+        verbose=opts.verbose,
+    )
+    written = convert_dicom_dir(request)
     LOGGER.info('%d session(s) written to %s', len(written), request.bids_dir)
-    return EXIT_OK
 
 
 if __name__ == '__main__':

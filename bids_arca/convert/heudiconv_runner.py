@@ -2,7 +2,7 @@
 
 HeuDiConv runs in-process, with the heuristic loaded by path as its command line would. Two
 environment settings are made for the duration: ``NO_ET=1`` stops the etelemetry version check
-(a network call, ../shared/design/dependencies.md section 2), and the dcm2niix binary of the
+(a network call at import), and the dcm2niix binary of the
 pinned pip package goes first on ``PATH``, where nipype's ``Dcm2niix`` interface looks for it.
 """
 

@@ -1,7 +1,7 @@
 """Interfaces of the participant workflow after preprocessing: the network, then the results.
 
 Both only move files: :func:`bids_arca.model.inference.segment` and
-:func:`bids_arca.workflows.session.write_session` do the work.
+:func:`bids_arca.results.session.write_session` do the work.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class SessionResults(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.inputs import Choice, SessionInputs
-        from bids_arca.workflows.session import SessionSettings, write_session
+        from bids_arca.results.session import SessionSettings, write_session
 
         session = SessionInputs(
             self.inputs.subject,

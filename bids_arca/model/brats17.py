@@ -7,7 +7,7 @@ as one model folder with its card. Kernels are stored by TensorFlow as ``[kd, kh
 ``[out, in, kd, kh, kw]`` and ``[in, out, kd, kh, kw]``: the same permutation for both.
 Optimiser slots (Adam moments, beta powers) and the BatchNorm moving averages are not converted:
 the latter were never updated (mean 0, variance 1), which is why this model normalises with batch
-statistics (``model-spec.md`` 2.5 and ``measurements.md``).
+statistics (``docs/model-spec.md``, Inference, and ``docs/measurements.md``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from bids_arca import __version__
+from bids_arca.checksums import file_sha256
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.model.bundle import sha256, write_bundle
+from bids_arca.model.bundle import write_bundle
 from bids_arca.model.cacnn import CACNN, count_parameters
 from bids_arca.model.settings import CascadeSettings, wang_brats17_settings
 from bids_arca.model.store import CALIBRATION, read_card
@@ -205,8 +206,8 @@ def import_brats17(checkpoint_dir: Path, destination: Path, overwrite: bool = Fa
         index, data = checkpoint_files(prefix)
         sources[f'{stage}/{view}'] = {
             'file': name,
-            'index_sha256': sha256(index),
-            'data_sha256': sha256(data),
+            'index_sha256': file_sha256(index),
+            'data_sha256': file_sha256(data),
         }
     card = model_card(settings, sources, initial_bn)
     folder = write_bundle(destination, nets, card, license_path.read_text(), overwrite)

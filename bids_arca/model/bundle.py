@@ -13,7 +13,6 @@ execute anything; the card is modelled on MONAI bundle ``metadata.json`` files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from bids_arca.checksums import file_sha256
 from bids_arca.errors import InputDataError, MissingInputError, OutputError
 from bids_arca.model.cacnn import CACNN
 from bids_arca.model.settings import CascadeSettings
@@ -46,14 +46,6 @@ class CascadeModel:
     @property
     def device(self) -> torch.device:
         return next(self.nets['wt'][self.settings.views[0]].parameters()).device
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open('rb') as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle(
@@ -86,7 +78,7 @@ def write_bundle(
         card = {
             **card,
             'format_version': FORMAT_VERSION,
-            'weights_sha256': sha256(staging / WEIGHTS),
+            'weights_sha256': file_sha256(staging / WEIGHTS),
         }
         (staging / CARD).write_text(json.dumps(card, indent=2) + '\n')
         (staging / LICENSE).write_text(license_text)
@@ -108,7 +100,7 @@ def load_bundle(folder: Path, device: torch.device | str = 'cpu') -> CascadeMode
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise MissingInputError(f'{weights}: model weights not found')
-    if sha256(weights) != card['weights_sha256']:
+    if file_sha256(weights) != card['weights_sha256']:
         raise InputDataError(f'{weights}: checksum differs from the model card (corrupt copy?)')
     if 'cascade' not in card:
         family = card.get('architecture', {}).get('family', 'not a cascade')

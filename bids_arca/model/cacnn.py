@@ -1,5 +1,5 @@
 """WNet, TNet and ENet: the anisotropic networks of Wang et al.'s cascade (MSNet in
-``taigw/brats17``; ``model-spec.md`` section 2.2).
+``taigw/brats17``; ``docs/model-spec.md``, Networks).
 
 A slab of D slices (19 at test time) gives class scores for its central D - 8 slices: the 1x3x3
 convolutions work within slices, four 3x1x1 "fusion" convolutions without padding each remove one
@@ -29,7 +29,7 @@ SLICES_LOST = 8  # four VALID 3x1x1 fusions
 
 @dataclass(frozen=True)
 class CACNNConfig:
-    """Architecture switches (``model-spec.md`` section 7); the defaults are Wang's.
+    """Architecture switches (``docs/model-spec.md``, Switches); the defaults are Wang's.
 
     ARCNet's PyTorch network (``BenZhang89/ARCNet`` ``util/ARCNet.py``) is
     ``stem='arcnet', prelu='scalar', deconv_kernel=2, padding='symmetric',

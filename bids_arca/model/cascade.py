@@ -1,4 +1,4 @@
-"""The WT -> TC -> ET cascade with Wang's bounding boxes and fusion rules (``model-spec.md`` 2.5).
+"""The WT -> TC -> ET cascade with Wang's bounding boxes and fusion rules (``docs/model-spec.md``).
 
 All arrays here are in model space: (C, D, H, W) with D the axial slice axis, already cropped to
 the brain and with noise outside it (see :mod:`bids_arca.model.inference`). The images are only
@@ -35,7 +35,7 @@ StagePredictor = Callable[[str, Any], np.ndarray]
 
 @dataclass(frozen=True)
 class CascadeOptions:
-    """Switches where the paper and the codes differ (``model-spec.md`` 7); defaults: Wang.
+    """Switches where the paper and the codes differ; defaults: Wang (``docs/model-spec.md``).
 
     ``postprocess``: ``'wang'`` (closing and component rules) or ``'none'`` (the three binary
     predictions nested as they come). ``fill_holes_mm3``: the paper's hole filling (3 mm^3; 0 =

@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bids_arca.errors import BidsArcaError, UsageError
+from bids_arca.cli_kit import Parser, run_command
+from bids_arca.errors import UsageError
 from bids_arca.model.brats17 import import_brats17
 from bids_arca.model.store import (
     DEFAULT_MODEL,
@@ -25,19 +26,13 @@ from bids_arca.model.store import (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise UsageError(f'{self.prog}: error: {message}')
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog='bids-arca-models',
         description=f'Install and list bids-arca segmentation models. Store: '
         f'${ENVIRONMENT_VARIABLE}, else ~/.cache/bids-arca/models.',
     )
-    commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest='command', required=True, parser_class=Parser)
     brats17 = commands.add_parser(
         'import-brats17',
         help="convert Wang et al.'s BraTS-2017 TensorFlow checkpoints (taigw/brats17, "
@@ -55,24 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        opts = build_parser().parse_args(argv)
-        if opts.command == 'import-brats17':
-            if '/' in opts.name or opts.name.startswith('.'):
-                raise UsageError(f'--name {opts.name}: not a plain folder name')
-            folder = import_brats17(opts.path, store_dir() / opts.name, overwrite=opts.force)
-            print(f'installed {opts.name} in {folder}')
-        else:
-            names = list_models()
-            if not names:
-                print(f'no models in {store_dir()}')
-            for name in names:
-                card = read_card(store_dir() / name)
-                print(f'{name}\t{card.get("licence", "?")}\t{card.get("description", "")}')
-    except BidsArcaError as error:
-        print(error, file=sys.stderr)
-        return error.exit_code
-    return 0
+    return run_command(lambda: build_parser().parse_args(argv), run)
+
+
+def run(opts: argparse.Namespace) -> None:
+    if opts.command == 'import-brats17':
+        if '/' in opts.name or opts.name.startswith('.'):
+            raise UsageError(f'--name {opts.name}: not a plain folder name')
+        folder = import_brats17(opts.path, store_dir() / opts.name, overwrite=opts.force)
+        print(f'installed {opts.name} in {folder}')
+        return
+    names = list_models()
+    if not names:
+        print(f'no models in {store_dir()}')
+    for name in names:
+        card = read_card(store_dir() / name)
+        print(f'{name}\t{card.get("licence", "?")}\t{card.get("description", "")}')
 
 
 if __name__ == '__main__':

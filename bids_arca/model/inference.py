@@ -7,7 +7,7 @@ SRI24 layout; nibabel axis codes ``('L', 'P', 'S')``), plus the brain mask (X, Y
 
 Internally arrays are (C, Z, Y, X) as in Wang's code (NIfTI data transposed), cropped to the
 brain's bounding box + 5 voxels, with N(0, 1) noise outside the brain, which is what the
-networks saw in training (zeros there cost 5-8 Dice points, ``measurements.md``).
+networks saw in training (zeros there cost 5-8 Dice points, ``docs/measurements.md``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def segment(
         options: cascade switches (post-processing, hole filling, WT component threshold).
         seed: seed of the noise that pads slabs and fills the background. It is drawn on the
             compute device, so CPU and GPU differ by a noise realisation (at most ~0.003 Dice,
-            ``measurements.md``); each is deterministic for a given seed, model and precision.
+            ``docs/measurements.md``); each is deterministic for a given seed, model and precision.
         keep_views: also return each view's (and flip's) own probabilities in
             ``Segmentation.members``, for uncertainty estimates; the results are the same.
     """

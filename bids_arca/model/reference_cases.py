@@ -1,5 +1,5 @@
 """Real cases already in BraTS space, with reference labels: the port checks of
-``measurements.md``, shared by the tests and ``benchmarks/model_inference.py``.
+``docs/measurements.md``, shared by the tests and ``benchmarks/model_inference.py``.
 
 The cases lie in the shared data folder (``../shared/data/real``); nothing is copied into the
 repository. BraTS preprocessing (co-registration, skull stripping, 1 mm) is already done, so only

@@ -41,7 +41,7 @@ class StageSettings:
 
 @dataclass(frozen=True)
 class CascadeSettings:
-    """Slab geometry and the cascade's rules (``model-spec.md`` 2.3 and 2.5, Wang's values).
+    """Slab geometry and the cascade's rules (``docs/model-spec.md``, Patch sizes, Inference).
 
     ``slabs_per_batch`` is part of the model, not a speed setting: with batch-statistics
     normalisation the output depends on which slabs are normalised together, so slabs are always

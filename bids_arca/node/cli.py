@@ -20,25 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from bids_arca import __version__
-from bids_arca.errors import EXIT_INTERNAL, EXIT_OK, BidsArcaError, UsageError
+from bids_arca.cli_kit import Parser, run_command, setup_logging
+from bids_arca.errors import EXIT_OK, UsageError
 from bids_arca.node.config import NodeConfig, load_config
 
 LOGGER = logging.getLogger('bids_arca.node')
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise UsageError(f'{self.prog}: error: {message}')
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog='bids-arca-node',
         description='DICOM node: receive studies from a PACS, segment gliomas, send results back.',
     )
     parser.add_argument('--version', action='version', version=f'bids-arca {__version__}')
-    commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest='command', required=True, parser_class=Parser)
 
     serve = commands.add_parser('serve', help='run the node until SIGTERM or Ctrl-C')
     status = commands.add_parser('status', help='print the health report')
@@ -54,33 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: int) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
-        stream=sys.stderr,
-    )
-    # pynetdicom logs whole datasets (patient names included) at debug level: wire level only.
-    logging.getLogger('pynetdicom').setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        opts = build_parser().parse_args(argv)
-        if opts.command == 'example-config':
-            sys.stdout.write(example_config())
-            return EXIT_OK
-        config = load_config(opts.config)
-        if opts.command == 'serve':
-            return serve(config, opts.verbose)
-        if opts.command == 'status':
-            return status(
-                config, as_json=opts.json, studies=opts.studies, check_echo=not opts.no_echo
-            )
-        return requeue(config, opts.study_uid)
-    except BidsArcaError as error:
-        print(f'bids-arca-node: {error}', file=sys.stderr)
-        return error.exit_code
+    # Errors are printed, not logged: status and requeue set up no logging.
+    return run_command(lambda: build_parser().parse_args(argv), run)
+
+
+def run(opts: argparse.Namespace) -> int:
+    if opts.command == 'example-config':
+        sys.stdout.write(example_config())
+        return EXIT_OK
+    config = load_config(opts.config)
+    if opts.command == 'serve':
+        return serve(config, opts.verbose)
+    if opts.command == 'status':
+        return status(config, as_json=opts.json, studies=opts.studies, check_echo=not opts.no_echo)
+    return requeue(config, opts.study_uid)
 
 
 def example_config() -> str:
@@ -90,15 +73,9 @@ def example_config() -> str:
 def serve(config: NodeConfig, verbose: int) -> int:
     from bids_arca.node.service import Node
 
-    setup_logging(verbose)
+    setup_logging(verbose, dates=True)
     LOGGER.info('bids-arca-node %s, configuration %s', __version__, config.source)
-    try:
-        Node(config).serve_forever()
-    except BidsArcaError:
-        raise
-    except Exception:
-        LOGGER.exception('internal error; please report it with the log above')
-        return EXIT_INTERNAL
+    Node(config).serve_forever()
     return EXIT_OK
 
 

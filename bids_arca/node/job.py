@@ -30,6 +30,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from bids_arca.cli_kit import setup_logging
 from bids_arca.errors import EXIT_INTERNAL, BidsArcaError, InputDataError
 from bids_arca.node.steps import Routing, load_callable
 
@@ -92,11 +93,7 @@ def _exit_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     spec, study, out, options, routing = argv if argv is not None else sys.argv[1:]
     study_dir, out_dir = Path(study), Path(out)
-    logging.basicConfig(
-        level=logging.INFO,
-        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
-        stream=sys.stderr,
-    )
+    setup_logging(0, dates=True)
     _exit_with_parent()
     started = time.monotonic()
     try:

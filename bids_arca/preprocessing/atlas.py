@@ -58,7 +58,7 @@ class AffineSettings:
 #: Brain to brain (after skull stripping): the most accurate and fastest variant measured.
 BRAIN_SETTINGS = AffineSettings()
 #: Head to head (for template skull stripping): at 3 mm the affine collapsed (0.9 scale in z,
-#: ../shared/design/measurements.md), at 2 mm it holds.
+#: docs/measurements.md), at 2 mm it holds.
 HEAD_SETTINGS = AffineSettings(spacing=2.0)
 
 

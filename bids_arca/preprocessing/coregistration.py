@@ -1,7 +1,7 @@
 """Rigid coregistration of T1w, T2w and FLAIR to the T1ce, with left-right and failure checks.
 
 Speed comes from registering downsampled copies (measured on the raw TCGA-FG-6692 exam and
-synthetic poses, ``../shared/design/measurements.md``: antspyx's default Rigid takes 9-12 s per
+synthetic poses, ``docs/measurements.md``: antspyx's default Rigid takes 9-12 s per
 pair, the same optimisation on 3 mm copies 1-2.4 s at <= 0.2 mm error, because almost all of the
 default's cost is its full-resolution level). The resulting transform is exact in world
 coordinates, so it applies to the full-resolution images unchanged.

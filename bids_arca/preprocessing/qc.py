@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 from skimage.feature import canny
 
+from bids_arca.rendering import display_range, rgb, window
+
 EDGE_COLOUR = (255, 64, 32)
 MASK_COLOUR = (32, 224, 64)
 SLICES_PER_VIEW = 4
@@ -39,12 +41,12 @@ def registration_figure(
         if covered is None
         else ndi.binary_erosion(covered, iterations=3)
     )
-    window = _window(reference)
+    limits = display_range(reference[::2, ::2, ::2])  # a subsample is enough
     rows = []
     for view, positions in _planes(brain).items():
         tiles = []
         for position in positions:
-            background = _grey(_slice(reference, view, position), window)
+            background = rgb(window(_slice(reference, view, position), *limits))
             edges = canny(
                 _slice(moving, view, position).astype(np.float64),
                 sigma=2.0,
@@ -60,12 +62,12 @@ def registration_figure(
 
 def mask_figure(reference: np.ndarray, brain: np.ndarray, title: str, path: Path | str) -> Path:
     """The outline of ``brain`` over ``reference`` (model grid)."""
-    window = _window(reference)
+    limits = display_range(reference[::2, ::2, ::2])  # a subsample is enough
     rows = []
     for view, positions in _planes(brain).items():
         tiles = []
         for position in positions:
-            background = _grey(_slice(reference, view, position), window)
+            background = rgb(window(_slice(reference, view, position), *limits))
             inside = _slice(brain, view, position).astype(bool)
             outline = inside & ~_erode(inside)
             background[outline] = MASK_COLOUR
@@ -93,23 +95,6 @@ def _slice(volume: np.ndarray, view: str, position: int) -> np.ndarray:
     if view == 'coronal':
         return volume[:, position, :].T[::-1]  # rows superior -> inferior
     return volume[position, :, :].T[::-1]  # sagittal: columns anterior -> posterior
-
-
-def _window(volume: np.ndarray) -> tuple[float, float]:
-    """Display range: 1st to 99th percentile of the non-zero voxels (a subsample)."""
-    values = volume[::2, ::2, ::2]
-    values = values[values != 0]
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = np.percentile(values, [1, 99])
-    return float(low), float(high)
-
-
-def _grey(plane: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    low, high = window
-    scaled = np.clip((plane - low) / max(high - low, 1e-6), 0, 1)
-    grey = (scaled * 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bids_arca.morphology import bounding_box
-from bids_arca.rendering import blend, window
+from bids_arca.rendering import blend, display_range, window
 
 PLANES: tuple[tuple[str, int, tuple[str, str]], ...] = (
     ('axial', 2, ('R', 'L')),
@@ -51,8 +51,7 @@ def mosaics(
         ).dataobj
     )
     zooms = np.asarray(image.header.get_zooms()[:3], float)
-    positive = data[data > 0]
-    low, high = np.percentile(positive, [1, 99]) if positive.size else (0.0, 1.0)
+    low, high = display_range(data)
     head = data > low
     crop = bounding_box(head, margin=3) or tuple(slice(None) for _ in range(3))
     data, lab, head = data[crop], lab[crop], head[crop]

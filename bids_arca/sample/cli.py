@@ -9,16 +9,10 @@ import time
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.errors import EXIT_INTERNAL, EXIT_OK, BidsArcaError, UsageError
+from bids_arca.cli_kit import Parser, run_command, setup_logging
+from bids_arca.errors import UsageError
 
 LOGGER = logging.getLogger('bids_arca.sample')
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad usage; BIDS Apps use 64 (EX_USAGE)."""
-
-    def error(self, message: str):
-        raise UsageError(f'{self.prog}: {message}')
 
 
 def _csv(text: str) -> list[str]:
@@ -43,12 +37,12 @@ def _label(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog='bids-arca-sample',
         description='Synthetic pre- and post-operative glioma MRI with known truth.',
     )
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
-    commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest='command', required=True, parser_class=Parser)
 
     make = commands.add_parser(
         'make', help='write rawdata (DICOM in rawdata/sourcedata/dicom), derivatives/truth'
@@ -111,31 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        opts = build_parser().parse_args(argv)
-    except BidsArcaError as error:
-        print(error, file=sys.stderr)
-        return error.exit_code
-    logging.basicConfig(
-        level=logging.DEBUG if opts.verbose else logging.INFO,
-        format='%(asctime)s %(name)s %(levelname)s: %(message)s',
-        datefmt='%H:%M:%S',
-        stream=sys.stderr,
-    )
-    try:
-        if opts.command == 'make':
-            _make(opts)
-        else:
-            from bids_arca.sample.mosaic import mosaic
+    return run_command(lambda: build_parser().parse_args(argv), run, LOGGER)
 
-            LOGGER.info('wrote %s', mosaic(opts.source, opts.output))
-    except BidsArcaError as error:
-        LOGGER.error('%s', error)
-        return error.exit_code
-    except Exception:
-        LOGGER.exception('internal error; please report it with the log above')
-        return EXIT_INTERNAL
-    return EXIT_OK
+
+def run(opts: argparse.Namespace) -> None:
+    setup_logging(opts.verbose)
+    if opts.command == 'make':
+        _make(opts)
+    else:
+        from bids_arca.sample.mosaic import mosaic
+
+        LOGGER.info('wrote %s', mosaic(opts.source, opts.output))
 
 
 def _make(opts: argparse.Namespace) -> None:

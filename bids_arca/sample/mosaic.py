@@ -18,12 +18,12 @@ from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
 from bids_arca.errors import InputDataError, MissingInputError
-from bids_arca.labels import LABELS
+from bids_arca.rendering import blend, display_range, rgb, window
 
 ROLES = ('T1w', 'T1ce', 'T2w', 'FLAIR')
 PANEL_MM = 200.0  # side of each panel in head space
 PANEL_PX = 156
-ALPHA = 0.45
+PERCENTILES = (0.5, 99.7)
 
 
 def session_mosaic(session_dir: Path, out: Path) -> Path:
@@ -62,10 +62,10 @@ def file_mosaic(path: Path, out: Path) -> Path:
         raise InputDataError(f'{path}: expected a 3D image, found shape {data.shape}')
     zooms = image.header.get_zooms()[:3]
     centre = [n // 2 for n in data.shape]
-    window = _window(data)
+    limits = display_range(data, PERCENTILES)
     row = np.concatenate(
         [
-            _fit(_gray(_cut(data, axis, centre[index]), *window), spacing)
+            _fit(rgb(window(_cut(data, axis, centre[index]), *limits)), spacing)
             for axis, index, spacing in (
                 ('z', 2, (zooms[1], zooms[0])),
                 ('y', 1, (zooms[2], zooms[0])),
@@ -149,7 +149,11 @@ def _cut(volume: np.ndarray, axis: str, index: int) -> np.ndarray:
 def _compose(columns, rows, affine) -> np.ndarray:
     """Tiles row by row; a missing series leaves a black tile."""
     spacing = abs(affine[0, 0])
-    windows = {role: _window(data) for role, data in columns if isinstance(data, np.ndarray)}
+    windows = {
+        role: display_range(data, PERCENTILES)
+        for role, data in columns
+        if isinstance(data, np.ndarray)
+    }
     base, labels = columns[-1][1]
     tiles = []
     for axis, index in rows:
@@ -160,38 +164,21 @@ def _compose(columns, rows, affine) -> np.ndarray:
                 gray = _cut(base, axis, index) if base is not None else None
                 tile = _overlay(gray, cut_labels, windows.get('T1ce'))
             elif data is None:
-                tile = np.zeros((*cut_labels.shape, 3))
+                tile = np.zeros((*cut_labels.shape, 3), np.uint8)
             else:
-                tile = _gray(_cut(data, axis, index), *windows[role])
+                tile = rgb(window(_cut(data, axis, index), *windows[role]))
             row.append(_fit(tile, (spacing, spacing)))
         tiles.append(np.concatenate(row, axis=1))
     return np.concatenate(tiles, axis=0)
 
 
-def _window(data: np.ndarray) -> tuple[float, float]:
-    values = data[data > 0]
-    if values.size == 0:
-        return 0.0, 1.0
-    return float(np.percentile(values, 0.5)), float(np.percentile(values, 99.7))
-
-
-def _gray(tile: np.ndarray, low: float, high: float) -> np.ndarray:
-    scaled = np.clip((tile - low) / max(high - low, 1e-6), 0, 1)
-    return np.repeat(scaled[..., None], 3, axis=2)
-
-
-def _overlay(gray, labels: np.ndarray, window) -> np.ndarray:
-    base = _gray(gray, *window) if gray is not None else np.zeros((*labels.shape, 3))
-    colours = np.zeros((len(LABELS), 3))
-    for label in LABELS[1:]:
-        colours[label.index] = [int(label.color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
-    mask = labels > 0
-    base[mask] = (1 - ALPHA) * base[mask] + ALPHA * colours[labels[mask]]
-    return base
+def _overlay(gray, labels: np.ndarray, limits) -> np.ndarray:
+    base = window(gray, *limits) if gray is not None else np.zeros(labels.shape, np.uint8)
+    return blend(base, labels)
 
 
 def _fit(tile: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
-    """Centre-crop or pad to ``PANEL_MM`` and resize to ``PANEL_PX`` square."""
+    """Centre-crop or pad to ``PANEL_MM`` and resize to ``PANEL_PX`` square (8-bit RGB)."""
     size = [round(PANEL_MM / s) for s in spacing]
     out = np.zeros((*size, *tile.shape[2:]), dtype=np.float32)
     src, dst = [], []
@@ -206,14 +193,14 @@ def _fit(tile: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
             dst.append(slice(start, start + n))
     out[tuple(dst)] = tile[tuple(src)]
     factors = [PANEL_PX / m for m in size] + [1] * (out.ndim - 2)
-    return np.clip(ndi.zoom(out, factors, order=1), 0, 1)
+    return np.round(np.clip(ndi.zoom(out, factors, order=1), 0, 255)).astype(np.uint8)
 
 
 def _save(picture: np.ndarray, title: str, headers: list[str], out: Path) -> Path:
     band = 34
     height, width = picture.shape[:2]
     canvas = Image.new('RGB', (width, height + band), 'black')
-    canvas.paste(Image.fromarray((picture * 255).astype(np.uint8)), (0, band))
+    canvas.paste(Image.fromarray(picture), (0, band))
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), title, fill='white')
     step = width // len(headers)

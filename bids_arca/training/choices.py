@@ -3,6 +3,6 @@ them without loading PyTorch (about 3 s for a ``--help``)."""
 
 ARCHITECTURES = ('arca', 'cacnn', 'ar')
 
-# Loss forms (model-spec 3.1-3.3 and 8.2): the paper's L = Dice + 0.1 L2 + 0.1 KL with a 128-d
-# latent (Myronenko), and what the ARCNet code ran: 0.1 L2, KL weight 0, a 16-d latent.
+# Loss forms (docs/model-spec.md, VAE regulariser): the paper's L = Dice + 0.1 L2 + 0.1 KL with
+# a 128-d latent (Myronenko), and what the ARCNet code ran: 0.1 L2, KL weight 0, a 16-d latent.
 VAE_FORMS = {'paper': (128, 0.1, 0.1), 'code': (16, 0.1, 0.0)}

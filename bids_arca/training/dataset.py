@@ -2,8 +2,8 @@
 
 A session takes part when it has the four images and exactly one reference label map (native
 T1ce grid, as for ``group --evaluate``). Its raw images go through the participant level's own
-preprocessing (:func:`bids_arca.workflows.preprocessing.preprocess_sessions`: co-registration,
-skull stripping, one interpolation onto the model grid, z-scores), so training sees exactly
+preprocessing (co-registration, skull stripping, one interpolation onto the model grid,
+z-scores), which the level runner hands over (:data:`Preprocess`), so training sees exactly
 what inference sees. Its reference is converted from its label scheme into ours explicitly,
 mapped onto the model grid through the session's space (nearest neighbour) and stored with the
 images in the work folder; a later run (or ``--resume``) reuses the cached case while the input
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,8 +41,15 @@ from bids_arca.training.cases import (
     training_labels,
 )
 
-if TYPE_CHECKING:  # nipype is imported only when something is preprocessed
-    from bids_arca.workflows.preprocessing import ModelInputs, PreprocOptions
+if TYPE_CHECKING:
+    from bids_arca.preprocessing.contract import ModelInputs, PreprocOptions
+
+# The participant level's preprocessing of some sessions: per session, its model inputs or the
+# error that stopped it, and its seconds (the level runner binds
+# :func:`bids_arca.workflows.preprocessing.preprocess_sessions` to the run's folders).
+Preprocess = Callable[
+    [list[SessionInputs]], Iterable[tuple[SessionInputs, 'ModelInputs | BidsArcaError', float]]
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -112,12 +119,7 @@ def prepare_cases(
     reference: Source,
     cache: Path,
     options: PreprocOptions,
-    *,
-    bids_dir: Path,
-    output_dir: Path,
-    work_dir: Path,
-    nprocs: int,
-    verbose: int = 0,
+    preprocess: Preprocess,
 ) -> None:
     """Preprocess and cache every session whose case is missing or stale, one log line each.
 
@@ -126,8 +128,6 @@ def prepare_cases(
     not stop the others; the run fails after all were tried, naming each, and a rerun finds
     the good ones cached.
     """
-    from bids_arca.workflows.preprocessing import preprocess_sessions
-
     todo = {}
     for session in sessions:
         scheme = reference.scheme_of(session.reference)
@@ -145,15 +145,7 @@ def prepare_cases(
         options.model_space,
     )
     failures: list[BidsArcaError] = []
-    batches = preprocess_sessions(
-        [session.inputs for session, _, _ in todo.values()],
-        bids_dir,
-        output_dir,
-        work_dir,
-        options,
-        nprocs,
-        verbose,
-    )
+    batches = preprocess([session.inputs for session, _, _ in todo.values()])
     for done, (inputs, result, seconds) in enumerate(batches, start=1):
         session, scheme, key = todo[inputs.name]
         try:

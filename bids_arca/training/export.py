@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from bids_arca import __version__
-from bids_arca.model.bundle import CascadeModel, sha256, write_bundle
+from bids_arca.model.bundle import CascadeModel, write_bundle
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.training.networks import Variant, count_parameters
 from bids_arca.training.trainer import TrainResult
@@ -150,7 +150,3 @@ def export_ar(
     return write_bundle(
         destination, {'ar': {'3d': network}}, card, USER_TRAINED_LICENSE, overwrite
     )
-
-
-def weights_sha256(folder: Path) -> str:
-    return sha256(folder / 'model.safetensors')

@@ -1,4 +1,4 @@
-"""Loss terms: the two soft Dice forms and the VAE regulariser (``model-spec.md`` 2.4, 3.3).
+"""Loss terms: the two soft Dice forms and the VAE regulariser (``docs/model-spec.md``).
 
 All are computed in float32 whatever the autocast precision of the network.
 """

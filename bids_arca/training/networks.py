@@ -1,4 +1,4 @@
-"""The three models of the paper's comparison and their switches (``model-spec.md`` section 7).
+"""The three models of the paper's comparison and their switches (``docs/model-spec.md``).
 
 * ``arca``: the CA-CNN cascade with the VAE regulariser on every network (Lotan et al. 2022);
 * ``cacnn``: the same cascade without it (Wang et al. 2017);

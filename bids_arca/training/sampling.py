@@ -1,4 +1,4 @@
-"""Patch sampling per stage, after Wang's ``util/data_loader.py`` (``model-spec.md`` 2.4).
+"""Patch sampling per stage, after Wang's ``util/data_loader.py`` (``docs/model-spec.md``).
 
 Each patch comes from a random case. For TNet and ENet the case is first reduced to the
 reference box of the previous stage's region (WT for TNet, TC for ENet) plus a margin, which

@@ -42,7 +42,8 @@ from bids_arca.training.sampling import PatchSampler, PatchStream
 LOGGER = logging.getLogger(__name__)
 STAGE_TARGET = {'wt': REGIONS['WT'], 'tc': REGIONS['TC'], 'et': REGIONS['ET']}
 STAGE_ROI = {'wt': None, 'tc': REGIONS['WT'], 'et': REGIONS['TC']}
-# Wang's training patches (model-spec 2.3), (slices, rows, columns) in the view's orientation.
+# Wang's training patches (docs/model-spec.md, Patch sizes), (slices, rows, columns) in the
+# view's orientation.
 WANG_PATCHES = {'wt': (19, 144, 144), 'tc': (19, 96, 96), 'et': (19, 64, 64)}
 CHECKPOINT, BEST, DONE = 'checkpoint.pt', 'best.pt', 'done.json'
 
@@ -83,7 +84,7 @@ class Trainer:
 
     batch_size = 5
     learning_rate = 1e-3
-    weight_decay = 0.0  # Wang's decay never reached the optimiser (model-spec 2.4)
+    weight_decay = 0.0  # Wang's decay never reached the optimiser (docs/model-spec.md, Training)
     max_iterations = 20_000
     iterations_per_epoch = 250
     patience = 10

@@ -1,5 +1,5 @@
 """The variational auto-encoder regulariser of AR-CA, a training-only head on the deepest CA-CNN
-features (``model-spec.md`` sections 3.3 and 3.4).
+features (``docs/model-spec.md``, VAE regulariser).
 
 Myronenko (arXiv:1810.11654) regularises a segmentation encoder by asking its deepest features
 to reconstruct the input through a small VAE; Lotan et al. (2022) attach such a branch to the

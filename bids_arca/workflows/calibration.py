@@ -13,7 +13,7 @@ so that fitting again never runs the network. Cases:
 
 * ``phantom``: ``bids-arca-sample`` sessions at full resolution through the participant level's
   own preprocessing (:func:`~bids_arca.workflows.preprocessing.preprocess_sessions`) and
-  mapping back to the native T1ce (:func:`~bids_arca.workflows.native.native_regions`); truth
+  mapping back to the native T1ce (:func:`~bids_arca.results.native.native_regions`); truth
   from ``derivatives/truth``.
 * ``expert``: the BraTS 2018 cases of ``brats2018-expert`` (already co-registered, skull-stripped
   and 1 mm: z-scored within the brain as :mod:`bids_arca.model.reference_cases` does), expert
@@ -224,7 +224,7 @@ def phantom_records(
 
 
 def _phantom_record(folder, name, session, inputs, truth_path, segmenter, variants) -> dict:
-    from bids_arca.workflows.native import native_mask, native_regions
+    from bids_arca.results.native import native_mask, native_regions
 
     result = segmenter(inputs.images, inputs.brain)
     folder.mkdir(parents=True, exist_ok=True)

@@ -291,7 +291,8 @@ def init_session_wf(
     from nipype.pipeline import engine as pe
 
     from bids_arca.interfaces.segmentation import Segment, SessionResults
-    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf
+    from bids_arca.preprocessing.contract import PreprocOptions
+    from bids_arca.workflows.preprocessing import init_preproc_wf
 
     threads = opts.omp_nthreads
     options = PreprocOptions(

@@ -26,7 +26,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,8 @@ from bids_arca.interfaces.preprocessing import (
     ReferenceGrid,
     SkullStrip,
 )
-from bids_arca.preprocessing import CHANNELS, DEFAULT_OPTIONS, MOVING, REFERENCE
+from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
+from bids_arca.preprocessing.contract import ModelInputs, PreprocOptions
 from bids_arca.preprocessing.names import PreprocNames
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
@@ -55,37 +55,6 @@ from bids_arca.workflows import nipype_logging
 from bids_arca.workflows.nipype_logging import set_nipype_level
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PreprocOptions:
-    """What the command line decides about preprocessing."""
-
-    skull_strip: str = DEFAULT_OPTIONS['skull_strip']
-    model_space: str = DEFAULT_OPTIONS['model_space']
-    fix_left_right: bool = False
-    device: str = 'cpu'
-    omp_nthreads: int = 1
-
-    def recorded(self) -> dict:
-        """The options that change the model inputs (a model card records them)."""
-        return {
-            'skull_strip': self.skull_strip,
-            'model_space': self.model_space,
-            'fix_left_right': self.fix_left_right,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class ModelInputs:
-    """One session as the networks see it (the input contract of ``bids_arca.model.inference``):
-    ``images`` (4, X, Y, Z) float32 in channel order FLAIR, T1w, T1ce, T2w, z-scored in the
-    brain and 0 outside it, on ``space.grid`` (1 mm, axes pointing left, posterior, superior);
-    ``brain`` the brain mask on that grid; ``space`` the way back to the native series."""
-
-    images: np.ndarray
-    brain: np.ndarray
-    space: SessionSpace
 
 
 def init_preproc_wf(

@@ -14,6 +14,7 @@ this way.
 
 from __future__ import annotations
 
+import functools
 import logging
 from argparse import Namespace
 from pathlib import Path
@@ -23,6 +24,7 @@ from bids_arca.evaluation.evaluate import Source
 from bids_arca.model.bundle import load_bundle
 from bids_arca.model.settings import VIEWS
 from bids_arca.model.store import resolve_model
+from bids_arca.preprocessing.contract import PreprocOptions
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training import distributed
 from bids_arca.training.cases import TrainingCase
@@ -69,10 +71,8 @@ def hyperparameters(opts: Namespace) -> dict:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
-def preprocessing_options(opts: Namespace):
+def preprocessing_options(opts: Namespace) -> PreprocOptions:
     """The participant level's preprocessing, as chosen on the command line."""
-    from bids_arca.workflows.preprocessing import PreprocOptions
-
     return PreprocOptions(
         skull_strip=opts.skull_strip,
         model_space=opts.model_space,
@@ -99,6 +99,8 @@ def run_training(opts: Namespace) -> Path:
 
 
 def _train(opts: Namespace, context: distributed.Context) -> Path:
+    from bids_arca.workflows.preprocessing import preprocess_sessions  # nipype: loaded here
+
     variant = variant_from(opts)
     name = opts.model_name
     model_dir = opts.output_dir / 'models' / name
@@ -124,19 +126,21 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
     )
     cache = opts.work_dir / 'training' / 'cases'
     preprocessing = preprocessing_options(opts)
-    prepare = {
-        'bids_dir': opts.bids_dir,
-        'output_dir': opts.output_dir,
-        'work_dir': opts.work_dir / 'training',
-        'nprocs': opts.nprocs,
-        'verbose': opts.verbose,
-    }
+    preprocess = functools.partial(
+        preprocess_sessions,
+        bids_dir=opts.bids_dir,
+        output_dir=opts.output_dir,
+        work_dir=opts.work_dir / 'training',
+        options=preprocessing,
+        nprocs=opts.nprocs,
+        verbose=opts.verbose,
+    )
     if context.main:  # one process preprocesses, the others wait and read the cache
-        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+        prepare_cases(sessions, reference, cache, preprocessing, preprocess)
     context.wait()
     # A node whose work folder rank 0 cannot see (a node-local --work-dir) makes its own copy.
     if context.node_main and not cases_ready(sessions, reference, cache, preprocessing):
-        prepare_cases(sessions, reference, cache, preprocessing, **prepare)
+        prepare_cases(sessions, reference, cache, preprocessing, preprocess)
     context.wait()
     cases = load_cases(sessions, reference, cache, preprocessing)
 

@@ -9,7 +9,7 @@ from bids_arca.model.cacnn import CACNN, CACNNConfig, count_parameters, enet, tn
 
 
 def test_parameter_counts_match_the_checkpoints():
-    # model-spec.md 5.1 (equal to the variables in Wang's checkpoints)
+    # docs/model-spec.md, Parameter counts (equal to the variables in Wang's checkpoints)
     assert count_parameters(wnet()) == 214_470
     assert count_parameters(tnet()) == 214_470
     assert count_parameters(enet()) == 204_396
@@ -51,7 +51,7 @@ def test_arcnet_variant_has_the_parameter_count_of_the_spec():
     arcnet = CACNN(
         CACNNConfig(stem='arcnet', prelu='scalar', deconv_kernel=2, padding='symmetric')
     )
-    assert count_parameters(arcnet) == 222_597  # model-spec.md 5.1
+    assert count_parameters(arcnet) == 222_597  # docs/model-spec.md
     assert not arcnet.packable  # its 3x3x3 stem pads along the slice axis
     with torch.no_grad():
         assert arcnet.eval()(torch.randn(1, 4, 32, 16, 16)).shape == (1, 2, 24, 16, 16)

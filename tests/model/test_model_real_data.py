@@ -1,4 +1,4 @@
-"""Port checks on real BraTS-space data: the Dice gates of ``measurements.md``.
+"""Port checks on real BraTS-space data: the Dice gates of ``docs/measurements.md``.
 
 A faithful port reaches them; the silent mistakes listed there (channel order, zeros instead of
 noise, symmetric stride-2 padding, transposed-convolution crop, slab grouping, swapped in-plane

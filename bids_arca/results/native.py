@@ -25,7 +25,7 @@ from bids_arca.preprocessing.coregistration import MIN_SIMILARITY, MIRROR_RATIO
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import voxel_sizes
 from bids_arca.reports import Figure, QCItem, registration
-from bids_arca.workflows.results import RegionProbabilities
+from bids_arca.results.write import RegionProbabilities
 
 REGIONS = ('WT', 'TC', 'ET')
 

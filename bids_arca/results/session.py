@@ -3,7 +3,7 @@
 :func:`write_session` maps the network's probabilities onto the native T1ce, gathers what the
 preprocessing found (QC, figures, timings), follows the link back to the source DICOM series
 (:mod:`bids_arca.sourcedata`) and hands everything to
-:func:`~bids_arca.workflows.results.write_results`, which post-processes, measures, writes and
+:func:`~bids_arca.results.write.write_results`, which post-processes, measures, writes and
 commits the session's files, the preprocessing's derivatives included, all at once.
 """
 
@@ -22,9 +22,7 @@ from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
 from bids_arca.quantification.intervals import VolumeCalibration
 from bids_arca.reports import SessionQC
-from bids_arca.sessions import SessionInfo, read_sessions
-from bids_arca.sourcedata import source_series
-from bids_arca.workflows.native import (
+from bids_arca.results.native import (
     flair_resampler,
     native_regions,
     preprocessing_checks,
@@ -32,7 +30,9 @@ from bids_arca.workflows.native import (
     preprocessing_methods,
     transform_sidecars,
 )
-from bids_arca.workflows.results import write_results
+from bids_arca.results.write import write_results
+from bids_arca.sessions import SessionInfo, read_sessions
+from bids_arca.sourcedata import source_series
 
 LOGGER = logging.getLogger(__name__)
 _UNKNOWN = SessionInfo()
