@@ -89,8 +89,8 @@ def test_every_step_gives_valid_bids(phantom_run, tmp_path):
     output or in the derivatives, and pybids reads each output's own metadata, nothing more."""
     for dataset in ('sample/rawdata', 'bids', 'out'):
         assert validation_errors(phantom_run / dataset, tmp_path / 'deno') == [], dataset
-    # 2 dseg, 3 probseg, 4 preproc, 2 mask, 3 transforms and the volumes
-    assert check_own_metadata(phantom_run / 'out') == 15
+    # 2 dseg, 3 probseg, 4 preproc, 2 mask, 3 transforms, the volumes and the lesions
+    assert check_own_metadata(phantom_run / 'out') == 16
 
 
 def _check_files(out: Path, anat: Path, prefix: str) -> None:
