@@ -1,6 +1,7 @@
 # bids-arca as a BIDS App image (docs/containers.md).
 #
 #   docker build -t bids-arca/bids-arca:0.1.0 .
+#   mkdir -p /data/out    # yours; a folder Docker creates for -v belongs to root
 #   docker run --rm --gpus all -u "$(id -u):$(id -g)" -v /data/bids:/bids:ro -v /data/out:/out \
 #       bids-arca/bids-arca:0.1.0 /bids /out participant
 #
@@ -94,8 +95,12 @@ ENV PATH=/opt/venv/bin:${PATH} \
     BIDS_ARCA_CONTAINER_TYPE=docker \
     BIDS_ARCA_CONTAINER_TAG=${IMAGE_TAG}
 
-# Fail the build, not the first run, when a compiled dependency cannot load.
-RUN python -c "import ants, bids, nipype, SimpleITK, torch, bids_arca" && bids-arca --version
+# Fail the build, not the first run, when a compiled dependency cannot load. The check runs as
+# root and leaves caches in HOME (matplotlib's font list, in .config/matplotlib and .cache): they
+# are made writable by any uid again, or every run would warn that the folder is not writable.
+RUN python -c "import ants, bids, nipype, SimpleITK, torch, bids_arca, matplotlib.font_manager" \
+    && bids-arca --version \
+    && chmod -R go=u /home/bidsarca
 
 WORKDIR /tmp
 USER bidsarca

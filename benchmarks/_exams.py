@@ -16,6 +16,7 @@ TCGA_FILES = {
     'T2w': '*_t2.nii.gz',
     'FLAIR': '*_fla.nii.gz',
 }
+TCGA_ROLE = {'T1w': 'T1w', 'ce-gadolinium_T1w': 'T1ce', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
 TCGA_UPSTREAM = 'OtherEXampleFromTCIA_brainles'
 TCGA_ANAT = Path('sub-FG6692/ses-preop/anat')
 
@@ -43,3 +44,68 @@ def make_tcga_bids(root: Path, mirror: str | None = None) -> Path:
         else:
             target.symlink_to(source)
     return root
+
+
+REAL = 'data/real'
+#: The real four-contrast exams of the shared folder: name -> (folder, role -> file pattern).
+#: HG0015 is stored as MHA and is written as NIfTI by :func:`make_real_bids`.
+BRATS_2018 = {'T1ce': '*_t1ce.nii.gz', 'T1w': '*_t1.nii.gz', 'T2w': '*_t2.nii.gz'}
+EXAMS = {
+    **{
+        name: (f'brats2018-expert/{name}', {**BRATS_2018, 'FLAIR': '*_flair.nii.gz'})
+        for name in (
+            'Brats18_2013_11_1',
+            'Brats18_2013_20_1',
+            'Brats18_2013_3_1',
+            'Brats18_CBICA_ABM_1',
+            'Brats18_CBICA_AME_1',
+            'Brats18_TCIA01_201_1',
+            'Brats18_TCIA01_378_1',
+            'Brats18_TCIA02_135_1',
+            'Brats18_TCIA02_606_1',
+            'Brats18_TCIA03_265_1',
+            'Brats18_TCIA10_628_1',
+        )
+    },
+    'GLI-00001': (
+        'brats-gli-00001-000',
+        {'T1ce': '*-t1c.nii.gz', 'T1w': '*-t1n.nii.gz', 'T2w': '*-t2w.nii.gz', 'FLAIR': '*-t2f.*'},
+    ),
+    'HG0015': (
+        'brats2012-HG0015',
+        {'T1ce': '*_T1C.mha', 'T1w': '*_T1.mha', 'T2w': '*_T2.mha', 'FLAIR': '*_FLAIR.mha'},
+    ),
+    'TCGA-FG-6692': ('tcga-fg-6692-raw', {TCGA_ROLE[s]: p for s, p in TCGA_FILES.items()}),
+}
+#: BIDS suffix of each role.
+BIDS_SUFFIX = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
+
+
+def subject_label(exam: str) -> str:
+    """A BIDS participant label for an exam name (alphanumeric only)."""
+    return ''.join(c for c in exam if c.isalnum())
+
+
+def make_real_bids(root: Path, exams: list[str]) -> dict[str, dict[str, Path]]:
+    """The exams as one BIDS tree (``sub-<label>/ses-preop``); return, per exam, each role's file
+    in it. NIfTI files are linked, HG0015's MHA files converted."""
+    import SimpleITK as sitk
+
+    (root / 'dataset_description.json').parent.mkdir(parents=True, exist_ok=True)
+    (root / 'dataset_description.json').write_text('{"Name": "real", "BIDSVersion": "1.10.0"}')
+    files = {}
+    for exam in exams:
+        folder, patterns = EXAMS[exam]
+        label = subject_label(exam)
+        anat = root / f'sub-{label}' / 'ses-preop' / 'anat'
+        anat.mkdir(parents=True)
+        files[exam] = {}
+        for role, pattern in patterns.items():
+            (source,) = (shared_dir() / REAL / folder).glob(pattern)
+            target = anat / f'sub-{label}_ses-preop_{BIDS_SUFFIX[role]}.nii.gz'
+            if source.suffix == '.mha':
+                sitk.WriteImage(sitk.ReadImage(str(source)), str(target))
+            else:
+                target.symlink_to(source)
+            files[exam][role] = target
+    return files

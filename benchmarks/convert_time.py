@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
 import statistics
 import sys
@@ -20,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._exams import shared_dir
 from bids_arca.convert.cli import main
 
-SHARED = Path(os.environ.get('BIDS_ARCA_SHARED', Path(__file__).resolve().parents[2] / 'shared'))
+SHARED = shared_dir()
 STUDIES = ('remind-022', 'siemens-xa30-enhanced')
 
 

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._exams import shared_dir
 from bids_arca.grids import LPS_TO_RAS, resample_labels
 from bids_arca.inputs import SessionInputs
 from bids_arca.outputs import SessionOutputs, SessionWriter
@@ -33,7 +34,7 @@ from bids_arca.reports import SessionQC
 from bids_arca.results.write import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix
 
-SHARED = Path(os.environ.get('BIDS_ARCA_SHARED', Path(__file__).resolve().parents[2] / 'shared'))
+SHARED = shared_dir()
 CASE = SHARED / 'data' / 'dicom' / 'remind-022' / 'example_patients' / 'Brain_resection'
 
 

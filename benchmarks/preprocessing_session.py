@@ -32,7 +32,6 @@ def main() -> None:
     parser.add_argument('--model-space', default='T1ce')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(args.omp_nthreads))
 
     start = time.perf_counter()
     from nipype.pipeline import engine as pe

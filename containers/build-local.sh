@@ -14,10 +14,12 @@
 #   5. runs --version, makes a small phantom and runs the participant level on it inside the
 #      image, as an arbitrary uid, with a read-only root file system and no network; then, when
 #      bosh is installed, the same through `bosh exec launch boutiques.json`;
-#   6. prints the image size, stops dockerd and unmounts its network namespace.
+#   6. prints the image size, stops dockerd and unmounts its network namespace (unless
+#      --keep-daemon: then it prints how to reach the daemon and how to stop it).
 #
-# Usage: containers/build-local.sh [--purge]
+# Usage: containers/build-local.sh [--purge | --keep-daemon]
 #   --purge        also delete STATE_DIR (base image, layer cache, wheels) at the end
+#   --keep-daemon  leave dockerd running, to `docker run` the image (DOCKER_HOST, printed)
 # Environment:
 #   STATE_DIR      dockerd's data, the base image and the wheels (default /var/tmp/bids-arca-docker)
 #   TAG            image tag (default bids-arca/bids-arca:<version>)
@@ -38,12 +40,19 @@ BASE=local/debian:bookworm-minbase
 MIRROR=http://deb.debian.org/debian
 RUN_UID=4242  # an id unknown to the image, as `docker run -u $(id -u)` gives on a cluster
 PURGE=0
+KEEP_DAEMON=0
 
-case "${1:-}" in
-    --purge) PURGE=1 ;;
-    '') ;;
-    *) echo "usage: $0 [--purge]" >&2; exit 64 ;;
-esac
+for option in "$@"; do
+    case "$option" in
+        --purge) PURGE=1 ;;
+        --keep-daemon) KEEP_DAEMON=1 ;;
+        *) echo "usage: $0 [--purge | --keep-daemon]" >&2; exit 64 ;;
+    esac
+done
+if ((PURGE && KEEP_DAEMON)); then
+    echo "$0: --purge deletes what --keep-daemon keeps running; give one of them" >&2
+    exit 64
+fi
 if [[ $EUID -ne 0 ]]; then
     echo "$0: must run as root (it starts dockerd)" >&2
     exit 77
@@ -68,6 +77,18 @@ step() { printf '\n== [%4ds] %s\n' "$SECONDS" "$*"; }
 
 cleanup() {
     local status=$?
+    if [[ $KEEP_DAEMON == 1 && $status == 0 ]]; then
+        rm -rf "$CONTEXT" "$RUN_DIR"
+        cat <<EOF
+
+dockerd keeps running (pid $DOCKERD_PID) with the image $TAG. Reach it with
+    export DOCKER_HOST=unix://$SOCKET
+    docker run --rm --network none -u "\$(id -u):\$(id -g)" -v ... $TAG /bids /out participant
+(--network none: this daemon has no bridge network). Stop it with
+    sudo kill $DOCKERD_PID && sudo umount $EXEC_ROOT/netns/default
+EOF
+        exit 0
+    fi
     if [[ -n $DOCKERD_PID ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
         step "stopping dockerd (pid $DOCKERD_PID)"
         kill "$DOCKERD_PID"

@@ -91,6 +91,12 @@ def test_home_writable_by_any_uid_and_environment():
     assert any(
         keyword == 'RUN' and f'chmod -R go=u {home}' in arguments for keyword, arguments in stage
     )
+    # Python run as root during the build leaves caches in HOME (matplotlib's config folder):
+    # each such step makes HOME writable again after it.
+    for keyword, arguments in stage:
+        if keyword == 'RUN' and re.search(r'\b(python|bids-arca)\b', arguments):
+            last_run = max(arguments.rfind('python'), arguments.rfind('bids-arca'))
+            assert arguments.rfind(f'chmod -R go=u {home}') > last_run, arguments
     assert env['OMP_NUM_THREADS'] == '1'
     assert env['BIDS_ARCA_CONTAINER_TYPE'] == 'docker'
     assert env['BIDS_ARCA_CONTAINER_TAG'] == '${IMAGE_TAG}'
@@ -241,6 +247,10 @@ def test_local_build_script_syntax_and_offline_settings():
     text = script.read_text()
     for setting in ('--bridge=none', '--iptables=false', 'PIP_OPTIONS=--no-index', 'umount'):
         assert setting in text, setting
+    # Its options are checked before it does anything (the two below would start nothing).
+    for options, message in ((['--purge', '--keep-daemon'], 'give one'), (['--bogus'], 'usage')):
+        refused = subprocess.run([str(script), *options], capture_output=True, text=True)
+        assert refused.returncode == 64 and message in refused.stderr, options
 
 
 # --------------------------------------------------------------------------------------------

@@ -199,11 +199,16 @@ def test_participant_filter(study):
     assert {r['participant_id'] for r in rows} == {'sub-02'}
 
 
-def test_nothing_to_do_without_sessions_or_evaluation(tmp_path):
+def test_nothing_to_do_without_sessions_or_evaluation(tmp_path, caplog):
+    """One session per participant: BIDS-App runners call the group level anyway, so it
+    exits 0 and says what it would need."""
     subjects = {'04': [Session('x', '2024-01-01', 'preop', {3: 10})]}
     bids = write_raw(tmp_path / 'raw', subjects)
     out = write_outputs(tmp_path / 'out', bids, subjects)
-    assert main([str(bids), str(out), 'group']) == 64  # one session: no follow-up to show
+    assert main([str(bids), str(out), 'group']) == 0
+    assert 'nothing to do' in caplog.text and 'two or more sessions' in caplog.text
+    assert '--evaluate --reference' in caplog.text
+    assert not (out / 'group.html').exists() and not (out / 'group_longitudinal.tsv').exists()
 
 
 def test_group_without_participant_outputs(tmp_path):

@@ -156,11 +156,12 @@ def test_segmentation_round_trips_through_its_file(tmp_path):
     assert back.seconds == {'wt/axial': 1.0} and back.cpu_seconds == {'wt/axial': 2.0}
 
 
-def _sidecar(similarity=0.12, mirrored=False, fits=(0.12, 0.07)):
+def _sidecar(copies=0.3, mirrored=False, fits=(0.12, 0.07)):
     return {
-        'Similarity': similarity,
+        'Similarity': fits[1] if mirrored else fits[0],
         'Mirrored': mirrored,
         'LeftRightSimilarity': {'AsStored': fits[0], 'Mirrored': fits[1]},
+        'AlignmentCheck': {'Similarity': 0.5, 'BestMisalignedCopy': copies, 'MaxRatio': 0.9},
     }
 
 
@@ -171,7 +172,7 @@ def test_preprocessing_findings_become_qc_items():
     ] * 3
     items = preprocessing_checks(
         {
-            'T1w': _sidecar(similarity=0.02),
+            'T1w': _sidecar(copies=0.48),
             'T2w': _sidecar(fits=(0.10, 0.095)),
             'FLAIR': _sidecar(mirrored=True, fits=(0.06, 0.12)),
         }

@@ -1,10 +1,11 @@
 """The participant level on the raw clinical exam TCGA-FG-6692 from the command line (slow).
 
 The exam (../shared/data/real/tcga-fg-6692-raw) is linked into a temporary BIDS tree and runs
-end to end with the real BraTS-2017 model. Its brain mask and its whole tumour are compared
-with the upstream ones (BraTS-Toolkit, in SRI24 space: the skull-stripped images and the fusion
-of five algorithms' segmentations), mapped back onto the native T1ce with the affine stored in
-tests/data (tests/tcga.py).
+end to end with the real BraTS-2017 model, once per test run (``shared_folder``). Its brain mask
+and its whole tumour are compared with the upstream ones (BraTS-Toolkit, in SRI24 space: the
+skull-stripped images and the fusion of five algorithms' segmentations), mapped back onto the
+native T1ce with the affine stored in tests/data (tests/tcga.py); a second run must reproduce
+every number of the first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bids_arca.preprocessing.grid import Grid, resample
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine, rotation_angle
 from bids_arca.preprocessing.volumes import Volume, read_volume
+from tests.conftest import shared_folder
 from tests.tcga import ANAT, REFERENCE_XFM, UPSTREAM, make_tcga_bids, upstream_on_native
 
 pytestmark = pytest.mark.slow
@@ -29,12 +31,20 @@ pytestmark = pytest.mark.slow
 WT_DICE_GATE = 0.80
 
 
-def test_raw_exam_from_the_command_line(shared, brats17_folder, tmp_path):
-    """One run, several checks (it is the only test that needs this run)."""
-    bids = make_tcga_bids(shared, tmp_path / 'bids')
-    out, work = tmp_path / 'out', tmp_path / 'work'
-    argv = [str(bids), str(out), 'participant', '-w', str(work), '--nprocs', '1']
-    assert main([*argv, '--model', str(brats17_folder)]) == 0
+@pytest.fixture(scope='session')
+def tcga_run(shared, brats17_folder, tmp_path_factory, worker_id) -> Path:
+    """The participant level on the exam with ``--nprocs 1`` (so one thread per step)."""
+
+    def make(root: Path) -> None:
+        bids = make_tcga_bids(shared, root / 'bids')
+        argv = [str(bids), str(root / 'out'), 'participant', '-w', str(root / 'work')]
+        assert main([*argv, '--nprocs', '1', '--model', str(brats17_folder)]) == 0
+
+    return shared_folder(tmp_path_factory, worker_id, 'tcga-run', make)
+
+
+def test_raw_exam_from_the_command_line(shared, tcga_run):
+    bids, out, work = tcga_run / 'bids', tcga_run / 'out', tcga_run / 'work'
     anat = out / ANAT
     _check_model_inputs(anat)
     _check_registrations(anat)
@@ -44,6 +54,38 @@ def test_raw_exam_from_the_command_line(shared, brats17_folder, tmp_path):
     assert len(list((out / 'sub-FG6692' / 'figures').glob('*.png'))) == 4
     _check_tumour_against_upstream(shared, anat)
     assert not (anat.parent / 'dicom').exists()  # NIfTI input: no DICOM outputs
+
+
+def test_a_second_run_reproduces_every_number(tcga_run, brats17_folder, tmp_path):
+    """Same exam, same result (docs/outputs.md, "Reproducibility"): a second run, from a fresh
+    work folder, under MultiProc instead of one process but with the same threads per step
+    (``--omp-nthreads 1``), gives the same voxels in every image (label maps on the T1ce and the
+    FLAIR, probabilities, preprocessed images, masks), the same transforms and the same tables."""
+    out = tmp_path / 'out'
+    argv = [str(tcga_run / 'bids'), str(out), 'participant', '-w', str(tmp_path / 'work')]
+    assert (
+        main([*argv, '--nprocs', '2', '--omp-nthreads', '1', '--model', str(brats17_folder)]) == 0
+    )
+    first = sorted(p.relative_to(tcga_run / 'out') for p in (tcga_run / 'out').rglob('*.*'))
+    assert first == sorted(p.relative_to(out) for p in out.rglob('*.*'))
+    compared = 0
+    for name in first:
+        one, two = tcga_run / 'out' / name, out / name
+        if name.name.endswith('.nii.gz'):
+            a, b = nib.load(one), nib.load(two)
+            np.testing.assert_array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj), name)
+            assert np.array_equal(a.affine, b.affine), name
+        elif name.suffix in ('.tsv', '.txt'):
+            assert one.read_text() == two.read_text(), name
+        else:
+            continue
+        compared += 1
+    names = [n.name for n in first]
+    assert any(n.endswith('_desc-tumor_dseg.nii.gz') for n in names)
+    assert any('FLAIR' in n and n.endswith('_dseg.nii.gz') for n in names)
+    assert any(n.endswith('_probseg.nii.gz') for n in names)
+    assert any(n.endswith('_volumes.tsv') for n in names)
+    assert compared >= 15
 
 
 def _check_tumour_against_upstream(shared: Path, anat: Path) -> None:

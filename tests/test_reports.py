@@ -94,7 +94,7 @@ def test_mask_edge_flags_a_cut_tumour():
 
 def test_qc_orders_problems_first():
     qc = SessionQC()
-    qc.add(left_right(True), registration('FLAIR', 0.1, 0.3, 'NMI'), left_right(False))
+    qc.add(left_right(True), registration('FLAIR', 0.95, 0.9), left_right(False))
     assert [i.status for i in qc.sorted()] == ['error', 'warning', 'ok']
     assert qc.worst == 'error'
 

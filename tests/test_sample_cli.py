@@ -83,3 +83,54 @@ def test_mosaic(made, tmp_path):
         pixels = np.asarray(picture.convert('L'), dtype=float)
     assert pixels.shape[1] == 3 * PANEL_PX and pixels.std() > 20  # an image, not a flat field
     assert main(['mosaic', str(tmp_path / 'none'), '-o', str(png)]) == os.EX_NOINPUT
+
+
+def _tsv(path, header: str, rows: list[str]) -> None:
+    path.write_text('\n'.join([header.replace(' ', '\t'), *(r.replace(' ', '\t') for r in rows)]))
+
+
+def test_summary_of_a_run(tmp_path, capsys):
+    """Pages in time order (from the follow-up table), our Dice per session, the responses."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    for session in ('fu1', 'preop', 'postop'):
+        (out / f'sub-01_ses-{session}.html').write_text('<html></html>')
+    (out / 'group.html').write_text('<html></html>')
+    _tsv(
+        out / 'group_evaluation.tsv',
+        'participant_id session_id surgery model region dice',
+        [
+            f'sub-01 ses-{session} {surgery} {model} {region} {dice}'
+            for session, surgery in (
+                ('fu1', 'post-op'),
+                ('postop', 'post-op'),
+                ('preop', 'pre-op'),
+            )
+            for model, dice in (('bids-arca', 0.91), ('other', 0.5))
+            for region in ('WT', 'TC', 'ET', 'ED')
+        ],
+    )
+    _tsv(
+        out / 'group_longitudinal.tsv',
+        'participant_id session_id days region volume_ml response within_noise',
+        [
+            'sub-01 ses-preop -5 ET 8.31 n/a n/a',
+            'sub-01 ses-postop 0 ET 2.0 baseline n/a',
+            'sub-01 ses-fu1 91 ET 3.04 PD true',
+            'sub-01 ses-fu1 91 WT 20 SD n/a',
+        ],
+    )
+    assert main(['summary', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pages = [line.strip() for line in lines if line.strip().startswith('file://')]
+    assert pages == [(out / f'sub-01_ses-{s}.html').as_uri() for s in ('preop', 'postop', 'fu1')]
+    assert f'Group page: {(out / "group.html").as_uri()}' in lines
+    dice = [line.split() for line in lines if '0.910' in line]
+    assert dice == [
+        ['sub-01', 'ses-preop', 'pre-op', '0.910', '/', '0.910', '/', '0.910'],
+        ['sub-01', 'ses-postop', 'post-op', '0.910', '/', '0.910', '/', '0.910'],
+        ['sub-01', 'ses-fu1', 'post-op', '0.910', '/', '0.910', '/', '0.910'],
+    ]
+    assert lines[-3].split()[-2:] == ['ET', '8.3']  # before the baseline: no category
+    assert lines[-1].endswith('day 91   WT 20.0 SD, ET 3.0 PD (within noise)')
+    assert main(['summary', str(tmp_path / 'empty')]) == os.EX_NOINPUT

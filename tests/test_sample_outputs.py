@@ -23,12 +23,24 @@ SESSIONS = ('preop', 'postop')
 ROLE_SUFFIX = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
 
 
+OPTIONS = {'seed': 2, 'small': True, 'sizes_ml': [50.0], 'defects': ['localizer', 'derived']}
+
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp('sample') / 'study'
+    """Made by two forked workers, a session each."""
     return make_dataset(
-        out, 1, SESSIONS, seed=2, small=True, sizes_ml=[50.0], defects=['localizer', 'derived']
+        tmp_path_factory.mktemp('sample') / 'study', 1, SESSIONS, **OPTIONS, workers=2
     )
+
+
+def test_workers_do_not_change_a_byte(dataset, tmp_path):
+    serial = make_dataset(tmp_path / 'serial', 1, SESSIONS, **OPTIONS)
+    files = sorted(p.relative_to(serial) for p in serial.rglob('*') if p.is_file())
+    assert files == sorted(p.relative_to(dataset) for p in dataset.rglob('*') if p.is_file())
+    assert len(files) > 100  # DICOM slices included
+    for name in files:
+        assert (serial / name).read_bytes() == (dataset / name).read_bytes(), name
 
 
 def test_bids_raw_dataset(dataset):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.cli_kit import Parser
 from bids_arca.errors import UsageError
+from bids_arca.model.store import model_argument
+from bids_arca.paths import absolute_path
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.schemes import SCHEMES, get_scheme
 from bids_arca.training.choices import ARCHITECTURES, VAE_FORMS
@@ -68,10 +69,6 @@ def _model_name(value: str) -> str:
     return value
 
 
-def _absolute_path(value: str) -> Path:
-    return Path(value).expanduser().absolute()
-
-
 def _scheme(value: str):
     try:
         return get_scheme(value)
@@ -104,12 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Arguments as specified by BIDS-Apps: required positionals, directly on the parser.
     parser.add_argument(
         'bids_dir',
-        type=_absolute_path,
+        type=absolute_path,
         help='the root folder of a BIDS dataset (sub-XXXXX folders at the top level)',
     )
     parser.add_argument(
         'output_dir',
-        type=_absolute_path,
+        type=absolute_path,
         help='the output folder, a BIDS derivative dataset; for the group level it holds the '
         'results of the participant level',
     )
@@ -144,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         '--bids-filter-file',
         '--bids_filter_file',
         dest='bids_filter_file',
-        type=_absolute_path,
+        type=absolute_path,
         metavar='FILE',
         help='JSON file choosing the image of each role when a session holds several, as in '
         'fMRIPrep: {"t1ce": {"acquisition": "3D"}, "flair": {"run": 2}} (roles t1w, t1ce, t2w, '
@@ -218,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     segmentation = parser.add_argument_group('Segmentation')
     segmentation.add_argument(
         '--model',
+        type=model_argument,
         metavar='NAME|PATH',
         help='segmentation model: a name in the model store ($BIDS_ARCA_MODELS, see '
         '"bids-arca-models list") or a model folder; default: brats17-cacnn, the BraTS-2017 '
@@ -253,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         '--reference',
-        type=_absolute_path,
+        type=absolute_path,
         metavar='DERIV_DIR',
         help='a BIDS derivative with reference label maps (*_dseg.nii.gz) on the native T1ce '
         'grid, e.g. manual segmentations',
@@ -269,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         '--compare',
         nargs='+',
-        type=_named(_absolute_path),
+        type=_named(absolute_path),
         default=[],
         metavar='NAME=DERIV_DIR',
         help='other segmentations (derivative folders) to evaluate beside ours, one summary '
@@ -314,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         '--init-model',
+        type=model_argument,
         metavar='NAME|PATH',
         help='start from the weights of this model (fine-tuning), e.g. brats17-cacnn',
     )
@@ -404,8 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--work-dir',
         '--work_dir',
         dest='work_dir',
-        type=_absolute_path,
-        default=Path('work').absolute(),
+        type=absolute_path,
+        default=absolute_path('work'),
         help='folder for intermediate results; reusing it resumes an interrupted run',
     )
     other.add_argument(

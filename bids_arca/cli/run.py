@@ -12,6 +12,7 @@ from bids_arca import __version__
 from bids_arca.cli_kit import run_command, setup_logging
 from bids_arca.derivatives import check_output_dir, write_dataset_description
 from bids_arca.errors import MissingInputError, OutputError
+from bids_arca.paths import absolute_environment
 
 LOGGER = logging.getLogger('bids_arca')
 
@@ -19,7 +20,9 @@ LOGGER = logging.getLogger('bids_arca')
 def main(argv: list[str] | None = None) -> int:
     """Run the app; return the BIDS-App exit code (also the process's, via ``sys.exit``)."""
     from bids_arca.cli.parser import parse_args
+    from bids_arca.model.store import ENVIRONMENT_VARIABLE
 
+    absolute_environment(ENVIRONMENT_VARIABLE)
     return run_command(lambda: parse_args(argv), run, LOGGER)
 
 

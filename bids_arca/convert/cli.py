@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.cli_kit import Parser, run_command, setup_logging
+from bids_arca.paths import absolute_path
 
 LOGGER = logging.getLogger('bids_arca.convert')
 
@@ -35,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         'by several signals; a routing report says what became of every series.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument('dicom_dir', type=Path, help='folder with the DICOM files (any layout)')
     parser.add_argument(
-        'bids_dir', type=Path, help='BIDS folder to create, or an existing one to add sessions to'
+        'dicom_dir', type=absolute_path, help='folder with the DICOM files (any layout)'
+    )
+    parser.add_argument(
+        'bids_dir',
+        type=absolute_path,
+        help='BIDS folder to create, or an existing one to add sessions to',
     )
     parser.add_argument(
         '--subject',
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--session-map',
-        type=Path,
+        type=absolute_path,
         metavar='TSV',
         help='table naming sessions: columns study (StudyInstanceUID, AccessionNumber or '
         'StudyDate), session, and optionally participant_id and surgery (pre/post); '
@@ -78,8 +82,8 @@ def run(opts: argparse.Namespace) -> None:
 
     setup_logging(opts.verbose)
     request = Request(
-        dicom_dir=opts.dicom_dir.expanduser().absolute(),
-        bids_dir=opts.bids_dir.expanduser().absolute(),
+        dicom_dir=opts.dicom_dir,
+        bids_dir=opts.bids_dir,
         subjects=parse_subjects(opts.subject),
         session_map=read_session_map(opts.session_map) if opts.session_map else [],
         verbose=opts.verbose,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from bids_arca.cli_kit import Parser, run_command
 from bids_arca.errors import UsageError
@@ -24,6 +23,7 @@ from bids_arca.model.store import (
     read_card,
     store_dir,
 )
+from bids_arca.paths import absolute_environment, absolute_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         f'model17/) into the store, by default as the default model ({DEFAULT_MODEL})',
     )
     brats17.add_argument(
-        'path', type=Path, help='folder with the nine msnet_*.ckpt.{index,data-*} files'
+        'path', type=absolute_path, help='folder with the nine msnet_*.ckpt.{index,data-*} files'
     )
     brats17.add_argument(
         '--name', default=DEFAULT_MODEL, help=f'model name in the store (default {DEFAULT_MODEL})'
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    absolute_environment(ENVIRONMENT_VARIABLE)
     return run_command(lambda: build_parser().parse_args(argv), run)
 
 

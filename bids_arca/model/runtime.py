@@ -37,10 +37,10 @@ def inference_context(
     """Inference mode plus numerics that make results reproducible.
 
     * CPU: ``threads`` intra-op threads (restored afterwards).
-    * CUDA: no cuDNN autotuning and deterministic algorithms, so two runs agree bit for bit;
-      ``float32`` also forbids TF32 (Ampere and later use it for convolutions by default),
-      ``tf32`` allows it, ``bfloat16`` and ``float16`` run convolutions under autocast. Batch
-      statistics are always accumulated in float32.
+    * CUDA: :func:`deterministic` (two runs agree bit for bit); ``float32`` also forbids TF32
+      (Ampere and later use it for convolutions by default), ``tf32`` allows it, ``bfloat16``
+      and ``float16`` run convolutions under autocast. Batch statistics are always accumulated
+      in float32.
     """
     if precision not in PRECISIONS:
         raise UsageError(f'precision {precision!r}: choose one of {", ".join(PRECISIONS)}')
@@ -48,6 +48,7 @@ def inference_context(
         raise UsageError(f'precision {precision} needs a CUDA device; the CPU runs float32')
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
+        stack.enter_context(deterministic(device))
         if device.type == 'cpu':
             stack.enter_context(reuse_freed_memory())
             if threads:
@@ -56,18 +57,42 @@ def inference_context(
                 stack.callback(torch.set_num_threads, previous)
         if device.type == 'cuda':
             cudnn = torch.backends.cudnn
-            saved = (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32)
-            cudnn.benchmark, cudnn.deterministic = False, True
+            saved = cudnn.allow_tf32
             cudnn.allow_tf32 = precision == 'tf32'
-            stack.callback(_restore_cudnn, saved)
+            stack.callback(setattr, cudnn, 'allow_tf32', saved)
             if precision in _AUTOCAST:
                 stack.enter_context(torch.autocast('cuda', dtype=_AUTOCAST[precision]))
         yield
 
 
-def _restore_cudnn(saved: tuple[bool, bool, bool]) -> None:
+@contextlib.contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """The same bits from the same input on ``device`` (PyTorch's reproducibility notes), for the
+    networks and the skull stripping; the previous settings are restored afterwards.
+
+    On CUDA: no cuDNN autotuning, deterministic cuDNN algorithms and
+    ``torch.use_deterministic_algorithms`` (an operation without a deterministic kernel warns;
+    cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set in ``bids_arca/__init__.py``). On the CPU
+    nothing is needed: the kernels used here gave identical bits with 1 and 2 threads and from
+    run to run (networks, deepbet; docs/outputs.md, "Reproducibility").
+    """
+    if device.type != 'cuda':
+        yield
+        return
     cudnn = torch.backends.cudnn
-    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = saved
+    saved = (
+        cudnn.benchmark,
+        cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    cudnn.benchmark, cudnn.deterministic = False, True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved[:2]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 # glibc mallopt parameters (malloc.h)

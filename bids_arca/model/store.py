@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from bids_arca.errors import InputDataError, MissingInputError
+from bids_arca.paths import absolute_path
 
 DEFAULT_MODEL = 'brats17-cacnn'
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
@@ -31,6 +32,16 @@ def store_dir() -> Path:
         return Path(os.environ[ENVIRONMENT_VARIABLE]).expanduser()
     cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
     return Path(cache) / 'bids-arca' / 'models'
+
+
+def model_argument(value: str, base: Path | None = None) -> str:
+    """``--model NAME|PATH`` in a form that no longer depends on the working folder: a path
+    (anything holding a separator, or naming something that exists) made absolute against
+    ``base`` (default: the working folder), a name in the store kept as it is."""
+    candidate = (base or Path.cwd()) / Path(value).expanduser()
+    if os.sep in value or '/' in value or candidate.exists():
+        return str(absolute_path(candidate))
+    return value
 
 
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:

@@ -16,13 +16,14 @@ import os
 import sys
 import time
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from bids_arca import __version__
 from bids_arca.cli_kit import Parser, run_command, setup_logging
 from bids_arca.errors import EXIT_OK, UsageError
+from bids_arca.model.store import ENVIRONMENT_VARIABLE
 from bids_arca.node.config import NodeConfig, load_config
+from bids_arca.paths import absolute_environment, absolute_path
 
 LOGGER = logging.getLogger('bids_arca.node')
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     requeue = commands.add_parser('requeue', help='process a finished study again')
     commands.add_parser('example-config', help='print a documented configuration file')
     for command in (serve, status, requeue):
-        command.add_argument('--config', '-c', type=Path, required=True, help='TOML file')
+        command.add_argument('--config', '-c', type=absolute_path, required=True, help='TOML file')
     serve.add_argument('-v', '--verbose', action='count', default=0, help='-v debug, -vv wire')
     status.add_argument('--json', action='store_true', help='the report as JSON')
     status.add_argument('--studies', action='store_true', help='list every study')
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     # Errors are printed, not logged: status and requeue set up no logging.
+    absolute_environment(ENVIRONMENT_VARIABLE)  # the jobs run in their own folders
     return run_command(lambda: build_parser().parse_args(argv), run)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bids_arca.errors import MissingInputError, UsageError
+from bids_arca.model.store import model_argument
+from bids_arca.paths import absolute_path
 
 DEFAULT_ROUTER = 'bids_arca.node.pipeline:route_study'
 DEFAULT_PIPELINE = 'bids_arca.node.pipeline:process_study'
@@ -111,7 +113,7 @@ class NodeConfig:
 
 def load_config(path: Path) -> NodeConfig:
     """Read and check ``path``; raise :class:`UsageError` naming file and key on a problem."""
-    path = Path(path).absolute()
+    path = absolute_path(path)
     if not path.is_file():
         raise MissingInputError(f'{path}: configuration file not found')
     try:
@@ -207,7 +209,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> NodeConfig:
             private_key=tls.path('private_key', base),
             ca_file=tls.path('ca_file', base),
         ),
-        participant=dict(participant),
+        participant=_participant_table(participant, base),
         source=path,
     )
     for side, uses_tls in ((scp, config.scp.tls), (destination, config.destination.tls)):
@@ -240,6 +242,15 @@ def _scp_config(scp: _Tables) -> ScpConfig:
     if config.allowed_callers and config.accept_any_caller:
         raise scp.fail('accept_any_caller', 'true, but allowed_callers are listed: keep one')
     return config
+
+
+def _participant_table(table: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The ``[participant]`` options, with a model given by path made absolute against the
+    configuration's folder (the jobs run elsewhere); a model named in the store stays a name."""
+    options = dict(table)
+    if isinstance(options.get('model'), str):
+        options['model'] = model_argument(options['model'], base)
+    return options
 
 
 _REQUIRED = object()
@@ -304,7 +315,7 @@ class _Tables:
         return value
 
     def path(self, key: str, base: Path) -> Path:
-        return (base / Path(self.text(key)).expanduser()).absolute()
+        return absolute_path(base / Path(self.text(key)).expanduser())
 
     def import_path(self, key: str, default: str) -> str:
         value = self.text(key, default)

@@ -109,12 +109,14 @@ def _deepbet(t1ce: Volume, device: str, threads: int) -> np.ndarray:
     import torch
     from deepbet.bet import BrainExtraction
 
+    from bids_arca.model.runtime import deterministic
+
     target = _torch_device(device, threads)
     with warnings.catch_warnings():  # deepbet 1.0.2 loads TorchScript, deprecated in torch 2.13
         warnings.simplefilter('ignore', DeprecationWarning)
         extractor = BrainExtraction(no_gpu=target.type != 'cuda')
     image = nib.Nifti1Image(t1ce.data, t1ce.affine)
-    with torch.inference_mode():
+    with torch.inference_mode(), deterministic(target):
         _, mask, _ = extractor.run(image)
     return np.asanyarray(mask.dataobj) > 0
 
@@ -126,11 +128,13 @@ def _hdbet(t1ce: Volume, device: str, threads: int) -> np.ndarray:
     order is left, posterior, superior, so the array is transposed on the way in and out.
     Test-time mirroring is only used on a GPU, where it costs little.
     """
+    from bids_arca.model.runtime import deterministic
+
     target = _torch_device(device, threads)
     run_hd_bet = _import_hdbet()
     data = np.ascontiguousarray(t1ce.data.transpose(2, 1, 0))
     spacing = tuple(float(s) for s in t1ce.spacing[::-1])
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), deterministic(target):
         _, seg = run_hd_bet(
             data,
             spacing,

@@ -1,7 +1,7 @@
 """Quality-control findings shown at the top of a session's report.
 
 The pipeline fills a :class:`SessionQC` step by step: the preprocessing adds the left/right check
-and the registration similarities (:func:`left_right`, :func:`registration`), and
+and the registration checks (:func:`left_right`, :func:`registration`), and
 :func:`segmentation_checks` adds what the label map itself says (empty or tiny regions, tumour
 cut by the brain-mask edge).
 """
@@ -55,10 +55,11 @@ def left_right(passed: bool, detail: str = '') -> QCItem:
     return QCItem('Left/right', 'error', detail or 'a series looks mirrored relative to the T1ce')
 
 
-def registration(role: str, similarity: float, threshold: float, metric: str) -> QCItem:
-    """A registration's similarity to the T1ce; below ``threshold`` it probably failed."""
-    text = f'{role} to T1ce: {metric} {similarity:.3f} (threshold {threshold:.3f})'
-    if similarity >= threshold:
+def registration(role: str, copy_ratio: float, limit: float) -> QCItem:
+    """A registration's check: copies of the registered series deliberately misaligned fit the
+    T1ce ``copy_ratio`` times as well as the result; above ``limit`` it probably failed."""
+    text = f'{role} to T1ce: misaligned copies fit {copy_ratio:.2f}x as well (limit {limit:.2f}x)'
+    if copy_ratio <= limit:
         return QCItem('Registration', 'ok', text)
     return QCItem('Registration', 'warning', text + '; check the alignment figure')
 

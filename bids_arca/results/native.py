@@ -21,7 +21,7 @@ import numpy as np
 from bids_arca.model.inference import Segmentation
 from bids_arca.morphology import bounding_box, paste
 from bids_arca.preprocessing import MOVING
-from bids_arca.preprocessing.coregistration import MIN_SIMILARITY, MIRROR_RATIO
+from bids_arca.preprocessing.coregistration import MIRROR_RATIO
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import voxel_sizes
 from bids_arca.reports import Figure, QCItem, registration
@@ -80,7 +80,7 @@ def flair_resampler(space: SessionSpace):
 
 
 def preprocessing_checks(transform_sidecars: Mapping[str, Mapping]) -> list[QCItem]:
-    """The left/right check and the registration similarity of each series (sidecars of the
+    """The left/right check and the registration check of each series (sidecars of the
     ``from-<role>_to-T1ce`` transforms)."""
     items = []
     notes, worst = [], 'ok'
@@ -88,7 +88,9 @@ def preprocessing_checks(transform_sidecars: Mapping[str, Mapping]) -> list[QCIt
         sidecar = transform_sidecars.get(role)
         if sidecar is None:
             continue
-        items.append(registration(role, float(sidecar['Similarity']), MIN_SIMILARITY, 'NMI'))
+        check = sidecar['AlignmentCheck']
+        ratio = float(check['BestMisalignedCopy']) / max(float(check['Similarity']), 1e-9)
+        items.append(registration(role, ratio, float(check['MaxRatio'])))
         fits = sidecar.get('LeftRightSimilarity', {})
         stored, mirrored = float(fits.get('AsStored', 0)), float(fits.get('Mirrored', 0))
         chosen, other = (mirrored, stored) if sidecar.get('Mirrored') else (stored, mirrored)

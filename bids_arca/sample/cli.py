@@ -1,16 +1,18 @@
-"""``bids-arca-sample``: make phantom datasets, draw mosaics. Exit codes from ``errors.py``."""
+"""``bids-arca-sample``: make phantom datasets, draw mosaics, summarise a run on one. Exit codes
+from ``errors.py``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
-from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.cli_kit import Parser, run_command, setup_logging
 from bids_arca.errors import UsageError
+from bids_arca.paths import absolute_path
 
 LOGGER = logging.getLogger('bids_arca.sample')
 
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     make = commands.add_parser(
         'make', help='write rawdata (DICOM in rawdata/sourcedata/dicom), derivatives/truth'
     )
-    make.add_argument('out_dir', type=Path, help='output folder (created)')
+    make.add_argument('out_dir', type=absolute_path, help='output folder (created)')
     make.add_argument('--subjects', type=int, default=1, metavar='N', help='subjects 1..N')
     make.add_argument(
         '--participant-label',
@@ -94,13 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
         help='mirror:ROLE, missing:ROLE (ROLE: T1w, T1ce, T2w, FLAIR), localizer, derived; '
         'repeatable, applied to every session',
     )
+    make.add_argument(
+        '--nprocs',
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar='N',
+        help='sessions made at once (default: one per CPU); the files do not depend on it',
+    )
     make.add_argument('--overwrite', action='store_true', help='replace an existing output')
     make.add_argument('-v', '--verbose', action='count', default=0)
 
     draw = commands.add_parser('mosaic', help='PNG mosaic of a session folder or an image')
-    draw.add_argument('source', type=Path, help='rawdata/sub-XX/ses-YY folder or a NIfTI file')
-    draw.add_argument('-o', '--output', type=Path, required=True, help='PNG to write')
+    draw.add_argument(
+        'source', type=absolute_path, help='rawdata/sub-XX/ses-YY folder or a NIfTI file'
+    )
+    draw.add_argument('-o', '--output', type=absolute_path, required=True, help='PNG to write')
     draw.add_argument('-v', '--verbose', action='count', default=0)
+
+    summary = commands.add_parser(
+        'summary',
+        help='where the reports and the group page of a run are, the Dice per session and '
+        'the follow-up (after the participant and group levels)',
+    )
+    summary.add_argument('output_dir', type=absolute_path, help="the app's output folder")
+    summary.add_argument('-v', '--verbose', action='count', default=0)
     return parser
 
 
@@ -112,6 +131,10 @@ def run(opts: argparse.Namespace) -> None:
     setup_logging(opts.verbose)
     if opts.command == 'make':
         _make(opts)
+    elif opts.command == 'summary':
+        from bids_arca.sample.summary import summary
+
+        print(summary(opts.output_dir))
     else:
         from bids_arca.sample.mosaic import mosaic
 
@@ -138,6 +161,8 @@ def _make(opts: argparse.Namespace) -> None:
     subjects = opts.participant_label or opts.subjects
     if isinstance(subjects, int) and subjects < 1:
         raise UsageError(f'--subjects must be at least 1, got {subjects}')
+    if opts.nprocs < 1:
+        raise UsageError(f'--nprocs must be at least 1, got {opts.nprocs}')
     start = time.perf_counter()
     out = make_dataset(
         opts.out_dir,
@@ -150,6 +175,7 @@ def _make(opts: argparse.Namespace) -> None:
         sizes_ml=opts.size_ml,
         defects=defects,
         overwrite=opts.overwrite,
+        workers=opts.nprocs,
     )
     LOGGER.info('wrote %s in %.1f s', out, time.perf_counter() - start)
 

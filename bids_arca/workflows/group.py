@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bids_arca.derivative_files import SessionKey, find_segmentations, session_name
 from bids_arca.derivatives import T1CE_SPACE
-from bids_arca.errors import MissingInputError, UsageError
+from bids_arca.errors import MissingInputError
 from bids_arca.evaluation import figures as eval_figures
 from bids_arca.evaluation import tables as eval_tables
 from bids_arca.evaluation.evaluate import Source, evaluate
@@ -40,10 +40,13 @@ def run_group(opts: Namespace) -> list[Path]:
         subjects = [subject for subject, session in ours if session]
         longitudinal = len(set(subjects)) < len(subjects)  # someone has several sessions
     if not (opts.evaluate or longitudinal):
-        raise UsageError(
-            'group level: nothing to do; no participant has several sessions (longitudinal '
-            'follow-up needs them) and --evaluate was not given'
+        # BIDS-App runners call the group level after every participant level: not an error.
+        LOGGER.warning(
+            'group level: nothing to do. The longitudinal follow-up needs a participant with '
+            'two or more sessions (each has one here); the evaluation needs --evaluate '
+            '--reference DIR, training --train --reference DIR'
         )
+        return []
     written: list[Path] = []
     sections: list[str] = []
     if opts.evaluate:

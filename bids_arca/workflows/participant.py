@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -265,8 +264,6 @@ def process(
 
     from bids_arca.workflows.preprocessing import run_workflow
 
-    # ITK (antspyx) reads its thread count once per process, from the environment.
-    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(opts.omp_nthreads))
     workflow = pe.Workflow(name='bids_arca_wf')
     progress = Progress()
     for session, print_ in todo:

@@ -279,7 +279,6 @@ def preprocess_sessions(
     the work folder by the whole dataset. A failed session keeps its folder, so that a rerun
     starts from its finished steps.
     """
-    os.environ.setdefault('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS', str(options.omp_nthreads))
     base = work_dir / _TRAINING_WF
     for start in range(0, len(sessions), max(nprocs, 1)):
         batch = sessions[start : start + max(nprocs, 1)]

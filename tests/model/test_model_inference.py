@@ -9,6 +9,7 @@ import torch
 import bids_arca.model.inference as inference
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.model.inference import load_model, segment
+from bids_arca.model.runtime import deterministic
 
 SHAPE = (40, 34, 26)  # X, Y, Z
 
@@ -50,6 +51,29 @@ def test_same_seed_same_result_other_seed_other_noise(tiny, exam):
     other = segment(images, mask, (1, 1, 1), tiny, device='cpu', views=['axial'], seed=1)
     np.testing.assert_array_equal(first.probabilities['WT'], again.probabilities['WT'])
     assert not np.array_equal(first.probabilities['WT'], other.probabilities['WT'])
+
+
+def test_thread_count_changes_no_bit(tiny, exam):
+    """The CPU kernels give the same bits with 1 and 2 threads (docs/outputs.md,
+    "Reproducibility"; measured on the real model as well)."""
+    images, mask = exam
+    one = segment(images, mask, (1, 1, 1), tiny, device='cpu', views=['axial'], threads=1)
+    two = segment(images, mask, (1, 1, 1), tiny, device='cpu', views=['axial'], threads=2)
+    for region in ('WT', 'TC', 'ET'):
+        np.testing.assert_array_equal(one.probabilities[region], two.probabilities[region])
+
+
+def test_deterministic_cuda_settings_are_set_and_restored():
+    """Checked without a GPU: the settings are flags of the process."""
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    with deterministic(torch.device('cuda')):
+        assert (cudnn.benchmark, cudnn.deterministic) == (False, True)
+        assert torch.are_deterministic_algorithms_enabled()
+    after = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    assert after == before
+    with deterministic(torch.device('cpu')):  # nothing to pin on the CPU
+        assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_kept_views_average_to_the_result_and_change_nothing(tiny, exam):
