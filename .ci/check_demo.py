@@ -116,7 +116,10 @@ def check_group(out: Path) -> None:
     if page.is_file():
         check('RANO 2.0' in page.read_text(), 'group page shows the RANO 2.0 categories')
     days = [int(r['days']) for r in rows if r['days'] not in ('', 'n/a')]
-    check(len(days) == len(rows) and max(days) >= 90, f'follow-up over months: days {days}')
+    check(
+        len(days) == len(rows) and max(days) - min(days) >= 90,
+        f'follow-up over months: days {days}',
+    )
 
 
 def main(sample: Path) -> int:
