@@ -8,7 +8,7 @@ SAMPLE ?= sample
 WEIGHTS ?= ../shared/weights/brats17-cacnn
 MODELS := $(SAMPLE)/models
 
-.PHONY: install system-packages demo test lint clean model
+.PHONY: install system-packages demo test lint calibrate clean model
 
 # System tools the tests use: Orthanc, a PACS (brings dcmtk's findscu/storescu), Chromium (the
 # report in a real browser), dicom3tools (dciodvfy) and openssl (certificates for the DICOM TLS
@@ -69,6 +69,16 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 # time); cases and checkpoints are kept in .work/.
 model: install
 	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
+
+# Calibrate a model's volume intervals against known truth and write volume_calibration.json
+# beside it (benchmarks/volume_intervals.py, docs/outputs.md "Volume intervals"): MODEL is a
+# name in the store or a model folder (models/<name>). The first run segments about 50 sessions
+# (hours on two cores; cached in CALIBRATION_CACHE), later runs only refit.
+MODEL ?= brats17-cacnn
+CALIBRATION_CACHE ?= $(SAMPLE)/calibration
+calibrate: install $(MODELS)/brats17-cacnn/model.json
+	BIDS_ARCA_MODELS=$(MODELS) nice -n 10 $(BIN)/python benchmarks/volume_intervals.py \
+		--model $(MODEL) --cache $(CALIBRATION_CACHE)/$(notdir $(MODEL)) --write
 
 lint: install
 	$(BIN)/ruff check .

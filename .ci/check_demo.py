@@ -6,8 +6,9 @@ The demo is one phantom subject with a pre-operative exam, an early post-operati
 follow-ups (Makefile). Checked, per session: the report page with its pictures, the label map on
 the T1ce grid with a tumour in it, the volumes table, the DICOM SEG; then the group page, the
 evaluation table (Dice against the phantom's truth per session, above a floor) and the
-longitudinal table (dated sessions in order, the post-operative baseline, a response category
-for each follow-up). Prints one line per check; exits 1 naming every failure.
+longitudinal tables (dated sessions in order, RANO 2.0's baseline after radiotherapy, the
+volumetric and bidimensional categories of the last follow-up). Prints one line per check;
+exits 1 naming every failure.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SESSIONS = ('preop', 'postop', 'fu1', 'fu2')
 LABELS = {0, 1, 2, 3, 4}  # background, NETC, SNFH, ET, RC (docs/outputs.md)
 # Whole-tumour Dice floor per session, under the demo's measured values (seed 40: 0.91 to 0.95).
 WT_DICE_FLOOR = 0.80
-CATEGORIES = {'PD', 'SD', 'PR', 'CR'}
+CATEGORIES = {'PD', 'SD', 'PR', 'MR', 'CR'}
 
 failures: list[str] = []
 
@@ -102,16 +103,23 @@ def check_group(out: Path) -> None:
     check(order == [f'ses-{s}' for s in SESSIONS], f'longitudinal sessions in time order: {order}')
     times = [datetime.fromisoformat(r['acq_time']) for r in rows]
     check(times == sorted(times) and len(set(times)) == len(times), 'sessions dated, distinct')
+    # RANO 2.0 (docs/group.md): the baseline is the first scan after radiotherapy, fu1 here
     baseline = {r['baseline_session'] for r in rows}
-    check(baseline == {'ses-postop'}, f'baseline is the post-operative exam: {baseline}')
-    responses = {r['session_id']: r['response'] for r in rows}
-    followed = [responses.get(f'ses-{s}') for s in ('fu1', 'fu2')]
+    check(baseline == {'ses-fu1'}, f'baseline is the first scan after radiotherapy: {baseline}')
+    rano = {r['session_id']: r for r in read_tsv(out / 'group_rano.tsv')}
+    fu2 = rano.get('ses-fu2', {})
+    categories = [fu2.get('volumetric_category'), fu2.get('bidimensional_category')]
     check(
-        all(category in CATEGORIES for category in followed),
-        f'a response category for each follow-up: {followed}',
+        fu2.get('role') == 'follow-up' and all(c in CATEGORIES for c in categories),
+        f'volumetric and bidimensional RANO categories for the follow-up: {categories}',
     )
+    if page.is_file():
+        check('RANO 2.0' in page.read_text(), 'group page shows the RANO 2.0 categories')
     days = [int(r['days']) for r in rows if r['days'] not in ('', 'n/a')]
-    check(len(days) == len(rows) and max(days) >= 90, f'follow-up over months: days {days}')
+    check(
+        len(days) == len(rows) and max(days) - min(days) >= 90,
+        f'follow-up over months: days {days}',
+    )
 
 
 def main(sample: Path) -> int:

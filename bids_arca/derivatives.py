@@ -35,6 +35,8 @@ BIDSIGNORE = (
     'group_*.json',
     '*_volumes.tsv',
     '*_volumes.json',
+    '*_lesions.tsv',
+    '*_lesions.json',
     '*_provenance.json',
     'dicom',
     'models',

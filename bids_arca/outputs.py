@@ -9,6 +9,7 @@ Layout (``docs/outputs.md``), relative to the output folder, for ``sub-<s>[_ses-
     sub-<s>/[ses-<t>/]anat/<prefix>_space-FLAIR_desc-tumor_dseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_space-T1ce_label-{WT,TC,ET}_probseg.nii.gz (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_volumes.tsv (+ .json)
+    sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_lesions.tsv (+ .json)
     sub-<s>/[ses-<t>/]anat/<prefix>_desc-tumor_provenance.json
     sub-<s>/[ses-<t>/]dicom/...                           DICOM SEG and overlay series
 
@@ -98,6 +99,10 @@ class SessionOutputs:
     @property
     def volumes(self) -> Path:
         return self.anat('desc-tumor_volumes.tsv')
+
+    @property
+    def lesions(self) -> Path:
+        return self.anat('desc-tumor_lesions.tsv')
 
     @property
     def provenance(self) -> Path:
@@ -365,6 +370,11 @@ class SessionWriter:
     def write_volumes(self, rows: Sequence[VolumeRow], sidecar: Mapping) -> Path:
         path = self.write_text(self.outputs.volumes, volumes_tsv(rows))
         self.write_json(sidecar_path(self.outputs.volumes), sidecar)
+        return path
+
+    def write_lesions(self, table: str, sidecar: Mapping) -> Path:
+        path = self.write_text(self.outputs.lesions, table)
+        self.write_json(sidecar_path(self.outputs.lesions), sidecar)
         return path
 
     def write_report(self, html: str) -> Path:

@@ -1,7 +1,7 @@
 """Per-session facts from a raw BIDS dataset's ``sub-<label>/sub-<label>_sessions.tsv``.
 
 The one reader of these columns, and the one description of them (:data:`COLUMNS`, the
-``sessions.json`` that ``bids-arca-sample`` and ``bids-arca-convert`` write). Three optional
+``sessions.json`` that ``bids-arca-sample`` and ``bids-arca-convert`` write). Five optional
 columns are read:
 
 ``acq_time``
@@ -15,13 +15,25 @@ columns are read:
 ``pathology``
     The disease the exam shows (BIDS 1.11 recommends this column in ``sessions.tsv``; free text,
     e.g. ``glioma``); ``n/a`` or an empty cell means not given.
+``radiotherapy_end``
+    The date (``YYYY-MM-DD``) the most recent course of radiotherapy before this session ended;
+    ``n/a`` when none preceded the session or it is not known. RANO 2.0 takes the first scan
+    after radiotherapy as the baseline and treats progression within 12 weeks of it as
+    preliminary (:mod:`bids_arca.longitudinal.rano`).
+``steroid_dose_mg``
+    Corticosteroid dose at the time of the scan, in mg of dexamethasone (or equivalent) per
+    day; ``0`` for none, ``n/a`` when not known. RANO requires no corticosteroids for a complete
+    response and no increase over baseline for a partial one.
+
+Any other value in these columns is an error (exit 65) naming the file and the column.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from bids_arca.errors import InputDataError
@@ -31,7 +43,6 @@ _SURGERY = {
     **dict.fromkeys(('preop', 'pre-op', 'pre', 'preoperative'), PRE_OP),
     **dict.fromkeys(('postop', 'post-op', 'post', 'postoperative'), POST_OP),
 }
-
 
 #: ``sessions.json``: the columns above as BIDS describes columns (surgery as the writers
 #: spell it).
@@ -45,6 +56,18 @@ COLUMNS = {
         'Description': 'The disease the exam shows (BIDS "pathology"), e.g. glioma; n/a when '
         'not given',
     },
+    'radiotherapy_end': {
+        'Description': 'Date the most recent course of radiotherapy before this session ended '
+        '(YYYY-MM-DD); n/a when none preceded the session or it is not known. Sets the RANO 2.0 '
+        'baseline (the first scan after radiotherapy) and the 12-week window in which '
+        'progression is preliminary.',
+    },
+    'steroid_dose_mg': {
+        'Description': 'Corticosteroid dose at the time of the session, dexamethasone or '
+        'equivalent; 0 for none, n/a when not known. RANO 2.0 requires none for a complete '
+        'response and no increase over baseline for a partial response.',
+        'Units': 'mg/day',
+    },
 }
 
 
@@ -52,6 +75,8 @@ COLUMNS = {
 class SessionInfo:
     acq_time: datetime | None = None
     surgery: str | None = None  # PRE_OP, POST_OP or None (unknown)
+    radiotherapy_end: date | None = None
+    steroid_dose_mg: float | None = None
     pathology: str | None = None
 
 
@@ -68,28 +93,57 @@ def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
         row['session_id'].removeprefix('ses-'): SessionInfo(
             _acq_time(row.get('acq_time'), path),
             _surgery(row.get('surgery'), path),
+            _date(row.get('radiotherapy_end'), path, 'radiotherapy_end'),
+            _dose(row.get('steroid_dose_mg'), path),
             _text(row.get('pathology')),
         )
         for row in rows
     }
 
 
+def _missing(value: str | None) -> bool:
+    return value is None or value.strip() in ('', 'n/a')
+
+
 def _acq_time(value: str | None, path: Path) -> datetime | None:
-    if value is None or value.strip() in ('', 'n/a'):
+    if _missing(value):
         return None
     try:
-        return datetime.fromisoformat(value.strip())
+        return datetime.fromisoformat(value.strip())  # type: ignore[union-attr]
     except ValueError:
         raise InputDataError(
             f'{path}: acq_time {value!r} is not a date-time (YYYY-MM-DDThh:mm:ss)'
         ) from None
 
 
-def _surgery(value: str | None, path: Path) -> str | None:
-    if value is None or value.strip() in ('', 'n/a'):
+def _date(value: str | None, path: Path, column: str) -> date | None:
+    if _missing(value):
         return None
     try:
-        return _SURGERY[value.strip().lower()]
+        return datetime.fromisoformat(value.strip()).date()  # type: ignore[union-attr]
+    except ValueError:
+        raise InputDataError(f'{path}: {column} {value!r} is not a date (YYYY-MM-DD)') from None
+
+
+def _dose(value: str | None, path: Path) -> float | None:
+    if _missing(value):
+        return None
+    try:
+        dose = float(value)  # type: ignore[arg-type]
+    except ValueError:
+        dose = math.nan
+    if not math.isfinite(dose) or dose < 0:
+        raise InputDataError(
+            f'{path}: steroid_dose_mg {value!r} is not a dose in mg/day (a number, 0 for none)'
+        )
+    return dose
+
+
+def _surgery(value: str | None, path: Path) -> str | None:
+    if _missing(value):
+        return None
+    try:
+        return _SURGERY[value.strip().lower()]  # type: ignore[union-attr]
     except KeyError:
         raise InputDataError(
             f'{path}: surgery {value!r} is not one of preop, postop (or pre-op, post-op, n/a)'

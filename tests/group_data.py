@@ -11,7 +11,9 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca.derivatives import write_dataset_description
-from bids_arca.labels import POSTOP_REGIONS, REPORTED_REGIONS, write_dseg_tsv
+from bids_arca.labels import ET, POSTOP_REGIONS, REPORTED_REGIONS, write_dseg_tsv
+from bids_arca.quantification import measure_lesions
+from bids_arca.quantification.bidimensional import lesions_tsv
 
 SHAPE = (24, 24, 12)
 SPACING = (1.0, 1.0, 2.0)  # 2 mm³ voxels: 500 voxels = 1 mL
@@ -43,6 +45,8 @@ class Session:
     surgery: str
     counts: dict[int, int]  # voxels per label of our scheme (1 NETC, 2 SNFH, 3 ET, 4 RC)
     ci_fraction: float = 0.1  # half-width of the 95% interval, relative to the volume
+    radiotherapy_end: str = 'n/a'
+    steroid_dose_mg: str = 'n/a'
 
 
 def save(labels: np.ndarray, path: Path) -> Path:
@@ -57,8 +61,12 @@ def write_raw(bids: Path, subjects: dict[str, list[Session]]) -> Path:
         json.dumps({'Name': 'group test', 'BIDSVersion': '1.10.0'})
     )
     for subject, sessions in subjects.items():
-        lines = ['session_id\tacq_time\tsurgery']
-        lines += [f'ses-{s.label}\t{s.date}T09:00:00\t{s.surgery}' for s in sessions]
+        lines = ['session_id\tacq_time\tsurgery\tradiotherapy_end\tsteroid_dose_mg']
+        lines += [
+            f'ses-{s.label}\t{s.date}T09:00:00\t{s.surgery}\t{s.radiotherapy_end}\t'
+            f'{s.steroid_dose_mg}'
+            for s in sessions
+        ]
         folder = bids / f'sub-{subject}'
         folder.mkdir(exist_ok=True)
         (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')
@@ -66,7 +74,7 @@ def write_raw(bids: Path, subjects: dict[str, list[Session]]) -> Path:
 
 
 def write_outputs(out: Path, bids: Path, subjects: dict[str, list[Session]]) -> Path:
-    """Participant outputs: the label map and the volumes table of every session."""
+    """Participant outputs: the label map, the volumes and the lesion table of every session."""
     out.mkdir(parents=True, exist_ok=True)
     write_dataset_description(out, bids)
     write_dseg_tsv(out / 'desc-tumor_dseg.tsv')
@@ -88,6 +96,11 @@ def write_session_output(out: Path, subject: str, session: Session) -> None:
         half = session.ci_fraction * volume
         rows.append(f'{region}\t{volume:.6g}\t{volume - half:.6g}\t{volume + half:.6g}')
     (anat / f'{stem}_desc-tumor_volumes.tsv').write_text('\n'.join(rows) + '\n')
+    lesions = {
+        'ET': measure_lesions(labels == ET, AFFINE),
+        'WT': measure_lesions(labels > 0, AFFINE),
+    }
+    (anat / f'{stem}_desc-tumor_lesions.tsv').write_text(lesions_tsv(lesions))
 
 
 def write_reference(root: Path, maps: dict[tuple[str, str], np.ndarray], table: str) -> Path:

@@ -8,7 +8,7 @@ import gzip
 import json
 import logging
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -146,7 +146,8 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
     write_series(tmp_path / 'b' / 'flair', post, 4, 'Sag CUBE FLAIR')
     table = tmp_path / 'sessions.tsv'
     table.write_text(
-        f'study\tsession\tpathology\n20240102\tpreop\tglioblastoma\n{post.uid}\tpostop1\t\n'
+        'study\tsession\tpathology\tradiotherapy_end\tsteroid_dose_mg\n'
+        f'20240102\tpreop\tglioblastoma\t\t4\n{post.uid}\tpostop1\t\t2024-03-29\t0\n'
     )
     bids = tmp_path / 'bids'
     args = ['--subject', '07', '--session-map', str(table)]
@@ -161,13 +162,17 @@ def test_sessions_added_to_an_existing_dataset_with_a_session_map(tmp_path):
         ('ses-preop', 'pre', 'T1w,FLAIR', 'glioblastoma'),
     ]
     described = json.loads((bids / 'sessions.json').read_text())  # for every subject
-    assert {'acq_time', 'surgery', 'pathology', 'missing_roles'} <= set(described)
+    assert {'acq_time', 'surgery', 'pathology', 'missing_roles', 'radiotherapy_end',
+            'steroid_dose_mg'} <= set(described)  # fmt: skip
     found = {s.session: s.missing for s in collect_sessions(load_layout(bids))}
     assert found == {'postop1': ('T1w', 'T1ce', 'T2w'), 'preop': ('T1w', 'FLAIR')}
     facts = read_sessions(bids, '07')  # what the group level reads back
     assert (facts['preop'].surgery, facts['postop1'].surgery) == (PRE_OP, POST_OP)
     assert facts['postop1'].acq_time == datetime(2024, 4, 10, 9, 0)
     assert (facts['preop'].pathology, facts['postop1'].pathology) == ('glioblastoma', None)
+    assert facts['postop1'].radiotherapy_end == date(2024, 3, 29)
+    assert (facts['preop'].steroid_dose_mg, facts['postop1'].steroid_dose_mg) == (4.0, 0.0)
+    assert facts['preop'].radiotherapy_end is None
 
 
 def test_nothing_usable_exits_65_and_writes_nothing(tmp_path):

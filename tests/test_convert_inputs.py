@@ -118,6 +118,8 @@ def test_session_map_by_date_uid_and_accession(tmp_path):
         ('study\tsession\n20240102\tpre-op\n', 'not a BIDS label'),
         ('study\tsession\tsurgery\n20240102\tpre\tbefore\n', "surgery is 'before'"),
         ('study\tsession\n\tpre\n', 'line 2: study and session must not be empty'),
+        ('study\tsession\tradiotherapy_end\n1\tpre\t1/2/24\n', "radiotherapy_end '1/2/24'"),
+        ('study\tsession\tsteroid_dose_mg\n1\tpre\thigh\n', "steroid_dose_mg 'high'"),
     ],
 )
 def test_bad_session_map_is_a_usage_error(tmp_path, content, message):

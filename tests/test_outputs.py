@@ -71,7 +71,7 @@ def write_session(writer: SessionWriter, bids_root, images, labels=None) -> list
         probability = {'WT': (labels > 0) * 0.9, 'TC': np.isin(labels, (1, 3)) * 0.8}
         writer.write_probseg(probability, t1ce, sources=sources, spatial_reference=space)
         rows = volume_table(labels, t1ce.header.get_zooms())
-        writer.write_volumes(rows, volumes_sidecar(None))
+        writer.write_volumes(rows, volumes_sidecar())
         writer.write_report('<html></html>')
         return writer.commit(
             provenance_record(

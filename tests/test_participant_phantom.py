@@ -89,8 +89,8 @@ def test_every_step_gives_valid_bids(phantom_run, tmp_path):
     output or in the derivatives, and pybids reads each output's own metadata, nothing more."""
     for dataset in ('sample/rawdata', 'bids', 'out'):
         assert validation_errors(phantom_run / dataset, tmp_path / 'deno') == [], dataset
-    # 2 dseg, 3 probseg, 4 preproc, 2 mask, 3 transforms and the volumes
-    assert check_own_metadata(phantom_run / 'out') == 15
+    # 2 dseg, 3 probseg, 4 preproc, 2 mask, 3 transforms, the volumes and the lesions
+    assert check_own_metadata(phantom_run / 'out') == 16
 
 
 def _check_files(out: Path, anat: Path, prefix: str) -> None:
@@ -157,8 +157,9 @@ def _check_volumes(anat: Path, prefix: str, labels: np.ndarray, t1ce) -> None:
         line.split('\t')
         for line in (anat / f'{prefix}desc-tumor_volumes.tsv').read_text().splitlines()
     ]
-    assert rows[0] == ['region', 'volume_ml', 'ci_low_ml', 'ci_high_ml']
-    table = {row[0]: [float(v) for v in row[1:]] for row in rows[1:]}
+    assert rows[0][:5] == ['region', 'volume_ml', 'ci_low_ml', 'ci_high_ml', 'ci_method']
+    table = {row[0]: [float(v) for v in row[1:4]] for row in rows[1:]}
+    methods = {row[0]: row[4] for row in rows[1:]}
     voxel_ml = float(np.prod(t1ce.header.get_zooms()[:3])) / 1000
     for region, compartments in (('WT', REGIONS['WT']), ('TC', REGIONS['TC']), ('ET', (3,)),
                                  ('ED', (2,)), ('NEC', (1,))):  # fmt: skip
@@ -166,9 +167,12 @@ def _check_volumes(anat: Path, prefix: str, labels: np.ndarray, t1ce) -> None:
         assert volume == pytest.approx(np.isin(labels, compartments).sum() * voxel_ml, abs=1e-4)
         assert low <= volume <= high
     assert table['ET'][0] <= table['TC'][0] <= table['WT'][0]
+    # the import installed the shipped calibration (its coverage: test_volume_calibration.py)
+    assert set(methods.values()) == {'calibrated'}
     sidecar = json.loads((anat / f'{prefix}desc-tumor_volumes.json').read_text())
-    assert {'region', 'volume_ml', 'ci_low_ml', 'ci_high_ml'} <= set(sidecar)
-    assert 'prediction interval' in json.dumps(sidecar).lower()
+    assert set(rows[0]) == set(sidecar)
+    lesions = (anat / f'{prefix}desc-tumor_lesions.tsv').read_text().splitlines()
+    assert any(line.startswith('ET\t1\t') and '\ttrue\t' in line for line in lesions)
 
 
 def _check_dicom(out: Path, folder: Path, provenance: dict) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.quantification import volume_table
+from bids_arca.quantification import measure_lesions, volume_table
 from bids_arca.reports import (
     ReportContext,
     SessionQC,
@@ -104,7 +104,7 @@ def test_methods_number_citations_in_order():
         model_name='brats17',
         model_version='1',
         rules='wang',
-        interval='prediction',
+        interval='calibrated',
         dicom_outputs=True,
     )
     text = ' '.join(paragraphs)
@@ -112,7 +112,9 @@ def test_methods_number_citations_in_order():
     assert list(dict.fromkeys(numbers)) == list(range(1, len(references) + 1))  # first use
     assert references[1].doi == '10.3174/ajnr.A7363'
     assert 'Wang et al.' in text and '2000 voxels' in text
-    assert any(r.doi == '10.3389/fncom.2019.00056' for r in references)  # flips: Wang 2019
+    assert any(r.doi == '10.3389/fncom.2019.00056' for r in references)  # views: Wang 2019
+    assert any(r.doi == '10.1007/b106715' for r in references)  # conformal: Vovk 2005
+    assert 'RANO' in text and any(r.doi == '10.1200/JCO.2009.26.3541' for r in references)
     assert 'highdicom' in text
     assert 'cavity (RC)' not in text
     cavity, _ = methods(
@@ -134,6 +136,7 @@ def report(tmp_path_factory):
         labels=labels,
         volumes=volume_table(labels, spacing),
         interval=None,
+        lesions=measure_lesions(labels == ET, image.affine),
         qc=qc,
         methods=methods(model_name='test', model_version='0', rules='paper', interval=None),
         inputs={'T1ce': 'sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz'},
@@ -149,7 +152,9 @@ def report(tmp_path_factory):
 def test_report_content(report):
     page = report.read_text()
     assert 'Not for clinical use without review' in page
-    assert page.count('data:image/png;base64,') == 6
+    # three planes with and without overlay, and the measured enhancing lesion
+    assert page.count('data:image/png;base64,') == 7
+    assert 'id="lesions-table"' in page and 'Sum of products of the measurable lesions' in page
     assert '<script' not in page
     assert (
         '<td>sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz</td>'

@@ -21,6 +21,7 @@ from bids_arca.longitudinal.trajectories import read_volumes
 from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
+from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration
 from bids_arca.reports import SessionQC, left_right
 from bids_arca.results.write import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix, sphere_series
@@ -162,7 +163,11 @@ def test_every_output_is_written_and_consistent(session, tmp_path):
     assert sidecar['Sources'][0] == sidecar['SpatialReference']  # the T1ce first
     assert sidecar['SpatialReference'].endswith('_ce-gadolinium_T1w.nii.gz')
     assert set(provenance['DicomSourceSeries']) == {'T1ce', 'FLAIR'}
-    assert provenance['Parameters']['volume_interval'] == 'prediction'
+    assert provenance['Parameters']['volume_interval'] == 'uncalibrated'
+    lesions = (out / names.lesions).read_text().splitlines()
+    et = [line.split('\t') for line in lesions[1:] if line.startswith('ET\t')]
+    assert len(et) == 1 and et[0][7] == 'true'  # the enhancing rim: one measurable lesion
+    assert float(et[0][3]) == pytest.approx(18, abs=3)  # the sphere's diameter, edge to edge
     assert {'postprocessing_and_volumes', 'dicom_T1ce', 'report'} <= set(
         provenance['TimingsSeconds']
     )
@@ -190,14 +195,18 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     cavity = inner * np.float32(0.8) + shell * np.float32(0.6)  # surer in the middle
     card = {'Name': 'cavity-model', 'Version': '0'}
     writer = SessionWriter(SessionOutputs(tmp_path, '01', 'preop'), 'fp')
+    # a calibration of the regions WT, TC, ET, ED and NEC only: RC stays uncalibrated
+    model = RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})
+    regions = dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), model)
     write_results(
         writer,
         inputs,
         bids,
-        RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity),
+        RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity, members=p.members),
         model_card=card,
         parameters={},
         qc=SessionQC(),
+        calibration=VolumeCalibration('sha', (0.3, 0.7), regions),
     )
     names = writer.outputs
     labels = np.asarray(nib.load(tmp_path / names.dseg).dataobj)
@@ -205,6 +214,13 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     rows = [line.split('\t') for line in (tmp_path / names.volumes).read_text().splitlines()]
     rc = next(row for row in rows if row[0] == 'RC')
     assert float(rc[2]) <= float(rc[1]) <= float(rc[3]) and float(rc[3]) > float(rc[2])
+    methods = {row[0]: row[4] for row in rows[1:]}
+    assert methods == dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), 'calibrated') | {
+        'RC': 'uncalibrated'
+    }
+    provenance = json.loads((tmp_path / names.provenance).read_text())
+    assert provenance['Parameters']['volume_interval'] == 'calibrated'
+    assert '95% interval (mL)' in (tmp_path / names.report).read_text()
     assert (tmp_path / names.probseg('RC')).is_file()
     assert not (tmp_path / names.dicom).exists()
 

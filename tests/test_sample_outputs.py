@@ -15,6 +15,7 @@ from bids_arca.errors import OutputError
 from bids_arca.labels import ET
 from bids_arca.sample import bids_writer
 from bids_arca.sample.dataset import make_dataset
+from bids_arca.sessions import read_sessions
 from bids_arca.sourcedata import sidecar_of, source_series
 from tests.sample_support import dcm2niix, resample
 
@@ -51,8 +52,17 @@ def test_bids_raw_dataset(dataset):
     assert participants[1].startswith('sub-01\t')
     table = (raw / 'sub-01' / 'sub-01_sessions.tsv').read_text()
     sessions = [line.split('\t') for line in table.splitlines()]
-    assert sessions[0] == ['session_id', 'acq_time', 'surgery', 'pathology']
+    assert sessions[0] == [
+        'session_id',
+        'acq_time',
+        'surgery',
+        'pathology',
+        'radiotherapy_end',
+        'steroid_dose_mg',
+    ]
     assert [(s[0], s[2]) for s in sessions[1:]] == [('ses-preop', 'pre'), ('ses-postop', 'post')]
+    facts = read_sessions(raw, '01')  # radiotherapy follows the post-operative scan
+    assert facts['postop'].radiotherapy_end is None and facts['postop'].steroid_dose_mg == 4
     anat = raw / 'sub-01' / 'ses-preop' / 'anat'
     images = sorted(p.name for p in anat.glob('*.nii.gz'))
     assert len(images) == 4  # the localizer and the reformat stay in the DICOM study

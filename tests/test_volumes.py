@@ -6,11 +6,29 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
+from bids_arca.errors import InputDataError
 from bids_arca.labels import ET, NETC, RC, SNFH
-from bids_arca.quantification import region_volumes_ml, volume_table, volumes_sidecar, volumes_tsv
-from bids_arca.quantification.volumes import threshold_members
+from bids_arca.quantification import (
+    interval_members,
+    region_volumes_ml,
+    volume_table,
+    volumes_sidecar,
+    volumes_tsv,
+)
+from bids_arca.quantification.intervals import (
+    ANY,
+    RegionModel,
+    Sample,
+    Stratum,
+    VolumeCalibration,
+    conformal_quantile,
+    fit,
+    fit_region,
+    read_calibration,
+    write_calibration,
+)
+from bids_arca.sessions import POST_OP, PRE_OP
 
 SPACING = (0.5, 0.5, 2.0)  # 0.5 mm³ per voxel
 
@@ -58,19 +76,50 @@ def test_post_operative_rows_get_intervals_like_the_others():
     assert rnet.ci_low_ml == pytest.approx(rnet.volume_ml) == rnet.ci_high_ml
 
 
-def test_prediction_interval_from_members():
-    point = labels_with({SNFH: 1000})
-    members = [labels_with({SNFH: n}) for n in (900, 1000, 1100, 1200)]
-    row = next(r for r in volume_table(point, (1, 1, 1), members=members, interval='prediction'))
-    member_ml = np.array([0.9, 1.0, 1.1, 1.2])
-    half = stats.t.ppf(0.975, 3) * member_ml.std(ddof=1) * math.sqrt(1 + 1 / 4)
-    assert row.region == 'WT'
-    assert row.volume_ml == pytest.approx(1.0)
-    assert row.ci_low_ml == pytest.approx(1.0 - half)
-    assert row.ci_high_ml == pytest.approx(1.0 + half)
+def plain(bias: float, floor: float) -> dict[str, Stratum]:
+    return {ANY: Stratum(bias, floor)}
 
 
-def test_range_interval_holds_the_point_and_members():
+def calibration_for(region: str, model: RegionModel, thresholds=(0.4, 0.6)):
+    return VolumeCalibration('sha', thresholds, {region: model})
+
+
+def test_calibrated_interval_from_the_error_model():
+    # WT: offset 1 mL, no bias, floor 0.1, spread weight 1, quantile 2 (log scale)
+    model = RegionModel(offset_ml=1.0, weight=1.0, quantile=2.0, n=40, strata=plain(0.0, 0.1))
+    point = labels_with({SNFH: 9000})  # 9 mL
+    members = [labels_with({SNFH: n}) for n in (9000, 9000)]  # no spread
+    rows = volume_table(
+        point, (1, 1, 1), members=members, calibration=calibration_for('WT', model)
+    )
+    wt = rows[0]
+    assert wt.ci_method == 'calibrated'
+    assert (wt.ci_low_ml, wt.ci_high_ml) == pytest.approx(
+        (10 * math.exp(-0.2) - 1, 10 * math.exp(0.2) - 1)
+    )
+    # disagreeing members widen it: spread = median(|log(11/10)|, |log(9/10)|)
+    members = [labels_with({SNFH: 10000}), labels_with({SNFH: 8000})]
+    wider = volume_table(
+        point, (1, 1, 1), members=members, calibration=calibration_for('WT', model)
+    )[0]
+    spread = (abs(math.log(1.1)) + abs(math.log(0.9))) / 2
+    half = 2 * math.hypot(0.1, spread)
+    assert wider.ci_high_ml == pytest.approx(10 * math.exp(half) - 1)
+    assert wider.ci_high_ml > wt.ci_high_ml
+    # regions the calibration does not cover get the labelled, uncalibrated range
+    tc = rows[1]
+    assert tc.region == 'TC' and tc.ci_method == 'uncalibrated'
+
+
+def test_calibrated_interval_holds_the_volume_and_stays_positive():
+    biased = RegionModel(offset_ml=0.25, weight=0.0, quantile=2.0, n=40, strata=plain(-1.0, 0.05))
+    low, high = biased.interval(2.0, [])
+    assert high == 2.0 and 0 < low < 2.0  # the model says: truth smaller, so the top is V itself
+    low, high = biased.interval(0.0, [])
+    assert low == 0.0 and high == 0.0
+
+
+def test_uncalibrated_range_holds_the_point_and_members():
     point = labels_with({SNFH: 500, ET: 100})
     members = [labels_with({SNFH: 400, ET: 80}), labels_with({SNFH: 700, ET: 90})]
     rows = {r.region: r for r in volume_table(point, (1, 1, 1), members=members)}
@@ -78,38 +127,153 @@ def test_range_interval_holds_the_point_and_members():
     assert (rows['ET'].ci_low_ml, rows['ET'].ci_high_ml) == pytest.approx((0.08, 0.1))
     for row in rows.values():
         assert row.ci_low_ml <= row.volume_ml <= row.ci_high_ml
+        assert row.ci_method == 'uncalibrated'
 
 
-def test_threshold_members_widen_with_lower_threshold():
+def test_interval_members_are_views_and_thresholds():
     z = np.indices((30, 30, 30)) - 15
     probability = np.clip(1 - np.sqrt((z**2).sum(0)) / 12, 0, 1)
-    low, high = threshold_members(probability, probability * 0, probability * 0, (1, 1, 1))
-    point = (probability > 0.5).astype(np.uint8) * SNFH
-    rows = volume_table(point, (1, 1, 1), members=[low, high], interval='range')
-    wt = rows[0]
-    assert wt.ci_low_ml < wt.volume_ml < wt.ci_high_ml
+    empty = probability * 0
+    view = (probability > 0.7, empty > 0, empty > 0)
+    members = interval_members(
+        (probability, empty, empty), (1, 1, 1), views=[view], thresholds=(0.3, 0.7)
+    )
+    assert list(members) == ['view1', 'p0.30', 'p0.70']
+    volumes = {name: int((m > 0).sum()) for name, m in members.items()}
+    assert volumes['p0.30'] > int((probability > 0.5).sum()) > volumes['p0.70'] == volumes['view1']
 
 
 def test_without_members_the_interval_is_na():
     rows = volume_table(labels_with({SNFH: 10}), SPACING)
     assert all(math.isnan(r.ci_low_ml) for r in rows)
     text = volumes_tsv(rows)
-    assert text.splitlines()[0] == 'region\tvolume_ml\tci_low_ml\tci_high_ml'
-    assert text.splitlines()[1] == 'WT\t0.0050\tn/a\tn/a'
-
-
-def test_prediction_needs_two_members():
-    with pytest.raises(ValueError, match='two members'):
-        volume_table(
-            labels_with({SNFH: 1}), SPACING, members=[labels_with({})], interval='prediction'
-        )
+    assert text.splitlines()[0].split('\t')[:5] == [
+        'region',
+        'volume_ml',
+        'ci_low_ml',
+        'ci_high_ml',
+        'ci_method',
+    ]
+    assert text.splitlines()[1].startswith('WT\t0.0050\tn/a\tn/a\tn/a')
 
 
 def test_sidecar_describes_every_column():
     rows = volume_table(labels_with({ET: 1}), SPACING, include_cavity=True)
     header = volumes_tsv(rows).splitlines()[0].split('\t')
-    sidecar = volumes_sidecar('prediction', include_cavity=True)
+    sidecar = volumes_sidecar(include_cavity=True)
     assert set(header) == set(sidecar)
     assert set(sidecar['region']['Levels']) == {r.region for r in rows}
-    assert 'prediction interval' in sidecar['ci_low_ml']['Description']
-    assert all(sidecar[c]['Units'] == 'mL' for c in header[1:])
+    assert set(sidecar['ci_method']['Levels']) == {'calibrated', 'uncalibrated'}
+    assert 'UNCALIBRATED' in sidecar['ci_method']['Levels']['uncalibrated']
+    assert all(sidecar[c]['Units'] == 'mL' for c in ('volume_ml', 'ci_low_ml', 'ci_high_ml'))
+
+
+# --- the error model: fitting and the conformal guarantee --------------------------------------
+
+
+def simulated(n: int, rng: np.random.Generator, stratum=PRE_OP) -> list[Sample]:
+    """Reported volumes 1-100 mL, truth off by a log-normal error whose SD grows with the
+    members' disagreement (which the error model can use); after surgery the model
+    over-segments by 30% and errs three times more."""
+    after = stratum == POST_OP
+    samples = []
+    for _ in range(n):
+        reported = float(np.exp(rng.uniform(0, np.log(100))))
+        disagreement = float(rng.uniform(0.0, 0.3))
+        error = rng.normal(
+            -0.3 if after else 0.05, math.hypot(0.15 if after else 0.05, disagreement)
+        )
+        truth = (reported + 1) * math.exp(error) - 1
+        members = ((reported + 1) * math.exp(disagreement) - 1, reported)
+        samples.append(Sample(reported, max(truth, 0.0), members, stratum))
+    return samples
+
+
+def coverage(model: RegionModel, samples: list[Sample], stratum=None) -> float:
+    found = [model.interval(s.reported, s.members, stratum or s.stratum) for s in samples]
+    return float(
+        np.mean([lo <= s.truth <= hi for (lo, hi), s in zip(found, samples, strict=True)])
+    )
+
+
+def test_conformal_quantile_rank():
+    scores = list(range(1, 40))  # n = 39: rank ceil(40 * 0.95) = 38
+    assert conformal_quantile(scores) == 38
+    assert conformal_quantile(scores[:18]) == math.inf  # too few for 95%
+
+
+def test_fitted_intervals_cover_held_out_samples():
+    rng = np.random.default_rng(3)
+    model = fit_region(simulated(200, rng), offset_ml=1.0)
+    assert 0.93 <= coverage(model, simulated(2000, rng)) <= 0.97
+    assert model.weight > 0  # the members' disagreement explains the error: it is used
+    assert model.strata[PRE_OP].bias == pytest.approx(0.05, abs=0.03)
+
+
+def test_agreeing_members_still_get_a_floor():
+    rng = np.random.default_rng(6)
+    # every error equals the members' disagreement: the spread explains it all
+    samples = []
+    for _ in range(60):
+        reported, error = float(rng.uniform(5, 50)), float(rng.normal(0, 0.2))
+        member = (reported + 1) * math.exp(abs(error)) - 1
+        samples.append(Sample(reported, (reported + 1) * math.exp(error) - 1, (member,)))
+    model = fit_region(samples, offset_ml=1.0)
+    errors = [math.log((s.truth + 1) / (s.reported + 1)) for s in samples]
+    scale = 1.4826 * np.median(np.abs(np.array(errors) - np.median(errors)))
+    assert model.strata[ANY].floor >= 0.25 * scale - 1e-12
+    low, high = model.interval(20.0, [20.0])  # members in full agreement
+    assert high - low > 0.1 * 20.0
+
+
+def test_regions_with_few_sessions_share_one_finite_quantile():
+    rng = np.random.default_rng(5)
+    few = {'WT': simulated(12, rng), 'ET': simulated(12, rng)}  # alone: infinite quantiles
+    assert fit_region(few['WT'], offset_ml=1.0).quantile == math.inf
+    calibration = fit(few, 'abc', (0.4, 0.6))
+    quantiles = {model.quantile for model in calibration.regions.values()}
+    assert len(quantiles) == 1 and math.isfinite(quantiles.pop())
+    models = calibration.regions
+    held_out = {region: simulated(1000, rng) for region in few}
+    pooled = np.mean([coverage(models[r], held_out[r]) for r in few])
+    assert 0.85 <= pooled <= 0.995  # 24 pooled scores: the 24th of 24 (conformal, finite n)
+    wt = simulated(60, rng)
+    many = fit({'WT': wt, 'ET': simulated(12, rng)}, 'abc', (0.4, 0.6))
+    assert many.regions['WT'].quantile == fit_region(wt, offset_ml=1.0).quantile  # its own
+    assert math.isfinite(many.regions['ET'].quantile)  # pooled with WT's scores
+
+
+def test_surgery_strata_get_their_own_bias_and_width():
+    rng = np.random.default_rng(4)
+    calibration = simulated(150, rng) + simulated(50, rng, POST_OP)
+    model = fit_region(calibration, offset_ml=1.0)
+    assert set(model.strata) == {ANY, PRE_OP, POST_OP}
+    assert model.strata[POST_OP].bias == pytest.approx(-0.3, abs=0.1)
+    pre, post = model.interval(20.0, [20.0], PRE_OP), model.interval(20.0, [20.0], POST_OP)
+    assert post[1] - post[0] > 1.3 * (pre[1] - pre[0])
+    assert post[0] < pre[0]  # the model over-segments after surgery: the truth lies lower
+    unknown = model.interval(20.0, [20.0])  # status unknown: both
+    assert unknown[0] <= post[0] and unknown[1] >= pre[1]
+    # one quantile for both: 95% over sessions drawn like the calibration ones (3 pre : 1
+    # post), not within each stratum
+    mixed = simulated(1500, rng) + simulated(500, rng, POST_OP)
+    assert 0.93 <= coverage(model, mixed) <= 0.97
+    for stratum in (PRE_OP, POST_OP):
+        assert 0.85 <= coverage(model, simulated(1000, rng, stratum)) <= 0.99
+    # a stratum with too few samples uses the pooled fit
+    few = fit_region(simulated(100, rng) + simulated(5, rng, POST_OP), offset_ml=1.0)
+    assert POST_OP not in few.strata
+    assert few.interval(20.0, [20.0], POST_OP) == few.interval(20.0, [20.0], ANY)
+
+
+def test_calibration_file_round_trip_and_checks(tmp_path):
+    model = RegionModel(1.0, 1.0, 2.1, 40, {ANY: Stratum(0.01, 0.1), POST_OP: Stratum(0.2, 0.3)})
+    calibration = VolumeCalibration('abc', (0.4, 0.6), {'WT': model}, sessions={'phantom': 40})
+    write_calibration(calibration, tmp_path)
+    assert read_calibration(tmp_path, 'abc') == calibration
+    assert read_calibration(tmp_path / 'none', 'abc') is None
+    with pytest.raises(InputDataError, match='made for other weights'):
+        read_calibration(tmp_path, 'def')
+    (tmp_path / 'volume_calibration.json').write_text('{"format_version": 9}')
+    with pytest.raises(InputDataError, match='unreadable volume calibration'):
+        read_calibration(tmp_path, 'abc')

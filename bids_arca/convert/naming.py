@@ -3,15 +3,18 @@
 One study is one session. Its label is the study date (``ses-YYYYMMDD``) unless the session map
 names it (``preop``, ``postop1``...); the map may also say whether the study was acquired before
 or after surgery and what it shows, which go to the ``surgery`` and ``pathology`` columns of
-``sessions.tsv``.
+``sessions.tsv``, and give the treatment facts RANO needs (``radiotherapy_end``,
+``steroid_dose_mg``: :mod:`bids_arca.sessions`), copied into ``sessions.tsv`` as given.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from bids_arca.convert.scan import Study
@@ -24,6 +27,8 @@ SURGERY = {
     **dict.fromkeys(('post', 'postop', 'post-op', 'postoperative'), 'post'),
     'n/a': 'n/a',
 }
+# Optional session-map columns copied to sessions.tsv (read back by bids_arca.sessions).
+TREATMENT_COLUMNS = ('radiotherapy_end', 'steroid_dose_mg')
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class SessionPlan:
     session: str
     surgery: str = 'n/a'
     pathology: str = 'n/a'
+    treatment: tuple[tuple[str, str], ...] = ()  # (column, value) from the session map
 
     @property
     def name(self) -> str:
@@ -49,6 +55,7 @@ class MapRow:
     participant: str = ''
     surgery: str = ''
     pathology: str = ''
+    treatment: tuple[tuple[str, str], ...] = ()
 
 
 def bids_label(text: str) -> str:
@@ -76,8 +83,8 @@ def parse_subjects(values: list[str] | None) -> tuple[str | None, dict[str, str]
 
 def read_session_map(path: Path) -> list[MapRow]:
     """Read the session map (TSV with a header: ``study``, ``session``, optional
-    ``participant_id``, ``surgery`` and ``pathology``); raise :class:`UsageError` naming the
-    bad line."""
+    ``participant_id``, ``surgery``, ``pathology``, ``radiotherapy_end`` and
+    ``steroid_dose_mg``); raise :class:`UsageError` naming the bad line."""
     try:
         with path.open(newline='', encoding='utf-8-sig') as f:
             reader = csv.DictReader(f, delimiter='\t')
@@ -106,6 +113,11 @@ def _map_row(path: Path, line: int, record: dict[str, str | None]) -> MapRow:
     surgery = value('surgery').lower()
     if surgery and surgery not in SURGERY:
         raise UsageError(f'{path}, line {line}: surgery is {surgery!r}; use pre, post or n/a')
+    treatment = tuple(
+        (column, _treatment(column, value(column), f'{path}, line {line}'))
+        for column in TREATMENT_COLUMNS
+        if value(column)
+    )
     return MapRow(
         line=line,
         study=study,
@@ -113,7 +125,28 @@ def _map_row(path: Path, line: int, record: dict[str, str | None]) -> MapRow:
         participant=value('participant_id'),
         surgery=SURGERY.get(surgery, ''),
         pathology=value('pathology'),
+        treatment=treatment,
     )
+
+
+def _treatment(column: str, text: str, where: str) -> str:
+    """A radiotherapy end date (YYYY-MM-DD) or a steroid dose (mg/day >= 0), or n/a."""
+    if text.lower() == 'n/a':
+        return 'n/a'
+    if column == 'radiotherapy_end':
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise UsageError(
+                f'{where}: radiotherapy_end {text!r} is not a date (YYYY-MM-DD)'
+            ) from None
+    try:
+        dose = float(text)
+    except ValueError:
+        dose = math.nan
+    if not math.isfinite(dose) or dose < 0:
+        raise UsageError(f'{where}: steroid_dose_mg {text!r} is not a dose in mg/day (0: none)')
+    return f'{dose:g}'
 
 
 def plan_sessions(
@@ -175,7 +208,11 @@ def _label_sessions(
             row = rows[0]
             used_rows.add(row.line)
             surgery = row.surgery or _surgery_from_label(row.session)
-            plans.append(SessionPlan(study, subject, row.session, surgery, row.pathology or 'n/a'))
+            plans.append(
+                SessionPlan(
+                    study, subject, row.session, surgery, row.pathology or 'n/a', row.treatment
+                )
+            )
         elif study.date:
             plans.append(SessionPlan(study, subject, bids_label(study.date)))
         else:
@@ -224,7 +261,12 @@ def _disambiguate(plans: list[SessionPlan]) -> list[SessionPlan]:
             )
         relabelled = [
             SessionPlan(
-                p.study, subject, session + bids_label(p.study.time)[:6], p.surgery, p.pathology
+                p.study,
+                subject,
+                session + bids_label(p.study.time)[:6],
+                p.surgery,
+                p.pathology,
+                p.treatment,
             )
             for p in group
         ]

@@ -132,6 +132,7 @@ def session_row(result: SessionResult) -> dict[str, str]:
         'pathology': result.plan.pathology,
         'missing_roles': ','.join(result.missing) or 'n/a',
         'routing_report': result.report_path.as_posix(),
+        **dict(result.plan.treatment),
     }
 
 

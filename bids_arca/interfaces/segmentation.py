@@ -82,6 +82,7 @@ class _SessionResultsInputSpec(BaseInterfaceInputSpec):
     model_card = traits.Dict(mandatory=True)
     fingerprint = traits.Str(mandatory=True)
     overwrite = traits.Bool(False, usedefault=True)
+    calibration = traits.Dict(usedefault=True, desc="the model's volume calibration ({}: none)")
 
 
 class _SessionResultsOutputSpec(TraitedSpec):
@@ -112,6 +113,7 @@ class SessionResults(BidsArcaInterface):
             dict(self.inputs.model_card),
             self.inputs.fingerprint,
             self.inputs.overwrite,
+            dict(self.inputs.calibration) or None,
         )
         files = write_session(
             session,

@@ -12,6 +12,8 @@ statistics (``docs/model-spec.md``, Inference, and ``docs/measurements.md``).
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from pathlib import Path
 
@@ -25,11 +27,16 @@ from bids_arca.labels import ET, NETC, SNFH
 from bids_arca.model.bundle import write_bundle
 from bids_arca.model.cacnn import CACNN, count_parameters
 from bids_arca.model.settings import CascadeSettings, wang_brats17_settings
+from bids_arca.model.store import CALIBRATION, read_card
 from bids_arca.model.tf_checkpoint import checkpoint_files, read_checkpoint, read_index
 
 SOURCE_REPOSITORY = 'https://github.com/taigw/brats17'
 SOURCE_COMMIT = 'd44297e37f4cccaf691217554980b65c2bc87990'
 COPYRIGHT = 'Copyright (c) 2017-2018, University College London'
+# The volume calibration of the converted weights (benchmarks/volume_intervals.py --write),
+# installed beside them by the import.
+SHIPPED_CALIBRATION = Path(__file__).with_name('calibrations') / 'brats17-cacnn.json'
+LOGGER = logging.getLogger(__name__)
 CHECKPOINT_NAMES = {
     (stage, view): f'msnet_{stage.replace("et", "en")}32{suffix}_20000.ckpt'
     for stage in ('wt', 'tc', 'et')
@@ -203,4 +210,23 @@ def import_brats17(checkpoint_dir: Path, destination: Path, overwrite: bool = Fa
             'data_sha256': file_sha256(data),
         }
     card = model_card(settings, sources, initial_bn)
-    return write_bundle(destination, nets, card, license_path.read_text(), overwrite)
+    folder = write_bundle(destination, nets, card, license_path.read_text(), overwrite)
+    _add_shipped_calibration(folder)
+    return folder
+
+
+def _add_shipped_calibration(folder: Path) -> None:
+    """Put the volume calibration shipped for these weights beside them (the conversion gives
+    the same weights, checksum included, every time)."""
+    text = SHIPPED_CALIBRATION.read_text() if SHIPPED_CALIBRATION.is_file() else None
+    if text is None:
+        return
+    if json.loads(text).get('model_sha256') != read_card(folder)['weights_sha256']:
+        LOGGER.warning(
+            '%s: the shipped volume calibration is for other weights; not installed', folder
+        )
+        return
+    staged = folder / f'.{CALIBRATION}.tmp'
+    staged.write_text(text)
+    staged.chmod(0o644)
+    staged.replace(folder / CALIBRATION)

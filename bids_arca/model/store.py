@@ -2,11 +2,13 @@
 
 The store is ``$BIDS_ARCA_MODELS`` if set, else the user cache folder
 (``$XDG_CACHE_HOME/bids-arca/models``, by default ``~/.cache/bids-arca/models``). Each model is a
-sub-folder (see :mod:`bids_arca.model.bundle`). Nothing is downloaded: models get there through
-``bids-arca-models import-brats17`` (or by copying a model folder). Models that ship with
-bids-arca (the repository's ``models/``, inside the installed package as ``bids_arca/models``)
-are found by name too, after the store, so a store copy of the same name takes precedence. This
-module needs no PyTorch, so a command line can check ``--model`` before loading anything heavy.
+sub-folder (see :mod:`bids_arca.model.bundle`), which may hold the model's volume calibration
+(``volume_calibration.json``, :mod:`bids_arca.quantification.intervals`). Nothing is
+downloaded: models get there through ``bids-arca-models import-brats17`` (or by copying a model
+folder). Models that ship with bids-arca (the repository's ``models/``, inside the installed
+package as ``bids_arca/models``) are found by name too, after the store, so a store copy of the
+same name takes precedence. This module needs no PyTorch, so a command line can check
+``--model`` before loading anything heavy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ BRATS17_MODEL = 'brats17-cacnn'
 DEFAULT_MODEL = BRATS17_MODEL
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
 CARD = 'model.json'
+# The model's volume calibration (bids_arca.quantification.intervals), beside its card.
+CALIBRATION = 'volume_calibration.json'
 FORMAT_VERSION = 1
 
 

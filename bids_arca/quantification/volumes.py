@@ -1,4 +1,4 @@
-"""Region volumes in mL with a 95% interval from the model's own uncertainty.
+"""Region volumes in mL with their intervals.
 
 Volumes come from voxel counts times the voxel volume of the grid the label map lives on (never
 from counts alone). Regions, in the label scheme of :mod:`bids_arca.labels`:
@@ -23,38 +23,34 @@ RNET   NETC, SNFH                residual non-enhancing tumour (RANO resect's no
                                  the T2/FLAIR abnormality outside cavity and ET)
 ====== ========================= ==========================================================
 
-Intervals (``interval=``)
--------------------------
-The model's uncertainty is expressed by *members*: label maps that the model could equally have
-given, each post-processed like the reported one.
+Intervals
+---------
+Intervals come from *members*: label maps the model could equally have given, each
+post-processed like the reported one (:func:`interval_members`): the separate views (and
+test-time flips) of the network, and the fused probability at other thresholds.
 
-``prediction``
-    members are the separate views (axial, sagittal, coronal) and test-time flips, each
-    thresholded on its own. With K member volumes of standard deviation s, the interval is
-    ``V ± t(0.975, K-1) · s · sqrt(1 + 1/K)``: a 95% prediction interval for the volume another
-    view or flip would give (normal spread assumed), centred on the reported volume ``V`` and
-    clipped at 0.
-``range``
-    members are the fused probability thresholded at 0.25 and 0.75 (:func:`threshold_members`):
-    the band over which the mean probability of the views crosses those values. The interval is
-    the smallest range holding ``V`` and the members' volumes. It is a heuristic stand-in for a
-    95% interval (uncalibrated), used when the per-view maps are not available.
+``calibrated``
+    the model's calibration (:mod:`.intervals`): an error model measured against truth turns the
+    members' spread and the volume into a 95% interval that held 95% of held-out truths.
+``uncalibrated``
+    without a calibration for the model: the range of the members' volumes (and the reported
+    one). It shows how much the model's own variants disagree; it is not a 95% interval and
+    was never checked against truth.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import stdtrit
 
 from bids_arca.labels import POSTOP_REGIONS, RC, REGION_DESCRIPTIONS, REPORTED_REGIONS
 from bids_arca.postprocessing.rules import postprocess
+from bids_arca.quantification.bidimensional import Lesion, sum_of_products
+from bids_arca.quantification.intervals import VolumeCalibration
 
-Interval = Literal['prediction', 'range']
 # The reported regions of :mod:`bids_arca.labels` (shared with the group level), with their
 # descriptions, and the post-operative regions for models that segment the cavity.
 VOLUME_REGIONS: dict[str, tuple[tuple[int, ...], str]] = {
@@ -64,18 +60,29 @@ POSTOP_VOLUME_REGIONS: dict[str, tuple[tuple[int, ...], str]] = {
     name: (labels, REGION_DESCRIPTIONS[name]) for name, labels in POSTOP_REGIONS.items()
 }
 INTERVAL_DESCRIPTIONS: dict[str, str] = {
-    'prediction': (
-        '95% prediction interval from the spread of the volumes that the separate views and '
-        'test-time flips of the model give (V +/- t(0.975, K-1) * s * sqrt(1 + 1/K), normal '
-        'spread assumed, clipped at 0)'
+    'calibrated': (
+        'calibrated 95% interval: an error model of this segmentation model, measured against '
+        'known truth and checked on held-out sessions, applied to this volume and to the '
+        'spread of the model\'s views and thresholds (docs/outputs.md, "Volume intervals")'
     ),
-    'range': (
-        'range of the volumes obtained when the fused probability of the views is thresholded '
-        'at 0.25 and 0.75 instead of 0.5 (a heuristic, uncalibrated stand-in for a 95% '
-        'interval)'
+    'uncalibrated': (
+        "UNCALIBRATED range of the volumes that the model's separate views and other "
+        'probability thresholds give: this model has no volume calibration, so the range shows '
+        "the model's own disagreement only; it is not a 95% interval"
     ),
 }
-THRESHOLD_MEMBERS = (0.25, 0.75)
+COLUMNS = (
+    'region',
+    'volume_ml',
+    'ci_low_ml',
+    'ci_high_ml',
+    'ci_method',
+    'lesions',
+    'measurable_lesions',
+    'spd_mm2',
+)
+# Thresholds of the fused probability used as members when the model has no calibration.
+UNCALIBRATED_THRESHOLDS = (0.4, 0.6)
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,11 @@ class VolumeRow:
     volume_ml: float
     ci_low_ml: float
     ci_high_ml: float
+    ci_method: str | None = None  # a key of INTERVAL_DESCRIPTIONS; None without interval
+    # Bidimensional (RANO) measurement of the region's lesions, for ET and WT.
+    lesions: int | None = None
+    measurable_lesions: int | None = None
+    spd_mm2: float | None = None
 
 
 def voxel_volume_ml(spacing: Sequence[float]) -> float:
@@ -108,50 +120,64 @@ def region_volumes_ml(
     }
 
 
+def interval_members(
+    fused: Sequence[np.ndarray],
+    spacing: Sequence[float],
+    *,
+    views: Sequence[Sequence[np.ndarray]] = (),
+    thresholds: Sequence[float] = (),
+    cavity: np.ndarray | None = None,
+    **postprocess_options,
+) -> dict[str, np.ndarray]:
+    """The members of the volume intervals, as post-processed label maps by name: each view's
+    (and flip's) own ``(wt, tc, et[, cavity])`` maps (``view1``, ``view2``...) and the fused
+    ``(wt, tc, et)`` probabilities at other ``thresholds`` (``p0.40``...). Views without a
+    cavity map of their own use ``cavity``."""
+    members = {
+        f'view{i}': postprocess(
+            *view[:3], spacing, cavity=view[3] if len(view) > 3 else cavity, **postprocess_options
+        )
+        for i, view in enumerate(views, start=1)
+    }
+    for threshold in thresholds:
+        members[f'p{threshold:.2f}'] = postprocess(
+            *fused[:3], spacing, cavity=cavity, threshold=threshold, **postprocess_options
+        )
+    return members
+
+
 def volume_table(
     labels: np.ndarray,
     spacing: Sequence[float],
     *,
-    members: Sequence[np.ndarray] = (),
-    interval: Interval = 'range',
+    members: Mapping[str, np.ndarray] | Sequence[np.ndarray] = (),
+    calibration: VolumeCalibration | None = None,
+    stratum: str | None = None,
     include_cavity: bool = False,
 ) -> list[VolumeRow]:
-    """One row per region; intervals from ``members`` (see the module text), NaN without any."""
-    if interval not in INTERVAL_DESCRIPTIONS:
-        raise ValueError(f'unknown interval {interval!r}; choose {list(INTERVAL_DESCRIPTIONS)}')
-    if interval == 'prediction' and len(members) == 1:
-        raise ValueError('a prediction interval needs at least two members (views or flips)')
+    """One row per region with its interval (see the module text); NaN without members.
+
+    ``stratum`` is the session's surgery status (``pre-op``, ``post-op``; None: unknown), which
+    the calibration's error model depends on. A region the calibration does not cover gets the
+    uncalibrated range (each row names its method).
+    """
+    maps = list(members.values()) if isinstance(members, Mapping) else list(members)
     point = region_volumes_ml(labels, spacing, include_cavity)
-    spread = [region_volumes_ml(member, spacing, include_cavity) for member in members]
+    spread = [region_volumes_ml(member, spacing, include_cavity) for member in maps]
     rows = []
     for region, volume in point.items():
-        values = np.array([member[region] for member in spread])
-        if values.size == 0:
-            low = high = math.nan
-        elif interval == 'prediction':
-            k = values.size
-            half = stdtrit(k - 1, 0.975) * values.std(ddof=1) * math.sqrt(1 + 1 / k)
-            low, high = max(volume - half, 0.0), volume + half
+        values = [member[region] for member in spread]
+        calibrated = calibration.interval(region, volume, values, stratum) if calibration else None
+        method: str | None = 'calibrated'
+        if calibrated is not None:
+            low, high = calibrated
+        elif values:
+            low, high, method = min(volume, *values), max(volume, *values), 'uncalibrated'
         else:
-            low, high = min(volume, values.min()), max(volume, values.max())
-        rows.append(VolumeRow(region, volume, float(low), float(high)))
+            low = high = math.nan
+            method = None
+        rows.append(VolumeRow(region, volume, float(low), float(high), method))
     return rows
-
-
-def threshold_members(
-    wt: np.ndarray,
-    tc: np.ndarray,
-    et: np.ndarray,
-    spacing: Sequence[float],
-    thresholds: Sequence[float] = THRESHOLD_MEMBERS,
-    **postprocess_options,
-) -> list[np.ndarray]:
-    """Label maps of the fused probabilities (and ``cavity=``, if given) at other thresholds,
-    post-processed alike."""
-    return [
-        postprocess(wt, tc, et, spacing, threshold=threshold, **postprocess_options)
-        for threshold in thresholds
-    ]
 
 
 def volumes_tsv(rows: Sequence[VolumeRow]) -> str:
@@ -160,19 +186,35 @@ def volumes_tsv(rows: Sequence[VolumeRow]) -> str:
     def number(value: float) -> str:
         return 'n/a' if math.isnan(value) else f'{value:.4f}'
 
-    lines = ['region\tvolume_ml\tci_low_ml\tci_high_ml']
-    lines += [
-        f'{r.region}\t{number(r.volume_ml)}\t{number(r.ci_low_ml)}\t{number(r.ci_high_ml)}'
-        for r in rows
-    ]
+    def cell(value: object) -> str:
+        return 'n/a' if value is None else str(value)
+
+    lines = ['\t'.join(COLUMNS)]
+    for r in rows:
+        spd = 'n/a' if r.spd_mm2 is None else f'{r.spd_mm2:.1f}'
+        cells = [r.region, number(r.volume_ml), number(r.ci_low_ml), number(r.ci_high_ml)]
+        cells += [cell(r.ci_method), cell(r.lesions), cell(r.measurable_lesions), spd]
+        lines.append('\t'.join(cells))
     return '\n'.join(lines) + '\n'
 
 
-def volumes_sidecar(
-    interval: Interval | None, include_cavity: bool = False, grid: str = 'native T1ce grid'
-) -> dict:
+def with_lesions(rows: Sequence[VolumeRow], lesions: Mapping[str, Sequence[Lesion]]) -> list:
+    """The rows with the bidimensional measurement of the regions in ``lesions``."""
+    return [
+        replace(
+            row,
+            lesions=len(lesions[row.region]),
+            measurable_lesions=sum(x.measurable for x in lesions[row.region]),
+            spd_mm2=sum_of_products(lesions[row.region]),
+        )
+        if row.region in lesions
+        else row
+        for row in rows
+    ]
+
+
+def volumes_sidecar(include_cavity: bool = False, grid: str = 'native T1ce grid') -> dict:
     """The JSON sidecar describing each column of the volumes table (BIDS tabular sidecar)."""
-    how = INTERVAL_DESCRIPTIONS[interval] if interval else 'not available for this run (n/a)'
     levels = {name: text for name, (_, text) in regions_for(include_cavity).items()}
     return {
         'region': {
@@ -186,13 +228,34 @@ def volumes_sidecar(
             'Units': 'mL',
         },
         'ci_low_ml': {
-            'LongName': 'Lower end of the 95% interval',
-            'Description': f'Lower end of the interval: {how}.',
+            'LongName': 'Lower end of the interval',
+            'Description': 'Lower end of the interval of the volume (its kind: ci_method); n/a '
+            'when none was computed.',
             'Units': 'mL',
         },
         'ci_high_ml': {
-            'LongName': 'Upper end of the 95% interval',
-            'Description': f'Upper end of the interval: {how}.',
+            'LongName': 'Upper end of the interval',
+            'Description': 'Upper end of the interval of the volume (its kind: ci_method).',
             'Units': 'mL',
+        },
+        'ci_method': {
+            'LongName': 'Interval method',
+            'Description': 'How the interval of this row was obtained.',
+            'Levels': INTERVAL_DESCRIPTIONS,
+        },
+        'lesions': {
+            'Description': 'Number of lesions (18-connected components) of the region; ET and '
+            'WT only (per-lesion measurements: desc-tumor_lesions.tsv).'
+        },
+        'measurable_lesions': {
+            'Description': 'Lesions measurable by RANO: both diameters at least 10 mm on the '
+            'axial slice where the lesion is largest, seen on at least two axial slices.'
+        },
+        'spd_mm2': {
+            'LongName': 'Sum of products of perpendicular diameters',
+            'Description': 'RANO bidimensional size: over the measurable lesions, the longest '
+            'diameter on the axial slice where each is largest times the longest diameter '
+            'perpendicular to it; 0 when none is measurable.',
+            'Units': 'mm^2',
         },
     }

@@ -19,7 +19,9 @@ import numpy as np
 
 from bids_arca import __version__
 from bids_arca.labels import LABELS
+from bids_arca.quantification.bidimensional import Lesion
 from bids_arca.quantification.volumes import VolumeRow, regions_for
+from bids_arca.reports.measurements import lesion_figure
 from bids_arca.reports.methods import Reference
 from bids_arca.reports.mosaic import Mosaic, mosaics
 from bids_arca.reports.qc import SessionQC
@@ -56,6 +58,7 @@ class ReportContext:
     model: Mapping[str, str]  # at least Name and Version
     figures: Sequence[Figure] = field(default_factory=tuple)
     provenance: str | None = None  # link to the provenance JSON, relative to the report
+    lesions: Sequence[Lesion] = field(default_factory=tuple)  # enhancing lesions, measured
     choices: Mapping[str, str] = field(default_factory=dict)  # role -> why that image
 
 
@@ -101,9 +104,12 @@ $qc</table>
 
 <h2 id="volumes">Volumes</h2>
 <table id="volumes-table">
-<tr><th>Region</th><th>Meaning</th><th>Volume (mL)</th><th>95% interval (mL)</th></tr>
+<tr><th>Region</th><th>Meaning</th><th>Volume (mL)</th><th>$interval_header</th></tr>
 $volumes</table>
 <p>$interval</p>
+
+<h2 id="measurements">Bidimensional measurements (RANO)</h2>
+$measurements
 
 <h2 id="segmentation">Segmentation</h2>
 <p>Labels:$legend. Hover over a figure to see the image without the overlay.</p>
@@ -149,15 +155,11 @@ def render_report(context: ReportContext) -> str:
         )
         or '<tr><td colspan="3">no checks were run</td></tr>\n',
         volumes=_volume_rows(context.volumes),
-        interval=html.escape(
-            'The interval is the 95% prediction interval from the spread of the separate views '
-            'and flips of the model.'
-            if context.interval == 'prediction'
-            else 'The interval is the range of volumes at probability thresholds 0.25 and 0.75 '
-            '(a heuristic, uncalibrated stand-in for a 95% interval).'
-            if context.interval == 'range'
-            else 'No interval was computed for this run.'
-        ),
+        interval_header='95% interval (mL)'
+        if context.interval == 'calibrated'
+        else 'Range (mL), uncalibrated',
+        interval=html.escape(INTERVAL_TEXT.get(context.interval or '', NO_INTERVAL)),
+        measurements=_measurements(context),
         legend=''.join(
             f'<span class="swatch" style="background:{label.color}"></span>'
             f'{html.escape(label.abbreviation)} ({html.escape(label.name)})'
@@ -182,6 +184,52 @@ def _volume_rows(rows: Sequence[VolumeRow]) -> str:
         )
         + '</td></tr>\n'
         for r in rows
+    )
+
+
+INTERVAL_TEXT = {
+    'calibrated': 'The true volume lies within the 95% interval for 95 of 100 exams like those '
+    'the model was calibrated on: the interval comes from errors measured against known truth '
+    "(phantoms and expert segmentations) and from how much the model's views disagree on this "
+    'exam. A change between two exams smaller than their intervals may be measurement noise.',
+    'uncalibrated': 'UNCALIBRATED: this model has no volume calibration, so the range only shows '
+    'how much its views and probability thresholds disagree. It is not a 95% interval and may be '
+    'much narrower than the real error.',
+}
+NO_INTERVAL = 'No interval was computed for this run.'
+SHOWN_LESIONS = 3
+
+
+def _measurements(context: ReportContext) -> str:
+    """The enhancing lesions' diameters, and the largest measurable ones drawn."""
+    lesions = list(context.lesions)
+    if not lesions:
+        return '<p>No enhancing lesion.</p>\n'
+    measurable = [x for x in lesions if x.measurable]
+    spd = sum(x.product_mm2 for x in measurable)
+    rows = ''.join(
+        f'<tr><td>{x.index}</td><td class="number">{x.longest_mm:.0f}</td>'
+        f'<td class="number">{x.perpendicular_mm:.0f}</td>'
+        f'<td class="number">{x.product_mm2:.0f}</td><td class="number">{x.slices}</td>'
+        f'<td class="number">{x.volume_ml:.2f}</td><td>{"yes" if x.measurable else "no"}</td>'
+        '</tr>\n'
+        for x in lesions
+    )
+    figures = ''.join(
+        f'<figure><img src="{_png(lesion_figure(context.background, context.labels, x))}" '
+        f'alt="enhancing lesion {x.index}"><figcaption>Enhancing lesion {x.index}: longest '
+        f'diameter {x.longest_mm:.0f} mm (green) and perpendicular {x.perpendicular_mm:.0f} mm '
+        '(cyan) on the axial slice where it is largest.</figcaption></figure>\n'
+        for x in (measurable or lesions)[:SHOWN_LESIONS]
+    )
+    return (
+        '<p>Each enhancing lesion measured on the axial slice where it is largest: the longest '
+        'diameter and the longest diameter perpendicular to it. Measurable: both at least 10 mm '
+        f'and seen on two or more axial slices. Sum of products of the measurable lesions: '
+        f'<b>{spd:.0f} mm²</b> ({len(measurable)} of {len(lesions)} lesions).</p>\n'
+        '<table id="lesions-table"><tr><th>Lesion</th><th>Longest (mm)</th>'
+        '<th>Perpendicular (mm)</th><th>Product (mm²)</th><th>Axial slices</th>'
+        f'<th>Volume (mL)</th><th>Measurable</th></tr>\n{rows}</table>\n{figures}'
     )
 
 

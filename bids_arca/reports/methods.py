@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bids_arca import __version__
-from bids_arca.quantification.volumes import INTERVAL_DESCRIPTIONS
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,16 @@ REFERENCES: dict[str, Reference] = {
         'Isensee F, Schell M, Pflueger I, et al. Automated brain extraction of multisequence MRI '
         'using artificial neural networks. Hum Brain Mapp. 2019;40(17):4952-4964.',
         '10.1002/hbm.24750',
+    ),
+    'vovk2005': Reference(
+        'Vovk V, Gammerman A, Shafer G. Algorithmic Learning in a Random World. Springer; 2005.',
+        '10.1007/b106715',
+    ),
+    'wen2010': Reference(
+        'Wen PY, Macdonald DR, Reardon DA, et al. Updated response assessment criteria for '
+        'high-grade gliomas: Response Assessment in Neuro-Oncology Working Group. J Clin Oncol. '
+        '2010;28(11):1963-1972.',
+        '10.1200/JCO.2009.26.3541',
     ),
     'highdicom2022': Reference(
         'Bridge CP, Gorman C, Pieper S, et al. Highdicom: a Python library for standardized '
@@ -183,9 +192,22 @@ def _volumes_sentence(interval: str | None, cite: _Cite) -> str:
         'Volumes were computed from the number of voxels of each region and the voxel volume of '
         'the native contrast-enhanced T1-weighted grid. '
     )
-    if interval is None:
-        return text + 'No uncertainty interval was computed.'
-    extra = ' {wang2019}' if interval == 'prediction' else ''
-    return text + f'Their intervals are the {INTERVAL_DESCRIPTIONS[interval]}{extra}.'.format_map(
-        cite
-    )
+    if interval == 'calibrated':
+        text += (
+            'Their 95% intervals come from an error model of the segmentation model calibrated '
+            'against known truth by split-conformal prediction {vovk2005}, scaled by the spread '
+            'of the volumes of the separate views and other probability thresholds, an '
+            'uncertainty estimate of its own {wang2019}. '
+        )
+    elif interval == 'uncalibrated':
+        text += (
+            'Their ranges are those of the volumes of the separate views and other probability '
+            'thresholds; the model has no calibration, so they are not confidence intervals. '
+        )
+    else:
+        text += 'No uncertainty interval was computed. '
+    return (
+        text + 'Each enhancing lesion was measured bidimensionally as RANO prescribes {wen2010}: '
+        'the longest diameter on the axial slice where it is largest and the longest diameter '
+        'perpendicular to it.'
+    ).format_map(cite)

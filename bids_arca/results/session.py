@@ -20,6 +20,7 @@ from bids_arca.model.maps import load_segmentation
 from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.volumes import read_volume
+from bids_arca.quantification.intervals import VolumeCalibration
 from bids_arca.reports import SessionQC
 from bids_arca.results.native import (
     flair_resampler,
@@ -30,9 +31,11 @@ from bids_arca.results.native import (
     transform_sidecars,
 )
 from bids_arca.results.write import write_results
+from bids_arca.sessions import SessionInfo, read_sessions
 from bids_arca.sourcedata import source_series
 
 LOGGER = logging.getLogger(__name__)
+_UNKNOWN = SessionInfo()
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class SessionSettings:
     model_card: dict  # the summary written into sidecars and the provenance
     fingerprint: str
     overwrite: bool = False
+    calibration: dict | None = None  # VolumeCalibration as a dict; None: the model has none
 
 
 def write_session(
@@ -78,6 +82,7 @@ def write_session(
     elif notes:
         LOGGER.info('%s: %s', session.name, '; '.join(notes))
     parameters = settings.parameters
+    facts = read_sessions(bids_dir, session.subject).get(session.session or '', _UNKNOWN)
     text, references = preprocessing_methods(parameters['skull_strip'], parameters['model_space'])
     writer = SessionWriter(
         SessionOutputs(output_dir, session.subject, session.session),
@@ -101,4 +106,8 @@ def write_session(
         preprocessing_references=references,
         timings_s=timings,
         derivatives=derivatives,
+        calibration=VolumeCalibration.from_dict(settings.calibration)
+        if settings.calibration
+        else None,
+        surgery=facts.surgery,
     )

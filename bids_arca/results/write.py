@@ -25,13 +25,22 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca.grids import resample_labels
+from bids_arca.labels import ET
 from bids_arca.outputs import FlairResampler, SessionWriter
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
 from bids_arca.preprocessing import REFERENCE
 from bids_arca.provenance import bids_uri, dataset_relative, provenance_record
-from bids_arca.quantification import volume_table, volumes_sidecar
-from bids_arca.quantification.volumes import threshold_members
+from bids_arca.quantification import (
+    VolumeCalibration,
+    interval_members,
+    measure_lesions,
+    volume_table,
+    volumes_sidecar,
+    with_lesions,
+)
+from bids_arca.quantification.bidimensional import lesions_sidecar, lesions_tsv
+from bids_arca.quantification.volumes import UNCALIBRATED_THRESHOLDS
 from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
 from bids_arca.reports.qc import segmentation_checks
 
@@ -46,10 +55,10 @@ class RegionProbabilities:
     """The network's output on the native T1ce grid (probabilities 0-1 or boolean masks).
 
     ``members`` holds the (WT, TC, ET[, cavity]) maps of each view and flip when the model gives
-    them; with two or more, the volume intervals are prediction intervals, otherwise threshold
-    ranges. ``cavity`` is a resection-cavity output, for models that have one (members without
-    their own cavity map use it as it is, so the RC interval then only reflects the other
-    regions' spread).
+    them; with the fused maps at other thresholds they are the members of the volume intervals
+    (:func:`~bids_arca.quantification.interval_members`). ``cavity`` is a resection-cavity
+    output, for models that have one (members without their own cavity map use it as it is, so
+    the RC interval then only reflects the other regions' spread).
     """
 
     wt: np.ndarray
@@ -84,8 +93,14 @@ def write_results(
     preprocessing_references: Sequence[str] | None = None,
     timings_s: Mapping[str, float] | None = None,
     derivatives: Mapping[str, Path] | None = None,
+    calibration: VolumeCalibration | None = None,
+    surgery: str | None = None,
 ) -> list[Path]:
     """Post-process, measure, write every output of the session and commit; return the paths.
+
+    ``calibration`` is the model's volume calibration (its intervals; ``surgery``, the session's
+    status from sessions.tsv, selects its stratum); without one the volumes get the
+    uncalibrated range of the members, labelled so.
 
     ``dicom_series`` maps ``'T1ce'`` (SEG and overlays) and ``'FLAIR'`` (overlays) to the source
     DICOM files of those series, when the session came from DICOM. ``derivatives`` are other
@@ -100,19 +115,29 @@ def write_results(
     options = {'rules': rules, 'brain_mask': brain_mask}
     p = probabilities
     labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
-    if len(p.members) >= 2:
-        members = [
-            postprocess(*m[:3], spacing, cavity=m[3] if len(m) > 3 else p.cavity, **options)
-            for m in p.members
-        ]
-        interval = 'prediction'
-    else:
-        members = threshold_members(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
-        interval = 'range'
+    members = interval_members(
+        (p.wt, p.tc, p.et),
+        spacing,
+        views=p.members,
+        thresholds=calibration.thresholds if calibration else UNCALIBRATED_THRESHOLDS,
+        cavity=p.cavity,
+        **options,
+    )
     has_cavity = p.cavity is not None
     rows = volume_table(
-        labels, spacing, members=members, interval=interval, include_cavity=has_cavity
+        labels,
+        spacing,
+        members=members,
+        calibration=calibration,
+        stratum=surgery,
+        include_cavity=has_cavity,
     )
+    lesions = {
+        'ET': measure_lesions(labels == ET, t1ce.affine),
+        'WT': measure_lesions(labels > 0, t1ce.affine),
+    }
+    rows = with_lesions(rows, lesions)
+    interval = 'calibrated' if calibration else 'uncalibrated'
     qc.add(*segmentation_checks(labels, spacing, brain_mask))
     timings['postprocessing_and_volumes'] = time.perf_counter() - started
 
@@ -147,7 +172,8 @@ def write_results(
             spatial_reference=t1ce_uri,
             description=f'mean of the {len(p.views)} network views',
         )
-        writer.write_volumes(rows, volumes_sidecar(interval, include_cavity=has_cavity))
+        writer.write_volumes(rows, volumes_sidecar(include_cavity=has_cavity))
+        writer.write_lesions(lesions_tsv(lesions), lesions_sidecar())
         timings['write_derivatives'] = time.perf_counter() - started
 
         dicom_sources = {}
@@ -194,6 +220,7 @@ def write_results(
             labels=labels,
             volumes=rows,
             interval=interval,
+            lesions=lesions['ET'],
             qc=qc,
             methods=text,
             inputs={

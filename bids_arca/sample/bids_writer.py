@@ -136,18 +136,24 @@ def write_participants(root: Path, rows: list[tuple[str, int, str]]) -> None:
 
 
 def write_sessions(root: Path, subject: str, sessions: list[Session]) -> None:
-    """``sub-XX_sessions.tsv`` (acq_time, surgery, pathology) with its sidecar."""
+    """``sub-XX_sessions.tsv`` (acq_time, surgery, pathology, radiotherapy_end,
+    steroid_dose_mg) with its sidecar. Radiotherapy is known for the sessions after it;
+    dexamethasone is 4 mg/day around surgery and stopped by the first follow-up."""
     folder = root / f'sub-{subject}'
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {
-            'session_id': f'ses-{s.session}',
-            'acq_time': s.when.strftime('%Y-%m-%dT%H:%M:%S'),
-            'surgery': 'post' if s.stage.postop else 'pre',
-            'pathology': PATHOLOGY[s.info['LesionType']],
-        }
-        for s in sorted(sessions, key=lambda s: s.when)
-    ]
+    rows = []
+    for s in sorted(sessions, key=lambda s: s.when):
+        treated = s.when.date() >= s.radiotherapy_end
+        rows.append(
+            {
+                'session_id': f'ses-{s.session}',
+                'acq_time': s.when.strftime('%Y-%m-%dT%H:%M:%S'),
+                'surgery': 'post' if s.stage.postop else 'pre',
+                'pathology': PATHOLOGY[s.info['LesionType']],
+                'radiotherapy_end': s.radiotherapy_end.isoformat() if treated else 'n/a',
+                'steroid_dose_mg': '0' if s.stage.postop and s.stage.months > 1 else '4',
+            }
+        )
     header = list(rows[0])
     lines = ['\t'.join(header)] + ['\t'.join(row[c] for c in header) for row in rows]
     (folder / f'sub-{subject}_sessions.tsv').write_text('\n'.join(lines) + '\n')

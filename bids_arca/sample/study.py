@@ -126,6 +126,7 @@ class Session:
     stage: Stage
     when: datetime
     surgery: date
+    radiotherapy_end: date
     scanner: Scanner
     patient: dict
     study: dict
@@ -149,6 +150,7 @@ class Subject:
     sex: str
     birth: date
     surgery: date
+    radiotherapy_end: date  # chemoradiotherapy after surgery (Stupp), ending 8-11 weeks later
     patient_id: str
     scanner: Scanner
     scale: np.ndarray  # head-space volume scaling about the head centre (anatomy variation)
@@ -205,12 +207,15 @@ def make_subject(
         size_ml = float(np.exp(rng.uniform(*np.log(SIZE_RANGE_ML))))
     head = build_head(SMALL_MM if small else FULL_MM)
     plan = plan_lesion(head, lesion, size_ml, rng, scale=float(np.prod(scale)))
+    # A stream of its own, so that adding it changed no other draw of existing phantoms.
+    radiotherapy = _rng(seed, number, 'radiotherapy')
     return Subject(
         label=subject_label(number),
         number=number,
         sex=sex,
         birth=surgery - timedelta(days=age_days),
         surgery=surgery,
+        radiotherapy_end=surgery + timedelta(days=int(radiotherapy.integers(56, 78))),
         patient_id=str(rng.integers(10**7, 10**8)),
         scanner=SCANNERS[int(rng.integers(len(SCANNERS)))],
         scale=scale,
@@ -357,6 +362,7 @@ def make_session(
         stage=stage,
         when=when,
         surgery=who.surgery,
+        radiotherapy_end=who.radiotherapy_end,
         scanner=scanner,
         patient=patient,
         study=study,
@@ -493,6 +499,7 @@ def _truth_info(
         'LesionType': plan.kind,
         'Surgery': 'post' if made.stage.postop else 'pre',
         'DaysFromSurgery': (made.when.date() - made.surgery).days,
+        'RadiotherapyEnd': made.radiotherapy_end.isoformat(),
         'RequestedPreopWholeTumorML': round(who.size_ml, 3),
         'VolumesML': volumes,
         'TruthGrid': 'T1ce',

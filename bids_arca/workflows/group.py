@@ -22,9 +22,10 @@ from bids_arca.evaluation import figures as eval_figures
 from bids_arca.evaluation import tables as eval_tables
 from bids_arca.evaluation.evaluate import Source, evaluate
 from bids_arca.longitudinal import figures as long_figures
+from bids_arca.longitudinal.assessment import assess_subject, rano_rows
 from bids_arca.longitudinal.resection_table import resection_rows
 from bids_arca.longitudinal.resection_table import write_table as write_resection_table
-from bids_arca.longitudinal.tables import write_table
+from bids_arca.longitudinal.tables import write_rano_table, write_table
 from bids_arca.longitudinal.trajectories import collect, table_rows
 from bids_arca.schemes import SCHEMES
 from bids_arca.sessions import read_sessions
@@ -146,21 +147,28 @@ def _surgery(bids_dir: Path, keys: list[SessionKey]) -> dict[tuple[str, str | No
 
 
 def run_longitudinal(opts: Namespace) -> tuple[str, list[Path]]:
+    """Volumes and changes per region, and the RANO 2.0 assessment, per participant."""
     visits = collect(opts.output_dir, opts.bids_dir, opts.participant_label, opts.session_label)
-    rows = [row for subject, found in visits.items() for row in table_rows(subject, found)]
+    rows, assessment = [], []
+    for subject, found in visits.items():
+        assessed = assess_subject(found)
+        rows += table_rows(subject, found, assessed.baseline)
+        assessment += rano_rows(subject, found, assessed)
     table = write_table(opts.output_dir, rows)
+    rano_table = write_rano_table(opts.output_dir, assessment)
     figures = opts.output_dir / 'figures'
     per_subject = {
         f'sub-{subject}': long_figures.subject_plot(
             [r for r in rows if r['participant_id'] == f'sub-{subject}'],
+            [r for r in assessment if r['participant_id'] == f'sub-{subject}'],
             figures / f'sub-{subject}_longitudinal.png',
         )
         for subject in visits
     }
-    overview = long_figures.group_plot(rows, figures / 'group_longitudinal.png')
+    overview = long_figures.group_plot(assessment, figures / 'group_longitudinal.png')
     LOGGER.info('longitudinal: %d participant(s), %d row(s)', len(visits), len(rows))
-    section = longitudinal_section(rows, overview, per_subject)
-    return section, [table, overview, *per_subject.values()]
+    section = longitudinal_section(rows, assessment, overview, per_subject)
+    return section, [table, rano_table, overview, *per_subject.values()]
 
 
 def run_resection(opts: Namespace) -> tuple[str, list[Path]] | None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from bids_arca import __version__
 from bids_arca.evaluation.figures import LABELS as METRIC_LABELS
 from bids_arca.labels import EVALUATED_REGIONS
-from bids_arca.longitudinal.response import PD_CHANGE_PCT, PR_CHANGE_PCT
+from bids_arca.longitudinal import rano
+from bids_arca.longitudinal.figures import category_label
 from bids_arca.tables import format_value, write_atomic
 
 _STYLE = """
@@ -28,7 +29,9 @@ td.text, th.text { text-align: left; }
 img { max-width: 100%; }
 .noise { color: #888; font-style: italic; }
 .PD { color: #d62728; font-weight: bold; }
-.CR, .PR { color: #2ca02c; font-weight: bold; }
+.CR, .PR, .MR { color: #2ca02c; font-weight: bold; }
+.preliminary, .unconfirmed { font-style: italic; }
+.note { display: block; text-align: left; font-size: 0.85em; color: #555; }
 .warning { background: #fff3cd; padding: 0.5em 1em; border-left: 4px solid #e6b800; }
 """
 
@@ -110,44 +113,77 @@ def evaluation_section(
     return '\n'.join([*parts, '</section>'])
 
 
-def longitudinal_section(rows: Sequence[dict], group_figure: Path, subject_figures: dict) -> str:
-    """The group overview plot, then per subject its trajectory plot and table."""
+def longitudinal_section(
+    rows: Sequence[dict], assessment: Sequence[dict], group_figure: Path, subject_figures: dict
+) -> str:
+    """How to read it, the group overview plot, then per subject its trajectory plot and its
+    RANO 2.0 table."""
+    progression, partial, minor = rano.VOLUMETRIC_PCT
+    progression_2d, partial_2d, minor_2d = rano.BIDIMENSIONAL_PCT
     parts = [
         '<section id="longitudinal">',
-        '<h2>Longitudinal follow-up</h2>',
-        f'<p>Volumetric response per follow-up (ET): PD at +{PD_CHANGE_PCT:g}% or more from '
-        f'the nadir (or new disease), PR at {PR_CHANGE_PCT:g}% or less from baseline, CR when '
-        'the volume falls to 0 (volumetric equivalents of RANO, Ellingson et al. 2017). '
-        '<span class="noise">Grey italics</span>: the change that decided the category lies '
-        'within the 95% interval of measurement noise. All regions: '
-        '<code>group_longitudinal.tsv</code>.</p>',
+        '<h2>Longitudinal follow-up: RANO 2.0</h2>',
+        '<p>Each follow-up is compared with the <b>baseline</b> (the first scan after '
+        'radiotherapy; without a radiotherapy date in sessions.tsv, the first post-operative '
+        'scan) for response and with the <b>nadir</b> (the smallest measurement since) for '
+        'progression, on the enhancing tumour, or on the whole T2/FLAIR abnormality for a '
+        'tumour that does not enhance (Wen et al., J Clin Oncol 2023). '
+        f'<b>Volumetric</b>: PD at +{progression:g}% from the nadir, PR at {partial:g}% from '
+        f'baseline (MR at {minor:g}% for non-enhancing tumours), CR when no disease is left. '
+        f'<b>Bidimensional</b> (sum of products of perpendicular diameters of the measurable '
+        f'lesions): PD at +{progression_2d:g}%, PR at {partial_2d:g}% (MR at {minor_2d:g}%). '
+        'A new measurable lesion is PD in both. Responses need a confirming scan at least 4 '
+        'weeks later, progression within 12 weeks after radiotherapy too (it may be '
+        'pseudoprogression): until then they are <i>preliminary</i> (marked ?).</p>',
+        '<p>Volumes are shown with their 95% interval [low-high]. '
+        '<span class="noise">Grey italics (~)</span>: the change that decided the volumetric '
+        'category lies within the combined 95% intervals of the two scans: it may be '
+        'measurement noise. These are measurements for a reader to confirm, not a clinical '
+        'RANO assessment (clinical status and non-measurable disease are not assessed). '
+        'Every session and region: <code>group_longitudinal.tsv</code>, <code>group_rano.tsv'
+        '</code>.</p>',
         f'<img src="figures/{group_figure.name}" alt="group overview">',
     ]
+    if any(r.get('ci_method') != 'calibrated' for r in assessment):
+        parts.insert(
+            -1,
+            '<p class="warning">Some volumes come with <b>uncalibrated</b> ranges (their model '
+            "has no volume calibration): they show how much the model's own variants disagree, "
+            'not the measurement error, so "within noise" can be wrong either way.</p>',
+        )
     for subject, figure in subject_figures.items():
-        mine = [r for r in rows if r['participant_id'] == subject]
-        sessions = list(dict.fromkeys(r['session_id'] for r in mine))
+        mine = [r for r in assessment if r['participant_id'] == subject]
+        volumes = {
+            (r['session_id'], r['region']): r for r in rows if r['participant_id'] == subject
+        }
         body = []
-        for session in sessions:
-            by_region = {r['region']: r for r in mine if r['session_id'] == session}
-            first = next(iter(by_region.values()))
-            et = by_region.get('ET', {})
+        for row in mine:
+            session = row['session_id']
             body.append(
                 [
                     html.escape(format_value(session)),
-                    html.escape((first['acq_time'] or 'n/a')[:10]),
-                    html.escape(format_value(first['surgery'])),
-                    *[_volume(by_region.get(g)) for g in ('WT', 'TC', 'ET')],
-                    _number(et.get('change_baseline_pct'), 0),
-                    _number(et.get('change_nadir_pct'), 0),
-                    _category(et),
+                    html.escape((row['acq_time'] or 'n/a')[:10]),
+                    html.escape(row['role']),
+                    *[_volume(volumes.get((session, g))) for g in ('WT', 'TC', 'ET')],
+                    _number(row['volumetric_change_baseline_pct'], 0),
+                    _number(row['volumetric_change_nadir_pct'], 0),
+                    _category(row, 'volumetric'),
+                    _number(row['spd_mm2'], 0),
+                    _number(row['bidimensional_change_baseline_pct'], 0),
+                    _category(row, 'bidimensional'),
+                    html.escape(format_value(row['new_lesions'])),
+                    f'<span class="note">{html.escape(_reasons(row))}</span>',
                 ]
             )
-        header = ['session', 'date', 'surgery', 'WT mL', 'TC mL', 'ET mL']
-        header += ['ET vs baseline %', 'ET vs nadir %', 'response']
+        disease = mine[0]['disease'] if mine else 'ET'
+        header = ['session', 'date', 'role', 'WT mL', 'TC mL', 'ET mL']
+        header += [f'{disease} vs baseline %', f'{disease} vs nadir %', 'volumetric']
+        header += ['SPD mm²', 'SPD vs baseline %', 'bidimensional', 'new lesions', 'why']
+        table = _table(header, body, 3)
         parts += [
-            f'<h3>{html.escape(subject)}</h3>',
+            f'<h3>{html.escape(subject)} (followed on {html.escape(disease)})</h3>',
             f'<img src="figures/{figure.name}" alt="{html.escape(subject)} volumes">',
-            _table(header, body, 3),
+            table,
         ]
     return '\n'.join([*parts, '</section>'])
 
@@ -211,10 +247,21 @@ def _volume(row: dict | None) -> str:
     return text
 
 
-def _category(row: dict) -> str:
-    category = row.get('response')
+def _category(row: dict, track: str) -> str:
+    category, status = row.get(f'{track}_category'), row.get(f'{track}_status')
     if category is None:
         return ''
-    noisy = row.get('within_noise') is True
-    label = html.escape(category) + (' (within noise)' if noisy else '')
-    return f'<span class="{"noise" if noisy else html.escape(category)}">{label}</span>'
+    if track == 'volumetric':
+        label = category_label(row)
+    else:
+        label = category + ('?' if status == rano.PRELIMINARY else '')
+        label += ' (unconf.)' if status == rano.UNCONFIRMED else ''
+    noisy = track == 'volumetric' and row.get('volumetric_within_noise') is True
+    classes = ' '.join(['noise' if noisy else html.escape(category), html.escape(status or '')])
+    title = html.escape(f'{category} {status}: ' + (row.get(f'{track}_reasons') or ''))
+    return f'<span class="{classes}" title="{title}">{html.escape(label)}</span>'
+
+
+def _reasons(row: dict) -> str:
+    found = [row.get('volumetric_reasons'), row.get('notes')]
+    return '; '.join(r for r in found if r)

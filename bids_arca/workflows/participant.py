@@ -23,6 +23,7 @@ made the network ten times slower on a loaded 2-core machine, docs/model.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from argparse import Namespace
@@ -36,6 +37,11 @@ from bids_arca.outputs import SessionOutputs, SessionWriter, remove_abandoned_st
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.volumes import load_volume
 from bids_arca.provenance import fingerprint
+from bids_arca.quantification.intervals import (
+    CALIBRATION_FILE,
+    VolumeCalibration,
+    read_calibration,
+)
 
 LOGGER = logging.getLogger(__name__)
 # The steps a session's log reports (node name prefix -> what it does).
@@ -81,7 +87,17 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
         card = read_card(model_dir)
         LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
         resolve_preprocessing(opts, card)
-        run = _Run(opts, model_dir, session_parameters(opts, card), card, failures)
+        calibration = read_calibration(model_dir, card.get('weights_sha256', ''))
+        if calibration is None:
+            LOGGER.warning(
+                'model %s has no volume calibration (%s): volumes get an uncalibrated range, '
+                'labelled so; calibrate it with "make calibrate MODEL=%s"',
+                card.get('name', model_dir.name),
+                CALIBRATION_FILE,
+                model_dir,
+            )
+        parameters = session_parameters(opts, card, calibration)
+        run = _Run(opts, model_dir, parameters, card, failures, calibration)
         with SessionLocks(opts.output_dir) as locks:
             waiting, waited = ready, set()
             while waiting:
@@ -116,9 +132,17 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
 class _Run:
     """The sessions of one run whose locks this job holds: check, then process in one graph."""
 
-    def __init__(self, opts, model_dir: Path, parameters: dict, card: dict, failures: list):
+    def __init__(
+        self,
+        opts,
+        model_dir: Path,
+        parameters: dict,
+        card: dict,
+        failures: list,
+        calibration: VolumeCalibration | None,
+    ):
         self.opts, self.model_dir, self.parameters, self.card = opts, model_dir, parameters, card
-        self.failures = failures
+        self.failures, self.calibration = failures, calibration
 
     def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
         todo, current = [], 0
@@ -148,7 +172,14 @@ class _Run:
         LOGGER.info('%d session(s) to process, %d current', len(todo), current)
         if todo:
             try:
-                process(todo, self.opts, self.model_dir, self.parameters, self.card)
+                process(
+                    todo,
+                    self.opts,
+                    self.model_dir,
+                    self.parameters,
+                    self.card,
+                    self.calibration,
+                )
             except BidsArcaError as error:
                 self.failures.append(error)
         return [session for session, _ in todo]
@@ -180,16 +211,19 @@ def resolve_preprocessing(opts: Namespace, card: dict) -> None:
             )
 
 
-def session_parameters(opts: Namespace, card: dict) -> dict:
-    """What the results depend on, besides the inputs and the model: recorded and fingerprinted.
-    Performance settings (processes, threads, device) are not: they do not change results
-    beyond float rounding (docs/model.md)."""
+def session_parameters(
+    opts: Namespace, card: dict, calibration: VolumeCalibration | None = None
+) -> dict:
+    """What the results depend on, besides the inputs and the model: recorded and fingerprinted
+    (the volume calibration by its checksum). Performance settings (processes, threads,
+    device) are not: they do not change results beyond float rounding (docs/model.md)."""
     return {
         'skull_strip': opts.skull_strip,
         'model_space': opts.model_space,
         'fix_left_right': opts.fix_left_right,
         'postprocessing': opts.postprocessing,
         'model': card.get('name', ''),
+        'volume_calibration': calibration.digest if calibration else 'none',
     }
 
 
@@ -223,6 +257,7 @@ def process(
     model_dir: Path,
     parameters: dict,
     card: dict,
+    calibration: VolumeCalibration | None = None,
 ) -> None:
     """Run the sessions' workflows in one nipype graph."""
     from nipype.pipeline import engine as pe
@@ -232,7 +267,9 @@ def process(
     workflow = pe.Workflow(name='bids_arca_wf')
     progress = Progress()
     for session, print_ in todo:
-        session_wf = init_session_wf(session, opts, model_dir, parameters, card, print_)
+        session_wf = init_session_wf(
+            session, opts, model_dir, parameters, card, print_, calibration
+        )
         progress.expect(session_wf.name, session.name, _count_steps(session_wf))
         workflow.add_nodes([session_wf])
     run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
@@ -245,6 +282,7 @@ def init_session_wf(
     parameters: dict,
     card: dict,
     print_: str,
+    calibration: VolumeCalibration | None = None,
 ):
     """Preprocessing, segmentation and results of one session."""
     from nipype.pipeline import engine as pe
@@ -288,6 +326,7 @@ def init_session_wf(
             model_card=card_summary(card),
             fingerprint=print_,
             overwrite=opts.overwrite,
+            calibration=json.loads(calibration.to_json()) if calibration else {},
         ),
         name='results',
         overwrite=True,  # always run: it commits the outputs (the segmentation is cached)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bids_arca.model import cli
+from bids_arca.model import brats17, cli
 from bids_arca.model.brats17 import CHECKPOINT_NAMES, tf_variable_name
 from bids_arca.model.store import resolve_model
 from bids_arca.model.tf_checkpoint import read_checkpoint
@@ -79,3 +79,18 @@ def test_command_line_installs_into_the_store(shared: Path, tmp_path: Path, monk
     assert cli.main(['import-brats17', str(tmp_path / 'absent')]) == 66
     assert cli.main(['import-brats17', weights, '--name', '../x']) == 64
     assert cli.main(['frobnicate']) == 64
+
+
+def test_the_shipped_calibration_is_installed_only_for_its_weights(tmp_path, monkeypatch, caplog):
+    folder = tmp_path / 'model'
+    folder.mkdir()
+    (folder / 'model.json').write_text(json.dumps({'format_version': 1, 'weights_sha256': 'ab'}))
+    shipped = tmp_path / 'shipped.json'
+    monkeypatch.setattr(brats17, 'SHIPPED_CALIBRATION', shipped)
+    shipped.write_text(json.dumps({'model_sha256': 'cd'}))
+    brats17._add_shipped_calibration(folder)
+    assert not (folder / 'volume_calibration.json').exists()
+    assert 'for other weights' in caplog.text
+    shipped.write_text(json.dumps({'model_sha256': 'ab'}))
+    brats17._add_shipped_calibration(folder)
+    assert json.loads((folder / 'volume_calibration.json').read_text())['model_sha256'] == 'ab'
