@@ -195,7 +195,8 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     cavity = inner * np.float32(0.8) + shell * np.float32(0.6)  # surer in the middle
     card = {'Name': 'cavity-model', 'Version': '0'}
     writer = SessionWriter(SessionOutputs(tmp_path, '01', 'preop'), 'fp')
-    # a calibration of the regions WT, TC, ET, ED and NEC only: RC stays uncalibrated
+    # a calibration of the regions WT, TC, ET, ED and NEC only: the post-operative rows stay
+    # uncalibrated
     model = RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})
     regions = dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), model)
     write_results(
@@ -215,9 +216,9 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     rc = next(row for row in rows if row[0] == 'RC')
     assert float(rc[2]) <= float(rc[1]) <= float(rc[3]) and float(rc[3]) > float(rc[2])
     methods = {row[0]: row[4] for row in rows[1:]}
-    assert methods == dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), 'calibrated') | {
-        'RC': 'uncalibrated'
-    }
+    assert methods == dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), 'calibrated') | dict.fromkeys(
+        ('RC', 'RT', 'RET', 'RNET'), 'uncalibrated'
+    )
     provenance = json.loads((tmp_path / names.provenance).read_text())
     assert provenance['Parameters']['volume_interval'] == 'calibrated'
     assert '95% interval (mL)' in (tmp_path / names.report).read_text()

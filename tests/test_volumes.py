@@ -65,10 +65,7 @@ def test_post_operative_rows_get_intervals_like_the_others():
         for e, c in ((40, 150), (60, 250), (50, 200))
     ]
     rows = {
-        r.region: r
-        for r in volume_table(
-            point, SPACING, members=members, interval='prediction', include_cavity=True
-        )
+        r.region: r for r in volume_table(point, SPACING, members=members, include_cavity=True)
     }
     assert rows['RC'].ci_low_ml < rows['RC'].volume_ml < rows['RC'].ci_high_ml
     assert rows['RET'].ci_high_ml > rows['RET'].volume_ml
