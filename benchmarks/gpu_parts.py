@@ -258,7 +258,7 @@ def session(
         options = {'rules': 'paper', 'brain_mask': native}
         labels = postprocess(p.wt, p.tc, p.et, native_spacing, **options)
         members = [postprocess(*m[:3], native_spacing, **options) for m in p.members]
-        volume_table(labels, native_spacing, members=members, interval='prediction')
+        volume_table(labels, native_spacing, members=members)
         return labels
 
     regions, steps['to native'] = _steps(device, 0, to_native)

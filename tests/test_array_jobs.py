@@ -101,5 +101,6 @@ def test_two_participants_a_duplicate_and_a_killed_job(tmp_path, make_tiny_model
     hidden = [p.name for p in out.iterdir() if p.name.startswith('.')]
     assert hidden == ['.bidsignore']  # no lock, no staging folder, no temporary file
     assert validation_errors(out, tmp_path / 'deno') == []
-    # Per session 11 images, 3 transforms and the volumes, each with its own sidecar only.
-    assert check_own_metadata(out) == 30
+    # Per session 11 images, 3 transforms, the volumes and the lesions, each with its own
+    # sidecar only.
+    assert check_own_metadata(out) == 32
