@@ -112,12 +112,22 @@ def test_summary_of_a_run(tmp_path, capsys):
     )
     _tsv(
         out / 'group_longitudinal.tsv',
-        'participant_id session_id days region volume_ml response within_noise',
+        'participant_id session_id days region volume_ml',
         [
-            'sub-01 ses-preop -5 ET 8.31 n/a n/a',
-            'sub-01 ses-postop 0 ET 2.0 baseline n/a',
-            'sub-01 ses-fu1 91 ET 3.04 PD true',
-            'sub-01 ses-fu1 91 WT 20 SD n/a',
+            'sub-01 ses-preop -5 ET 8.31',
+            'sub-01 ses-postop 0 ET 2.0',
+            'sub-01 ses-fu1 91 ET 3.04',
+            'sub-01 ses-fu1 91 WT 20',
+        ],
+    )
+    _tsv(
+        out / 'group_rano.tsv',
+        'participant_id session_id role disease volumetric_category volumetric_within_noise '
+        'bidimensional_category',
+        [
+            'sub-01 ses-preop n/a ET n/a n/a n/a',  # 'before baseline' in a real table
+            'sub-01 ses-postop baseline ET n/a n/a n/a',
+            'sub-01 ses-fu1 follow-up ET PD true SD',
         ],
     )
     assert main(['summary', str(out)]) == 0
@@ -132,5 +142,8 @@ def test_summary_of_a_run(tmp_path, capsys):
         ['sub-01', 'ses-fu1', 'post-op', '0.910', '/', '0.910', '/', '0.910'],
     ]
     assert lines[-3].split()[-2:] == ['ET', '8.3']  # before the baseline: no category
-    assert lines[-1].endswith('day 91   WT 20.0 SD, ET 3.0 PD (within noise)')
+    assert lines[-2].endswith('day 0    ET 2.0; baseline')
+    assert lines[-1].endswith(
+        'day 91   WT 20.0, ET 3.0; ET volumetric PD (within noise), bidimensional SD'
+    )
     assert main(['summary', str(tmp_path / 'empty')]) == os.EX_NOINPUT

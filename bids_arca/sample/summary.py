@@ -38,7 +38,8 @@ def summary(output_dir: Path) -> str:
     ]
     evaluation.sort(key=lambda row: order.get(_session(row), 0))
     lines += _dice_lines(evaluation)
-    lines += _response_lines(follow_up)
+    rano = {_session(row): row for row in _read(output_dir / 'group_rano.tsv')}
+    lines += _response_lines(follow_up, rano)
     return '\n'.join(lines)
 
 
@@ -80,29 +81,36 @@ def _dice_lines(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
-def _response_lines(rows: list[dict[str, str]]) -> list[str]:
+def _response_lines(rows: list[dict[str, str]], rano: dict[str, dict[str, str]]) -> list[str]:
+    """Volumes per session (group_longitudinal.tsv), then the session's RANO 2.0 role and
+    categories (group_rano.tsv), if any."""
     if not rows:
         return []
-    lines = ['Follow-up (volume in mL, response category), group_longitudinal.tsv:']
+    lines = ['Follow-up (volume in mL; RANO 2.0), group_longitudinal.tsv, group_rano.tsv:']
     for session, regions in _by_session(rows).items():
         days = next(iter(regions.values())).get('days', 'n/a')
         when = f'day {days}' if days not in ('', 'n/a') else ''
         shown = ', '.join(
-            f'{region} {_number(regions[region]["volume_ml"], 1)}{_response(regions[region])}'
+            f'{region} {_number(regions[region]["volume_ml"], 1)}'
             for region in SHOWN_REGIONS
             if region in regions
         )
-        lines.append(f'  {session:<24} {when:<8} {shown}')
+        lines.append(f'  {session:<24} {when:<8} {shown}{_rano(rano.get(session))}')
     return lines
 
 
-def _response(row: dict[str, str]) -> str:
-    """`` PD``, `` PD (within noise)``, `` baseline``, or nothing before the baseline."""
-    category = row.get('response', '')
-    if category in ('', 'n/a'):
+def _rano(row: dict[str, str] | None) -> str:
+    """``; baseline``, ``; ET volumetric SD (within noise), bidimensional SD``, or nothing
+    before the baseline."""
+    if row is None or row.get('role') in (None, '', 'n/a', 'before baseline'):
         return ''
-    noise = ' (within noise)' if row.get('within_noise') == 'true' else ''
-    return f' {category}{noise}'
+    if row['role'] != 'follow-up':
+        return f'; {row["role"]}'
+    noise = ' (within noise)' if row.get('volumetric_within_noise') == 'true' else ''
+    return (
+        f'; {row.get("disease", "")} volumetric {row.get("volumetric_category", "n/a")}{noise}'
+        f', bidimensional {row.get("bidimensional_category", "n/a")}'
+    )
 
 
 def _number(value: str | None, digits: int) -> str:
