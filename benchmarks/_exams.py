@@ -8,6 +8,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bids_arca.training.real_exams import BRATS2018
+
 REPO = Path(__file__).resolve().parents[1]
 TCGA = 'data/real/tcga-fg-6692-raw'
 TCGA_FILES = {
@@ -49,23 +51,11 @@ def make_tcga_bids(root: Path, mirror: str | None = None) -> Path:
 REAL = 'data/real'
 #: The real four-contrast exams of the shared folder: name -> (folder, role -> file pattern).
 #: HG0015 is stored as MHA and is written as NIfTI by :func:`make_real_bids`.
-BRATS_2018 = {'T1ce': '*_t1ce.nii.gz', 'T1w': '*_t1.nii.gz', 'T2w': '*_t2.nii.gz'}
+BRATS_2018_PATTERNS = {'T1ce': '*_t1ce.nii.gz', 'T1w': '*_t1.nii.gz', 'T2w': '*_t2.nii.gz'}
 EXAMS = {
     **{
-        name: (f'brats2018-expert/{name}', {**BRATS_2018, 'FLAIR': '*_flair.nii.gz'})
-        for name in (
-            'Brats18_2013_11_1',
-            'Brats18_2013_20_1',
-            'Brats18_2013_3_1',
-            'Brats18_CBICA_ABM_1',
-            'Brats18_CBICA_AME_1',
-            'Brats18_TCIA01_201_1',
-            'Brats18_TCIA01_378_1',
-            'Brats18_TCIA02_135_1',
-            'Brats18_TCIA02_606_1',
-            'Brats18_TCIA03_265_1',
-            'Brats18_TCIA10_628_1',
-        )
+        name: (f'brats2018-expert/{name}', {**BRATS_2018_PATTERNS, 'FLAIR': '*_flair.nii.gz'})
+        for name in BRATS2018
     },
     'GLI-00001': (
         'brats-gli-00001-000',
