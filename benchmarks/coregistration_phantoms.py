@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.coregistration import coregister
 from bids_arca.preprocessing.grid import head_mask
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.transforms import left_right_axis, rigid, rotation_angle, voxel_flip
-from bids_arca.preprocessing.volumes import Volume
 from tests.phantom import brain_mask_on, grid_affine, sample
 
 #: name: (shape, spacing mm, sub-samples through a slice)

@@ -188,9 +188,9 @@ def session(
     from bids_arca.preprocessing import CHANNELS
     from bids_arca.preprocessing.grid import head_mask, model_grid, resample
     from bids_arca.preprocessing.normalize import zscore
+    from bids_arca.preprocessing.series_io import Volume, load_volume, read_volume, voxel_sizes
     from bids_arca.preprocessing.skullstrip import brain_mask
     from bids_arca.preprocessing.space import SessionSpace
-    from bids_arca.preprocessing.volumes import Volume, load_volume, read_volume, voxel_sizes
     from bids_arca.quantification import volume_table
     from bids_arca.results.native import native_regions
 

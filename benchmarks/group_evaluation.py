@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from bids_arca.evaluation.evaluate import score_session
+from bids_arca.evaluation.scoring import score_session
 from bids_arca.labels import ET, SNFH
 from bids_arca.schemes import get_scheme
 

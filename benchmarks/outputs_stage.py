@@ -26,9 +26,9 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._exams import shared_dir
+from bids_arca.derivatives.session_files import SessionOutputs, SessionWriter
 from bids_arca.grids import LPS_TO_RAS, resample_labels
 from bids_arca.inputs import SessionInputs
-from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.provenance import fingerprint
 from bids_arca.reports import SessionQC
 from bids_arca.results.write import RegionProbabilities, write_results

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bids_arca.cli.run import main as bids_arca
 from bids_arca.preprocessing import MOVING
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.transforms import read_itk_affine
-from bids_arca.preprocessing.volumes import Volume
 
 
 def _series_file(anat: Path, role: str) -> Path:

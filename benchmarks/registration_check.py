@@ -98,8 +98,8 @@ def variants(exam: str, files: dict, out: Path, rng, counter: int) -> list[dict]
     from bids_arca.errors import InputDataError
     from bids_arca.preprocessing.coregistration import check_alignment, coregister, scoring_grid
     from bids_arca.preprocessing.grid import head_mask
+    from bids_arca.preprocessing.series_io import Volume, load_volume
     from bids_arca.preprocessing.transforms import left_right_axis, read_itk_affine, voxel_flip
-    from bids_arca.preprocessing.volumes import Volume, load_volume
 
     reference = load_volume(files['T1ce'])
     head = head_mask(reference)

@@ -35,7 +35,7 @@ def child(threads: int) -> None:
     from benchmarks._exams import tcga_file
     from bids_arca.preprocessing.coregistration import check_alignment, coregister, scoring_grid
     from bids_arca.preprocessing.grid import head_mask
-    from bids_arca.preprocessing.volumes import load_volume
+    from bids_arca.preprocessing.series_io import load_volume
 
     reference = load_volume(tcga_file('ce-gadolinium_T1w'))
     head = head_mask(reference)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bids_arca.resection import Exam, exam_tissues, resect
-from bids_arca.resection.mosaic import axial_index, row_tiles, save_mosaic
+from bids_arca.resection.gallery import axial_index, row_tiles, save_mosaic
 from bids_arca.training.brats_space import read_exam
 from bids_arca.training.phantoms import PhantomSpec, phantom_case
 from bids_arca.training.real_exams import real_exams

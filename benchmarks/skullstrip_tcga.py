@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._exams import TCGA, TCGA_UPSTREAM, shared_dir, tcga_file
 from benchmarks.tcga_reference import REFERENCE_XFM
 from bids_arca.preprocessing.grid import Grid, head_mask, model_grid, resample
+from bids_arca.preprocessing.series_io import Volume, load_volume, read_volume
 from bids_arca.preprocessing.skullstrip import brain_mask
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine
-from bids_arca.preprocessing.volumes import Volume, load_volume, read_volume
 
 
 def upstream_on_native(name: str, t1ce: Volume, keep) -> np.ndarray:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._exams import TCGA, TCGA_UPSTREAM, make_tcga_bids, shared_dir
 from benchmarks.tcga_reference import REFERENCE_XFM
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume, read_volume
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine
-from bids_arca.preprocessing.volumes import Volume, read_volume
 
 #: Regions as label sets: ours (bids_arca.labels: 1 NETC, 2 SNFH, 3 ET) and BraTS 2017 (1, 2, 4).
 OURS = {'WT': (1, 2, 3), 'TC': (1, 3), 'ET': (3,)}

@@ -27,12 +27,12 @@ from benchmarks._exams import TCGA, TCGA_UPSTREAM, shared_dir, tcga_file
 from bids_arca.preprocessing.antsio import from_ants, to_ants
 from bids_arca.preprocessing.atlas import load_atlas
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume, load_volume, read_volume
 from bids_arca.preprocessing.transforms import (
     read_ants_transform,
     read_itk_affine,
     write_itk_affine,
 )
-from bids_arca.preprocessing.volumes import Volume, load_volume, read_volume
 
 REFERENCE_XFM = Path(__file__).resolve().parents[1] / (
     'tests/data/tcga-fg-6692_from-T1ce_to-upstream_mode-image_xfm.txt'

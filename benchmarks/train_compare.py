@@ -44,6 +44,7 @@ from bids_arca.model.bundle import CascadeModel, load_bundle
 from bids_arca.preprocessing import CHANNELS
 from bids_arca.preprocessing.normalize import zscore_channels
 from bids_arca.sessions import POST_OP, PRE_OP
+from bids_arca.training.case_scores import region_dice, segment_ar, segment_cascade
 from bids_arca.training.cases import (
     TrainingCase,
     load_case,
@@ -52,7 +53,6 @@ from bids_arca.training.cases import (
     training_labels,
 )
 from bids_arca.training.distributed import Context, select_training_device
-from bids_arca.training.evaluate import region_dice, segment_ar, segment_cascade
 from bids_arca.training.networks import Variant, ar_network, cascade_network, stage_config
 from bids_arca.training.phantoms import PhantomSpec, phantom_case
 from bids_arca.training.progress import MetricsLog
@@ -359,7 +359,7 @@ def already_preprocessed(
     import nibabel as nib
     from scipy import ndimage as ndi
 
-    from bids_arca.derivative_files import load_label_map
+    from bids_arca.derivatives.search import load_label_map
 
     def lps(image) -> np.ndarray:
         current = nib.orientations.io_orientation(image.affine)

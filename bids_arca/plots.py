@@ -10,7 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from bids_arca.tables import write_atomic
+from bids_arca.tsv_io import write_atomic
 
 # The paper's colours (Lotan et al. 2022 figures): edema/WT blue, core yellow, enhancing red.
 REGION_COLORS = {

@@ -14,7 +14,7 @@ import subprocess
 from importlib.resources import files
 from pathlib import Path
 
-from bids_arca.derivative_files import entities
+from bids_arca.derivatives.search import entities
 
 
 def validation_issues(dataset: Path, deno_dir: Path) -> list[dict]:

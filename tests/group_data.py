@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_arca.derivatives import write_dataset_description
+from bids_arca.derivatives.description import write_dataset_description
 from bids_arca.labels import ET, POSTOP_REGIONS, REPORTED_REGIONS, write_dseg_tsv
 from bids_arca.quantification import measure_lesions
 from bids_arca.quantification.bidimensional import lesions_tsv

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bids_arca.preprocessing.volumes import Volume
+from bids_arca.preprocessing.series_io import Volume
 
 # Tissue intensities per contrast: scalp, skull, csf, grey, white, ventricle, rim, core, edema, eye
 CONTRASTS = {

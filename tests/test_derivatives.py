@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bids_arca.derivatives import container, dataset_description
+from bids_arca.derivatives.description import container, dataset_description
 
 
 def test_description_has_required_derivative_fields(tmp_path):

@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_arca.derivative_files import label_table
+from bids_arca.derivatives.search import label_table
 from bids_arca.errors import InputDataError
-from bids_arca.evaluation.evaluate import Source, evaluate
-from bids_arca.evaluation.tables import summarize
+from bids_arca.evaluation.score_tables import summarize
+from bids_arca.evaluation.scoring import Source, evaluate
 from bids_arca.schemes import get_scheme
 from bids_arca.sessions import POST_OP, PRE_OP
 from tests.group_data import (

@@ -15,7 +15,7 @@ from monai.metrics import HausdorffDistanceMetric
 from scipy import ndimage
 
 from bids_arca.cli.run import main
-from bids_arca.derivatives import write_dataset_description
+from bids_arca.derivatives.description import write_dataset_description
 from bids_arca.labels import ET, SNFH, write_dseg_tsv
 from bids_arca.schemes import get_scheme
 

@@ -211,7 +211,7 @@ def test_undecided_role_stops_the_session_with_the_images_named(tmp_path):
 
 
 def test_training_collects_with_the_same_rules_and_filters(tmp_path):
-    from bids_arca.evaluation.evaluate import Source
+    from bids_arca.evaluation.scoring import Source
     from bids_arca.training.dataset import find_training_sessions
 
     bids = _two_t1ce(tmp_path)

@@ -7,8 +7,8 @@ import pytest
 
 from bids_arca.longitudinal.alignment import to_baseline
 from bids_arca.longitudinal.lesions import LesionRow, new_measurable_lesions
+from bids_arca.preprocessing.series_io import save_volume
 from bids_arca.preprocessing.transforms import rigid
-from bids_arca.preprocessing.volumes import save_volume
 from tests.phantom import TUMOUR_CENTRE, grid_affine, sample
 
 SHAPE = (80, 96, 84)

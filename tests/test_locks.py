@@ -14,8 +14,8 @@ import time
 import pytest
 
 from bids_arca import locks
+from bids_arca.derivatives.session_files import remove_abandoned_staging
 from bids_arca.locks import SessionLocks
-from bids_arca.outputs import remove_abandoned_staging
 
 
 def dead_pid() -> int:

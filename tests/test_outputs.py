@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bids_arca.derivatives.session_files import LABEL_TABLE, SessionOutputs, SessionWriter
 from bids_arca.errors import OutputError
 from bids_arca.grids import resample_labels
 from bids_arca.inputs import Choice
 from bids_arca.labels import ET, NETC, SNFH
-from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
 from bids_arca.provenance import bids_uri, fingerprint, provenance_record
 from bids_arca.quantification import volume_table, volumes_sidecar
 

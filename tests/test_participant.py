@@ -16,12 +16,12 @@ import pytest
 
 from bids_arca.cli.parser import POSTPROCESSING_RULES, parse_args
 from bids_arca.cli.run import main
+from bids_arca.derivatives.session_files import SessionOutputs, SessionWriter
 from bids_arca.inputs import collect_sessions, load_layout
 from bids_arca.model.inference import Segmentation
 from bids_arca.model.maps import load_segmentation, save_segmentation
 from bids_arca.model.store import read_card
 from bids_arca.node.pipeline import dicom_results
-from bids_arca.outputs import SessionOutputs, SessionWriter
 from bids_arca.postprocessing.rules import RULES
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace

@@ -19,9 +19,9 @@ import pytest
 
 from bids_arca.cli.run import main
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume, read_volume
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import read_itk_affine, rotation_angle
-from bids_arca.preprocessing.volumes import Volume, read_volume
 from tests.conftest import shared_folder
 from tests.tcga import ANAT, REFERENCE_XFM, UPSTREAM, make_tcga_bids, upstream_on_native
 

@@ -8,8 +8,8 @@ import pytest
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.coregistration import coregister, symmetric_uncertainty
 from bids_arca.preprocessing.grid import head_mask
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.transforms import left_right_axis, rigid, voxel_flip
-from bids_arca.preprocessing.volumes import Volume
 from tests.phantom import brain_mask_on, grid_affine, sample
 
 REFERENCE_SHAPE = (80, 96, 84)

@@ -21,8 +21,8 @@ from bids_arca.preprocessing.coregistration import (
     scoring_grid,
 )
 from bids_arca.preprocessing.grid import head_mask
+from bids_arca.preprocessing.series_io import Volume, load_volume
 from bids_arca.preprocessing.transforms import left_right_axis, voxel_flip
-from bids_arca.preprocessing.volumes import Volume, load_volume
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from bids_arca.preprocessing.grid import Grid, aligned_axes, box_closing, model_grid, resample
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.preprocessing.transforms import (
     itk_from_ras,
@@ -19,7 +20,6 @@ from bids_arca.preprocessing.transforms import (
     voxel_flip,
     write_itk_affine,
 )
-from bids_arca.preprocessing.volumes import Volume
 
 
 def test_itk_text_round_trip_and_ants_reads_it_the_same(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.coregistration import coregister
 from bids_arca.preprocessing.grid import Grid, head_mask, model_grid, resample
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.skullstrip import brain_mask
-from bids_arca.preprocessing.volumes import Volume
 from bids_arca.sample import make_session
 
 pytestmark = pytest.mark.slow

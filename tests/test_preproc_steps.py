@@ -9,8 +9,13 @@ from PIL import Image
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing import skullstrip
 from bids_arca.preprocessing.normalize import zscore
-from bids_arca.preprocessing.qc import EDGE_COLOUR, MASK_COLOUR, mask_figure, registration_figure
-from bids_arca.preprocessing.volumes import Volume
+from bids_arca.preprocessing.qc_figures import (
+    EDGE_COLOUR,
+    MASK_COLOUR,
+    mask_figure,
+    registration_figure,
+)
+from bids_arca.preprocessing.series_io import Volume
 
 
 def _ball(shape, centre, radius):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bids_arca.errors import InputDataError
-from bids_arca.preprocessing.volumes import load_volume, save_volume
+from bids_arca.preprocessing.series_io import load_volume, save_volume
 
 
 def _head(shape=(40, 40, 30)) -> np.ndarray:

@@ -10,7 +10,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, TraitedSpec, traits
 from nipype.pipeline import engine as pe
 
 from bids_arca.cli.parser import parse_args
-from bids_arca.derivatives import derivative_name, session_folder
+from bids_arca.derivatives.description import derivative_name, session_folder
 from bids_arca.errors import InputDataError, OutputError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import BidsArcaInterface, collect_errors

@@ -22,7 +22,7 @@ from bids_arca.reports import (
     segmentation_checks,
 )
 from bids_arca.reports.mosaic import mosaics
-from bids_arca.reports.qc import mask_edge
+from bids_arca.reports.qc_findings import mask_edge
 from tests.browser import CHROMIUM, dump_dom, screenshot
 from tests.orthanc import require_tool
 

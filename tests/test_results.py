@@ -14,11 +14,11 @@ import pytest
 from pydicom.uid import generate_uid
 from scipy import ndimage
 
-from bids_arca.derivative_files import find_segmentations
+from bids_arca.derivatives.search import find_segmentations
+from bids_arca.derivatives.session_files import LABEL_TABLE, SessionOutputs, SessionWriter
 from bids_arca.inputs import SessionInputs
 from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
-from bids_arca.outputs import LABEL_TABLE, SessionOutputs, SessionWriter
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
 from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bids_arca.sample.cli import main
-from bids_arca.sample.mosaic import PANEL_PX
+from bids_arca.sample.preview import PANEL_PX
 from bids_arca.sessions import read_sessions
 from tests.bids_validation import validation_errors
 

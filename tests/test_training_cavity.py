@@ -13,7 +13,7 @@ from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.model.bundle import load_bundle
 from bids_arca.model.cacnn import CACNN, CACNNConfig
 from bids_arca.model.settings import CAVITY_CLASS
-from bids_arca.training.cavity import with_cavity_class
+from bids_arca.training.cavity_class import with_cavity_class
 from bids_arca.training.networks import Variant, stage_config
 from bids_arca.training.train import train_cascade
 from bids_arca.training.trainer import CascadeTrainer

@@ -89,7 +89,7 @@ def first_run(dataset, tmp_path_factory):
 
 def _cache_phantom_case(bids: Path, reference: Path, work: Path, subject: str) -> None:
     """The subject's case as the phantom module makes it, cached under the key of the run."""
-    from bids_arca.evaluation.evaluate import Source
+    from bids_arca.evaluation.scoring import Source
     from bids_arca.preprocessing.contract import PreprocOptions
     from bids_arca.training.cases import save_case
     from bids_arca.training.dataset import case_key, find_training_sessions
@@ -290,7 +290,7 @@ def test_a_session_the_preprocessing_refuses_stops_training(tmp_path, small_trai
 
 
 def test_cache_key_follows_the_preprocessing_options(dataset):
-    from bids_arca.evaluation.evaluate import Source
+    from bids_arca.evaluation.scoring import Source
     from bids_arca.preprocessing.contract import PreprocOptions
     from bids_arca.training.dataset import case_key, find_training_sessions
 

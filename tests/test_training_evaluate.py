@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bids_arca.labels import ET, NETC, RC, SNFH
-from bids_arca.training.evaluate import region_dice, segment_ar
+from bids_arca.training.case_scores import region_dice, segment_ar
 from bids_arca.training.networks import ar_network
 from tests.training_support import synthetic_case
 

@@ -10,7 +10,7 @@ from argparse import Namespace
 
 from bids_arca import __version__
 from bids_arca.cli_kit import run_command, setup_logging
-from bids_arca.derivatives import check_output_dir, write_dataset_description
+from bids_arca.derivatives.description import check_output_dir, write_dataset_description
 from bids_arca.errors import MissingInputError, OutputError
 from bids_arca.paths import absolute_environment
 

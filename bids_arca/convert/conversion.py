@@ -16,11 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_arca.convert.heudiconv_runner import conversion_environment, convert_study, versions
-from bids_arca.convert.naming import MapRow, SessionPlan, plan_sessions
-from bids_arca.convert.scan import summarise
-from bids_arca.convert.survey import Survey, survey_dicom_dir
-from bids_arca.convert.tables import (
+from bids_arca.convert.bids_tables import (
     PARTICIPANTS_SIDECAR,
     README,
     SESSIONS_SIDECAR,
@@ -33,6 +29,10 @@ from bids_arca.convert.tables import (
     write_json,
     write_tsv,
 )
+from bids_arca.convert.heudiconv_runner import conversion_environment, convert_study, versions
+from bids_arca.convert.naming import MapRow, SessionPlan, plan_sessions
+from bids_arca.convert.scan import summarise
+from bids_arca.convert.survey import Survey, survey_dicom_dir
 from bids_arca.errors import InputDataError, OutputError, UsageError
 from bids_arca.sourcedata import link_files, record_uid, series_folder_name, session_dicom_dir
 

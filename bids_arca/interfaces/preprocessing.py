@@ -43,7 +43,7 @@ class ReferenceGrid(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.grid import head_mask, model_grid, resample
-        from bids_arca.preprocessing.volumes import load_volume, save_volume
+        from bids_arca.preprocessing.series_io import load_volume, save_volume
 
         t1ce = load_volume(self.inputs.t1ce)
         head = head_mask(t1ce)
@@ -81,9 +81,9 @@ class Coregister(BidsArcaInterface):
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.coregistration import coregister
         from bids_arca.preprocessing.grid import Grid, resample
-        from bids_arca.preprocessing.qc import registration_figure
+        from bids_arca.preprocessing.qc_figures import registration_figure
+        from bids_arca.preprocessing.series_io import load_volume, read_volume
         from bids_arca.preprocessing.transforms import write_itk_affine
-        from bids_arca.preprocessing.volumes import load_volume, read_volume
 
         start = time.perf_counter()
         reference = load_volume(self.inputs.reference)
@@ -125,9 +125,9 @@ class SkullStrip(BidsArcaInterface):
     output_spec = _SkullStripOutputSpec
 
     def _run(self, cwd: Path) -> None:
-        from bids_arca.preprocessing.qc import mask_figure
+        from bids_arca.preprocessing.qc_figures import mask_figure
+        from bids_arca.preprocessing.series_io import read_volume, save_volume
         from bids_arca.preprocessing.skullstrip import DILATE_MM, brain_mask, method_version
-        from bids_arca.preprocessing.volumes import read_volume, save_volume
 
         start = time.perf_counter()
         t1ce = read_volume(self.inputs.t1ce_on_grid)
@@ -171,8 +171,8 @@ class AtlasRegister(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.atlas import BRAIN_SETTINGS, register_to_atlas
+        from bids_arca.preprocessing.series_io import Volume, read_volume
         from bids_arca.preprocessing.transforms import write_itk_affine
-        from bids_arca.preprocessing.volumes import Volume, read_volume
 
         start = time.perf_counter()
         t1ce = read_volume(self.inputs.t1ce_on_grid)
@@ -210,9 +210,9 @@ class ModelSpace(BidsArcaInterface):
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.atlas import SRI24_GRID
         from bids_arca.preprocessing.grid import Grid, resample
+        from bids_arca.preprocessing.series_io import read_volume, save_volume
         from bids_arca.preprocessing.space import SessionSpace
         from bids_arca.preprocessing.transforms import read_itk_affine
-        from bids_arca.preprocessing.volumes import read_volume, save_volume
 
         working = Grid.from_dict(json.loads(Path(self.inputs.grid).read_text()))
         roles = ('T1ce', *MOVING)
@@ -259,8 +259,8 @@ class NativeMask(BidsArcaInterface):
     output_spec = _NativeMaskOutputSpec
 
     def _run(self, cwd: Path) -> None:
+        from bids_arca.preprocessing.series_io import read_volume, save_volume
         from bids_arca.preprocessing.space import SessionSpace
-        from bids_arca.preprocessing.volumes import read_volume, save_volume
 
         space = SessionSpace.load(self.inputs.space)
         inside = read_volume(self.inputs.mask).data
@@ -295,8 +295,8 @@ class Preprocess(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.preprocessing.normalize import zscore
+        from bids_arca.preprocessing.series_io import load_volume, read_volume, save_volume
         from bids_arca.preprocessing.space import SessionSpace
-        from bids_arca.preprocessing.volumes import load_volume, read_volume, save_volume
 
         space = SessionSpace.load(self.inputs.space)
         volume = load_volume(self.inputs.image)

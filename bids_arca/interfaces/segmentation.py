@@ -46,7 +46,7 @@ class Segment(BidsArcaInterface):
     def _run(self, cwd: Path) -> None:
         from bids_arca.model.inference import segment
         from bids_arca.model.maps import save_segmentation
-        from bids_arca.preprocessing.volumes import read_volume
+        from bids_arca.preprocessing.series_io import read_volume
 
         images = np.stack([read_volume(path).data for path in self.inputs.preproc])
         mask = read_volume(self.inputs.brain_mask)
@@ -90,7 +90,8 @@ class _SessionResultsOutputSpec(TraitedSpec):
 
 
 class SessionResults(BidsArcaInterface):
-    """Everything the session writes, committed at once (:mod:`bids_arca.outputs`)."""
+    """Everything the session writes, committed at once
+    (:mod:`bids_arca.derivatives.session_files`)."""
 
     input_spec = _SessionResultsInputSpec
     output_spec = _SessionResultsOutputSpec

@@ -17,7 +17,7 @@ import numpy as np
 
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.coregistration import coregister
-from bids_arca.preprocessing.volumes import load_volume, read_volume
+from bids_arca.preprocessing.series_io import load_volume, read_volume
 
 LOGGER = logging.getLogger(__name__)
 

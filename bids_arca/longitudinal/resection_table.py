@@ -22,7 +22,7 @@ from bids_arca.longitudinal.resection import (
 from bids_arca.longitudinal.response import Volume
 from bids_arca.longitudinal.trajectories import Visit
 from bids_arca.sessions import POST_OP, PRE_OP
-from bids_arca.tables import write_sidecar, write_tsv
+from bids_arca.tsv_io import write_sidecar, write_tsv
 
 COLUMNS = [
     'participant_id',

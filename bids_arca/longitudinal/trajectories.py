@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bids_arca.derivative_files import SessionKey, find_files, find_segmentations
-from bids_arca.derivatives import T1CE_SPACE
+from bids_arca.derivatives.description import T1CE_SPACE
+from bids_arca.derivatives.search import SessionKey, find_files, find_segmentations
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.labels import REPORTED_REGIONS
 from bids_arca.longitudinal.lesions import LesionRow, read_lesions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bids_arca.preprocessing.series_io import Volume, voxel_sizes
 from bids_arca.preprocessing.transforms import RAS_LPS
-from bids_arca.preprocessing.volumes import Volume, voxel_sizes
 
 
 def to_ants(volume: Volume):

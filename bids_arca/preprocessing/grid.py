@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
-from bids_arca.preprocessing.volumes import Volume, voxel_sizes
+from bids_arca.preprocessing.series_io import Volume, voxel_sizes
 
 #: World direction (RAS+) of each model-grid voxel axis: left, posterior, superior (BraTS's LPS).
 MODEL_AXES = np.array([[-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]]).T

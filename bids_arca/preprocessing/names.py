@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bids_arca.derivative_files import entities
-from bids_arca.derivatives import (
+from bids_arca.derivatives.description import (
     MODEL_RES,
     MODEL_RESOLUTION,
     T1CE_SPACE,
     derivative_name,
     session_folder,
 )
+from bids_arca.derivatives.search import entities
 from bids_arca.preprocessing import MOVING, REFERENCE
 from bids_arca.provenance import bids_uri
 

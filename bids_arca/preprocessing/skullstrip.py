@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bids_arca.errors import InputDataError
-from bids_arca.preprocessing.volumes import Volume
+from bids_arca.preprocessing.series_io import Volume
 
 LOGGER = logging.getLogger(__name__)
 

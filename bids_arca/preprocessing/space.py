@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 
 from bids_arca.morphology import bounding_box
 from bids_arca.preprocessing.grid import Grid, resample
-from bids_arca.preprocessing.volumes import Volume, voxel_sizes
+from bids_arca.preprocessing.series_io import Volume, voxel_sizes
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,7 +4,7 @@
 
 from bids_arca.quantification.bidimensional import Lesion, measure_lesions, sum_of_products
 from bids_arca.quantification.intervals import VolumeCalibration, read_calibration
-from bids_arca.quantification.volumes import (
+from bids_arca.quantification.region_volumes import (
     VOLUME_REGIONS,
     VolumeRow,
     interval_members,

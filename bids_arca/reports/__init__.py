@@ -2,7 +2,13 @@
 
 from bids_arca.reports.html import Figure, ReportContext, render_report
 from bids_arca.reports.methods import methods
-from bids_arca.reports.qc import QCItem, SessionQC, left_right, registration, segmentation_checks
+from bids_arca.reports.qc_findings import (
+    QCItem,
+    SessionQC,
+    left_right,
+    registration,
+    segmentation_checks,
+)
 
 __all__ = [
     'Figure',

@@ -20,11 +20,11 @@ import numpy as np
 from bids_arca import __version__
 from bids_arca.labels import LABELS
 from bids_arca.quantification.bidimensional import Lesion
-from bids_arca.quantification.volumes import VolumeRow, regions_for
+from bids_arca.quantification.region_volumes import VolumeRow, regions_for
 from bids_arca.reports.measurements import lesion_figure
 from bids_arca.reports.methods import Reference
 from bids_arca.reports.mosaic import Mosaic, mosaics
-from bids_arca.reports.qc import SessionQC
+from bids_arca.reports.qc_findings import SessionQC
 
 NOT_FOR_CLINICAL_USE = (
     'Not for clinical use without review. These results come from an automatic research tool; a '

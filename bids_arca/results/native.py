@@ -22,8 +22,8 @@ from bids_arca.model.inference import Segmentation
 from bids_arca.morphology import bounding_box, paste
 from bids_arca.preprocessing import MOVING
 from bids_arca.preprocessing.coregistration import MIRROR_RATIO
+from bids_arca.preprocessing.series_io import voxel_sizes
 from bids_arca.preprocessing.space import SessionSpace
-from bids_arca.preprocessing.volumes import voxel_sizes
 from bids_arca.reports import Figure, QCItem, registration
 from bids_arca.results.write import RegionProbabilities
 

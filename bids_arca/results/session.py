@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_arca.derivatives.session_files import SessionOutputs, SessionWriter
 from bids_arca.inputs import SessionInputs
 from bids_arca.model.maps import load_segmentation
-from bids_arca.outputs import SessionOutputs, SessionWriter
+from bids_arca.preprocessing.series_io import read_volume
 from bids_arca.preprocessing.space import SessionSpace
-from bids_arca.preprocessing.volumes import read_volume
 from bids_arca.quantification.intervals import VolumeCalibration
 from bids_arca.reports import SessionQC
 from bids_arca.results.native import (

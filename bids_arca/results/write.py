@@ -1,5 +1,5 @@
 """The end of a participant session: from the network's region probabilities on the native T1ce
-grid to every result file, committed at once (see :mod:`bids_arca.outputs`).
+grid to every result file, committed at once (see :mod:`bids_arca.derivatives.session_files`).
 
 The pipeline calls :func:`write_results` after preprocessing and inference::
 
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from bids_arca.derivatives.session_files import FlairResampler, SessionWriter
 from bids_arca.grids import resample_labels
 from bids_arca.labels import ET
-from bids_arca.outputs import FlairResampler, SessionWriter
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
 from bids_arca.preprocessing import REFERENCE
@@ -40,9 +40,9 @@ from bids_arca.quantification import (
     with_lesions,
 )
 from bids_arca.quantification.bidimensional import lesions_sidecar, lesions_tsv
-from bids_arca.quantification.volumes import UNCALIBRATED_THRESHOLDS
+from bids_arca.quantification.region_volumes import UNCALIBRATED_THRESHOLDS
 from bids_arca.reports import Figure, ReportContext, SessionQC, methods, render_report
-from bids_arca.reports.qc import segmentation_checks
+from bids_arca.reports.qc_findings import segmentation_checks
 
 if TYPE_CHECKING:  # pybids, pydicom and highdicom load only where needed (not on a GPU node)
     from bids_arca.inputs import SessionInputs

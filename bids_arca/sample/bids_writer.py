@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca import __version__
-from bids_arca.derivatives import BIDS_VERSION, CODE_URL
+from bids_arca.derivatives.description import BIDS_VERSION, CODE_URL
 from bids_arca.labels import write_dseg_tsv
 from bids_arca.sample.anatomy import TEMPLATE_SPACE
 from bids_arca.sample.dicom import INSTITUTION

@@ -136,7 +136,7 @@ def run(opts: argparse.Namespace) -> None:
 
         print(summary(opts.output_dir))
     else:
-        from bids_arca.sample.mosaic import mosaic
+        from bids_arca.sample.preview import mosaic
 
         LOGGER.info('wrote %s', mosaic(opts.source, opts.output))
 

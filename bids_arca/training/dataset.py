@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bids_arca import __version__
-from bids_arca.derivative_files import load_label_map
+from bids_arca.derivatives.search import load_label_map
 from bids_arca.errors import BidsArcaError, InputDataError, MissingInputError
-from bids_arca.evaluation.evaluate import Source
+from bids_arca.evaluation.scoring import Source
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.preprocessing import REFERENCE
+from bids_arca.preprocessing.series_io import Volume
 from bids_arca.preprocessing.space import SessionSpace
-from bids_arca.preprocessing.volumes import Volume
 from bids_arca.schemes import Scheme
 from bids_arca.sessions import read_sessions
 from bids_arca.training.cases import (

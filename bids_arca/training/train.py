@@ -18,7 +18,7 @@ from bids_arca.model.bundle import CascadeModel
 from bids_arca.model.cacnn import CACNN
 from bids_arca.model.settings import CAVITY_CLASS, CascadeSettings, wang_brats17_settings
 from bids_arca.training.cases import TrainingCase
-from bids_arca.training.cavity import with_cavity_class
+from bids_arca.training.cavity_class import with_cavity_class
 from bids_arca.training.distributed import Context
 from bids_arca.training.networks import STAGES, Variant, stage_config
 from bids_arca.training.trainer import ARTrainer, CascadeTrainer, TrainResult

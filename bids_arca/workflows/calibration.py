@@ -44,7 +44,7 @@ from bids_arca.model.inference import Segmentation, load_model, segment
 from bids_arca.model.maps import save_segmentation
 from bids_arca.model.reference_cases import read_lps, zscore_within_mask
 from bids_arca.postprocessing import postprocess
-from bids_arca.quantification.volumes import interval_members, region_volumes_ml
+from bids_arca.quantification.region_volumes import interval_members, region_volumes_ml
 from bids_arca.schemes import get_scheme
 
 LOGGER = logging.getLogger(__name__)

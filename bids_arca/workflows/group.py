@@ -15,17 +15,17 @@ import logging
 from argparse import Namespace
 from pathlib import Path
 
-from bids_arca.derivative_files import SessionKey, find_segmentations, session_name
-from bids_arca.derivatives import T1CE_SPACE
+from bids_arca.derivatives.description import T1CE_SPACE
+from bids_arca.derivatives.search import SessionKey, find_segmentations, session_name
 from bids_arca.errors import MissingInputError
-from bids_arca.evaluation import figures as eval_figures
-from bids_arca.evaluation import tables as eval_tables
-from bids_arca.evaluation.evaluate import Source, evaluate
-from bids_arca.longitudinal import figures as long_figures
+from bids_arca.evaluation import boxplots as eval_figures
+from bids_arca.evaluation import score_tables as eval_tables
+from bids_arca.evaluation.scoring import Source, evaluate
+from bids_arca.longitudinal import trajectory_plots as long_figures
 from bids_arca.longitudinal.assessment import assess_subject, rano_rows
+from bids_arca.longitudinal.group_tables import write_rano_table, write_table
 from bids_arca.longitudinal.resection_table import resection_rows
 from bids_arca.longitudinal.resection_table import write_table as write_resection_table
-from bids_arca.longitudinal.tables import write_rano_table, write_table
 from bids_arca.longitudinal.trajectories import collect, table_rows
 from bids_arca.schemes import SCHEMES
 from bids_arca.sessions import read_sessions

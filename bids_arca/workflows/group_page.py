@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.evaluation.figures import LABELS as METRIC_LABELS
+from bids_arca.evaluation.boxplots import LABELS as METRIC_LABELS
 from bids_arca.labels import EVALUATED_REGIONS
 from bids_arca.longitudinal import rano
-from bids_arca.longitudinal.figures import category_label
-from bids_arca.tables import format_value, write_atomic
+from bids_arca.longitudinal.trajectory_plots import category_label
+from bids_arca.tsv_io import format_value, write_atomic
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 75em;

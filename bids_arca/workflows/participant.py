@@ -29,13 +29,17 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
+from bids_arca.derivatives.session_files import (
+    SessionOutputs,
+    SessionWriter,
+    remove_abandoned_staging,
+)
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.locks import SessionLocks, describe
 from bids_arca.model.store import read_card, resolve_model
-from bids_arca.outputs import SessionOutputs, SessionWriter, remove_abandoned_staging
 from bids_arca.preprocessing import DEFAULT_OPTIONS
-from bids_arca.preprocessing.volumes import load_volume
+from bids_arca.preprocessing.series_io import load_volume
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification.intervals import (
     CALIBRATION_FILE,

@@ -49,8 +49,8 @@ from bids_arca.interfaces.preprocessing import (
 from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
 from bids_arca.preprocessing.contract import ModelInputs, PreprocOptions
 from bids_arca.preprocessing.names import PreprocNames
+from bids_arca.preprocessing.series_io import read_volume
 from bids_arca.preprocessing.space import SessionSpace
-from bids_arca.preprocessing.volumes import read_volume
 from bids_arca.workflows import nipype_logging
 from bids_arca.workflows.nipype_logging import set_nipype_level
 

@@ -20,7 +20,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from bids_arca.errors import OutputError, UsageError
-from bids_arca.evaluation.evaluate import Source
+from bids_arca.evaluation.scoring import Source
 from bids_arca.model.bundle import load_bundle
 from bids_arca.model.settings import VIEWS
 from bids_arca.model.store import resolve_model

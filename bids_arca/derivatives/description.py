@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 
 from bids_arca import __version__
-from bids_arca.derivative_files import entities
+from bids_arca.derivatives.search import entities
 from bids_arca.errors import OutputError
 
 PIPELINE_NAME = 'bids-arca'

@@ -47,11 +47,11 @@ import nibabel as nib
 import numpy as np
 
 from bids_arca import __version__
-from bids_arca.derivatives import FLAIR_SPACE, T1CE_SPACE
+from bids_arca.derivatives.description import FLAIR_SPACE, T1CE_SPACE
 from bids_arca.errors import OutputError
 from bids_arca.labels import write_dseg_tsv
 from bids_arca.provenance import file_sha256
-from bids_arca.quantification.volumes import VolumeRow, volumes_tsv
+from bids_arca.quantification.region_volumes import VolumeRow, volumes_tsv
 
 LABEL_TABLE = 'desc-tumor_dseg.tsv'
 STAGING_PREFIX = '.staging-'

@@ -8,7 +8,7 @@ from pathlib import Path
 from bids_arca.labels import REGION_DESCRIPTIONS
 from bids_arca.longitudinal import rano
 from bids_arca.sessions import POST_OP, PRE_OP
-from bids_arca.tables import write_sidecar, write_tsv
+from bids_arca.tsv_io import write_sidecar, write_tsv
 
 COLUMNS = [
     'participant_id',

@@ -13,7 +13,7 @@ import numpy as np
 
 from bids_arca.labels import EVALUATED_REGIONS, REGION_DESCRIPTIONS
 from bids_arca.sessions import POST_OP, PRE_OP
-from bids_arca.tables import write_sidecar, write_tsv
+from bids_arca.tsv_io import write_sidecar, write_tsv
 
 ALL = 'all'
 SESSION_COLUMNS = [

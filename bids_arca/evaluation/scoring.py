@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_arca.derivative_files import (
+from bids_arca.derivatives.description import T1CE_SPACE
+from bids_arca.derivatives.search import (
     SessionKey,
     Wanted,
     find_segmentations,
@@ -18,7 +19,6 @@ from bids_arca.derivative_files import (
     session_name,
     voxel_spacing,
 )
-from bids_arca.derivatives import T1CE_SPACE
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.evaluation.lesionwise import DILATION, lesion_wise
 from bids_arca.evaluation.metrics import region_scores

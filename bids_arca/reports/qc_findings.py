@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from bids_arca.labels import region_masks
 from bids_arca.morphology import bounding_box
-from bids_arca.quantification.volumes import voxel_volume_ml
+from bids_arca.quantification.region_volumes import voxel_volume_ml
 
 Status = Literal['ok', 'info', 'warning', 'error']
 SEVERITY: dict[str, int] = {'error': 0, 'warning': 1, 'info': 2, 'ok': 3}
