@@ -34,7 +34,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SEED = 2026  # operations on held-out patients, apart from the training seeds
-OPERATIONS = 2  # per held-out exam: gross-total, subtotal (EXTENT_CYCLE)
+OPERATIONS = 3  # per held-out exam: gross-total, subtotal, biopsy (EXTENT_CYCLE)
 PHANTOM_SESSIONS = ('postop',)
 # exams without an enhancing-tumour reference are scored on WT and TC, before surgery only
 PRE_OP_ONLY = ('HG0015',)
@@ -74,20 +74,23 @@ def test_cases(shared: Path, cache: Path) -> list[tuple[str, str]]:
     return out
 
 
-def segment_case(model_dir: str, folder: str, work: str) -> dict:
-    """Scores of one model on one case (cached in ``work``). Runs in a worker, one thread."""
+def segment_case(model_dir: str, folder: str, work: str, cascade_from: str | None = None) -> dict:
+    """Scores of one model on one case (cached in ``work``). Runs in a worker, one thread.
+
+    ``cascade_from``: the folder of the model whose cascade this one keeps unchanged (an RNet
+    model on the BraTS-2017 cascade): its cached probabilities are reused and only RNet runs,
+    which gives the labels that :func:`~bids_arca.model.inference.segment` gives (the same
+    noise, the same cascade); the CPU time is then the cascade's plus RNet's.
+    """
     import torch
 
-    from bids_arca.checksums import file_sha256
     from bids_arca.model.bundle import load_bundle
     from bids_arca.model.inference import segment
-    from bids_arca.postprocessing import postprocess
     from bids_arca.training.cases import load_case
 
     torch.set_num_threads(1)
     case = load_case(Path(folder))
-    weights = file_sha256(Path(model_dir) / 'model.safetensors')[:16]
-    stored = Path(work) / weights / f'{Path(folder).name}.npz'
+    stored = _stored(model_dir, folder, work)
     if stored.is_file():
         with np.load(stored) as saved:
             labels, cpu = saved['labels'], float(saved['cpu'])
@@ -95,21 +98,64 @@ def segment_case(model_dir: str, folder: str, work: str) -> dict:
         model = load_bundle(Path(model_dir))
         images = np.ascontiguousarray(np.asarray(case.images, np.float32).transpose(0, 3, 2, 1))
         brain = np.ascontiguousarray(np.asarray(case.brain).transpose(2, 1, 0))
-        result = segment(images, brain, (1.0, 1.0, 1.0), model, device='cpu', threads=1)
-        p = result.probabilities
-        labels = postprocess(
-            p['WT'],
-            p['TC'],
-            p['ET'],
-            (1.0, 1.0, 1.0),
-            rules='paper',
-            cavity=p.get('RC'),
-            brain_mask=brain,
-        ).transpose(2, 1, 0)
-        cpu = sum(result.cpu_seconds.values())
+        if cascade_from is not None and model.rnet is not None:
+            segment_case(cascade_from, folder, work)  # the cascade, cached
+            with np.load(_stored(cascade_from, folder, work)) as saved:
+                p = {r: saved[r] for r in ('WT', 'TC', 'ET')}
+                cpu = float(saved['cpu'])
+            p, rnet_cpu = _rnet_after(model, images, brain, p)
+            cpu += rnet_cpu
+        else:
+            result = segment(images, brain, (1.0, 1.0, 1.0), model, device='cpu', threads=1)
+            p, cpu = result.probabilities, sum(result.cpu_seconds.values())
+        labels = _labels(p, brain)
         stored.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(stored, labels=labels, cpu=cpu)
+        maps = {r: p[r].astype(np.float32) for r in ('WT', 'TC', 'ET')}
+        np.savez_compressed(stored, labels=labels, cpu=cpu, **maps)
     return scores(labels, np.asarray(case.labels)) | {'cpu_s': cpu, 'surgery': case.surgery}
+
+
+def _stored(model_dir: str, folder: str, work: str) -> Path:
+    from bids_arca.checksums import file_sha256
+
+    weights = file_sha256(Path(model_dir) / 'model.safetensors')[:16]
+    return Path(work) / weights / f'{Path(folder).name}.npz'
+
+
+def _labels(p: dict, brain: np.ndarray) -> np.ndarray:
+    """The participant level's default post-processing, back in model space."""
+    from bids_arca.postprocessing import postprocess
+
+    labels = postprocess(
+        p['WT'],
+        p['TC'],
+        p['ET'],
+        (1.0, 1.0, 1.0),
+        rules='paper',
+        cavity=p.get('RC'),
+        brain_mask=brain,
+    )
+    return labels.transpose(2, 1, 0)
+
+
+def _rnet_after(model, images: np.ndarray, brain: np.ndarray, p: dict) -> tuple[dict, float]:
+    """RNet on cascade probabilities ``p`` (input layout), as ``segment`` runs it."""
+    import torch
+
+    from bids_arca.model.inference import model_space_crop
+    from bids_arca.model.rnet import apply_rnet, rnet_probabilities
+    from bids_arca.morphology import paste
+
+    brain_zyx = brain.transpose(2, 1, 0)
+    margin = model.settings.roi_margin
+    window, crop, crop_brain = model_space_crop(images, brain_zyx, margin, torch.device('cpu'), 0)
+    start = time.process_time()
+    crop_p = {r: v.transpose(2, 1, 0)[window] for r, v in p.items()}
+    found = rnet_probabilities(model.rnet, crop, crop_brain, crop_p['WT'])
+    crop_p = apply_rnet(crop_p, *found)
+    cpu = time.process_time() - start
+    full = {r: paste(brain_zyx.shape, window, v).transpose(2, 1, 0) for r, v in crop_p.items()}
+    return full, cpu
 
 
 def scores(labels: np.ndarray, reference: np.ndarray) -> dict:
@@ -211,6 +257,12 @@ def main() -> None:
         default='brats17-cacnn',
         help='model name whose pre-op mean Dice the others are compared with',
     )
+    parser.add_argument(
+        '--cascade-from',
+        metavar='NAME',
+        help="for models made of this model's cascade and RNet: reuse its cascade (only RNet "
+        'runs; the same labels, CPU time the sum)',
+    )
     args = parser.parse_args()
     models = dict(item.split('=', 1) for item in args.model)
     start = time.monotonic()
@@ -219,23 +271,26 @@ def main() -> None:
         cases = [c for c in cases if Path(c[1]).name.startswith(tuple(args.cases))]
     print(f'{len(cases)} test cases ready ({time.monotonic() - start:.0f} s)', flush=True)
     rows = []
+    # the model whose cascade others reuse goes first, so that each cascade runs once
+    order = sorted(models, key=lambda name: name != args.cascade_from)
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = {
-            (name, kind, folder): pool.submit(
-                segment_case, models[name], folder, str(args.work / 'segmentations')
-            )
-            for name in models
-            for kind, folder in cases
-        }
-        for (name, kind, folder), future in futures.items():
-            row = {'model': name, 'case': Path(folder).name, 'kind': kind, **future.result()}
-            rows.append(row)
-            print(
-                f'{name} {row["case"]}: TC {row["TC"]:.3f} RC {row["RC"]:.3f} '
-                f'ET {row["ET"]:.3f} false ET {row["false_et_ml"]:.2f} mL '
-                f'({time.monotonic() - start:.0f} s)',
-                flush=True,
-            )
+        for name in order:
+            reuse = models.get(args.cascade_from) if name != args.cascade_from else None
+            futures = {
+                (kind, folder): pool.submit(
+                    segment_case, models[name], folder, str(args.work / 'segmentations'), reuse
+                )
+                for kind, folder in cases
+            }
+            for (kind, folder), future in futures.items():
+                row = {'model': name, 'case': Path(folder).name, 'kind': kind, **future.result()}
+                rows.append(row)
+                print(
+                    f'{name} {row["case"]}: TC {row["TC"]:.3f} RC {row["RC"]:.3f} '
+                    f'ET {row["ET"]:.3f} false ET {row["false_et_ml"]:.2f} mL '
+                    f'({time.monotonic() - start:.0f} s)',
+                    flush=True,
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     _write(args.out / 'cases.tsv', rows, COLUMNS)
     summary = summarise(rows)

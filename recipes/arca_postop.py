@@ -1,29 +1,27 @@
 """``make model``: the post-operative AR-CA model that bids-arca ships (``models/arca-postop``).
 
-AR-CA (Lotan et al., AJNR 2022) is Wang et al.'s CA-CNN cascade trained with a VAE regulariser;
-here its TNet also has a resection-cavity class (RC). It starts from the BraTS-2017 weights
-(``../shared/weights/brats17-cacnn``, BSD-3-Clause) and is fine-tuned on
+AR-CA (Lotan et al., AJNR 2022) is Wang et al.'s CA-CNN cascade trained with a VAE regulariser,
+with a resection-cavity output (RC). Data: real exams of the shared folder
+(:mod:`bids_arca.training.real_exams`), each before surgery and after simulated operations
+(:mod:`bids_arca.resection`: gross-total, subtotal, biopsy), and phantom sessions
+(:mod:`bids_arca.sample`) before and after surgery. Patients are split once, by hand
+(``SPLITS``): no case of a test or validation patient, pre- or post-operative, is trained on.
+Two ways, by scale:
 
-* real exams of the shared folder (:mod:`bids_arca.training.real_exams`), each before surgery
-  and after simulated operations (:mod:`bids_arca.resection`: gross-total, subtotal, biopsy);
-* phantom sessions (:mod:`bids_arca.sample`) before and after surgery, and simulated operations
-  on phantoms.
+``--scale cpu``   (default, ``make model``) about 30 minutes on 2 CPU cores (once the cases are
+                  made): Wang's BraTS-2017 WNet, TNet and ENet kept as they are
+                  (``../shared/weights/brats17-cacnn``, BSD-3-Clause), and a small post-operative
+                  stage after them trained (RNet, :mod:`bids_arca.model.rnet`, with the VAE
+                  regulariser on its encoder: the "AR" of AR-CA at this scale;
+                  :mod:`bids_arca.training.postop_stage`);
+``--scale full``  for a GPU (``bash recipes/arca_postop_gpu.sh``): the whole cascade fine-tuned
+                  with the VAE, TNet with a cavity class, 12 operations per exam, more
+                  phantoms, Wang's patches, batch 5, early stopping;
+``--scale smoke`` the cpu plumbing in minutes (one patient, a few iterations).
 
-Patients are split once, by hand (``SPLITS``): no case of a test or validation patient, pre- or
-post-operative, is ever trained on. Two scales of the same recipe:
-
-``--scale cpu``   (default) about 1 hour on 2 shared CPU cores: 3 operations per exam,
-                  smaller patches, batch 2, a fixed number of iterations; TNet trained (WNet
-                  and ENet kept), the layers before its second downsampling kept as they were
-                  (no gradients through them);
-``--scale full``  for a GPU (``bash recipes/arca_postop_gpu.sh``): 12 operations per exam,
-                  more phantoms, Wang's patches, batch 5, every layer trained, early stopping;
-``--scale smoke`` the plumbing in minutes (one patient, two iterations per network).
-
-Seeds are fixed (``--seed``); cases are cached in ``--work`` (a rerun reuses them) and the
-networks checkpoint there too (``--resume`` continues). Progress: one line per prepared case and
-per epoch of each network. ``--architecture cacnn`` trains the same recipe without the VAE (the
-paper's comparison, docs/training.md).
+Seeds are fixed (``--seed``); cases are cached in ``--work`` (a rerun reuses them). Progress: one
+line per prepared case and per validation. ``--architecture cacnn`` trains the same recipe
+without the VAE (the paper's comparison, docs/training.md).
 
     python recipes/arca_postop.py [--scale cpu|full] [--out models/arca-postop] [--work DIR]
 """
@@ -51,9 +49,6 @@ SPLITS = {
 }
 # Phantom subjects (bids-arca-sample numbering; the demo is subject 1).
 PHANTOMS = {'test': (1, 2), 'validation': (7,), 'train': (3, 4, 5, 6)}  # cpu: 3-5
-# The layers before the second downsampling (full resolution, and half for WNet and TNet): kept
-# as they are at CPU scale, so that the budget buys iterations of the deeper layers and heads.
-ENCODER_START = ('block1_1', 'block1_2', 'fuse1', 'downsample1', 'block2_1', 'block2_2', 'fuse2')
 
 
 @dataclass(frozen=True)
@@ -66,6 +61,8 @@ class Scale:
     trained: tuple[str, ...] = ('wt', 'tc', 'et')  # stages trained; the others keep BraTS-2017's
     hyperparameters: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)  # per stage: patch, max_iterations
+    # cpu scales: the cascade kept, RNet trained after it (None: the cascade is trained)
+    postop_stage: dict | None = None
 
 
 SCALES = {
@@ -73,32 +70,17 @@ SCALES = {
         resections=3,
         phantom_subjects=(3, 4, 5),
         phantom_resections=1,
-        hyperparameters={
-            'batch_size': 2,
-            'learning_rate': 3e-4,
-            'iterations_per_epoch': 40,
-            'validation_batches_per_case': 2,
-            'patience': 1000,  # no early stopping: fixed iterations, the best epoch kept
-            'freeze': ENCODER_START,
-        },
-        # 80 iterations per view: what the shared machine gave in the hour the shipped model had
-        # (about 12 s per TNet iteration at a load average of 12 to 16)
-        stages={'tc': {'patch': (19, 64, 64), 'max_iterations': 80}},
-        # WNet already finds the whole tumour around a cavity (its box is all TNet needs), and
-        # ENet is kept too: the budget goes to the cavity class (TNet)
-        trained=('tc',),
+        # about 1.3 s per iteration on 2 shared cores (load average 5)
+        postop_stage={'patch': 32, 'batch_size': 4, 'iterations': 1200, 'validate_every': 200},
     ),
-    # the plumbing only, in minutes: one training patient, two iterations per network
+    # the plumbing only, in minutes: one training patient, four iterations
     'smoke': Scale(
         resections=1,
         phantom_subjects=(),
         phantom_resections=0,
         patients=1,
         validation_phantoms=(),
-        hyperparameters={'batch_size': 2, 'iterations_per_epoch': 2, 'freeze': ENCODER_START},
-        stages={
-            stage: {'patch': (19, 64, 64), 'max_iterations': 2} for stage in ('wt', 'tc', 'et')
-        },
+        postop_stage={'patch': 32, 'batch_size': 2, 'iterations': 4, 'validate_every': 2},
     ),
     'full': Scale(
         resections=12,
@@ -247,22 +229,75 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cases = prepare(['train', 'validation'], scale, args)
+    args.prepared = time.monotonic() - started
+    print(
+        f'cases ready: {len(cases["train"])} training, {len(cases["validation"])} validation '
+        f'({args.prepared:.0f} s)'
+    )
+    init = brats17(args)
+    train = train_postop_stage if scale.postop_stage else train_whole_cascade
+    written = train(cases, init, scale, name, out, args, started)
+    print(f'{name}: written to {out} in {time.monotonic() - started:.0f} s (weights {written})')
+
+
+def recipe_section(args, started: float, device: str) -> dict:
+    return {
+        'command': f'python recipes/arca_postop.py --scale {args.scale} --seed {args.seed}'
+        + (f' --architecture {args.architecture}' if args.architecture != 'arca' else ''),
+        'make_target': 'make model' if args.scale == 'cpu' else None,
+        'commit': commit(),
+        'seconds': {'cases': round(args.prepared), 'total': round(time.monotonic() - started)},
+        'threads': args.threads,
+        'device': device,
+    }
+
+
+def train_postop_stage(cases, init, scale: Scale, name: str, out: Path, args, started) -> str:
+    """The cpu way: the BraTS-2017 cascade as it is, and RNet trained after it."""
+    from bids_arca.training.export import export_postop_stage, training_section
+    from bids_arca.training.networks import Variant
+    from bids_arca.training.postop_stage import StageRecipe, train_rnet
+
+    vae = args.architecture == 'arca'
+    recipe = StageRecipe(**scale.postop_stage, vae=vae)
+    rnet, rows = train_rnet(cases['train'], cases['validation'], recipe, seed=args.seed)
+    variant = Variant(args.architecture)
+    recorded = {
+        'postop_stage': {**scale.postop_stage, 'learning_rate': recipe.learning_rate},
+        'vae': {'on': 'RNet encoder', 'l2': recipe.vae_weights[0], 'kl': recipe.vae_weights[1]}
+        if vae
+        else None,
+        'cascade': 'BraTS-2017 WNet, TNet and ENet as they are (not trained)',
+        'seed': args.seed,
+        'scale': args.scale,
+    }
+    training = training_section(variant, [], data_section(cases, args.scale), recorded, init)
+    training['variant'] = {'architecture': args.architecture, 'trained': 'rnet (post-op stage)'}
+    training['networks'] = {'rnet': {'validation': rows}}
+    training['recipe'] = recipe_section(args, started, 'cpu')
+    family = 'AR-CA' if vae else 'CA-CNN'
+    description = (
+        f"{family} at CPU scale: Wang et al.'s BraTS-2017 CA-CNN cascade and a post-operative "
+        'stage after it (RNet: resection cavity and which enhancement is tumour), trained '
+        f'{"with a VAE regulariser " if vae else ""}on real exams before and after simulated '
+        f'resections and on phantoms (recipes/arca_postop.py, {args.scale} scale)'
+    )
+    export_postop_stage(out, name, init, rnet, training, description, overwrite=True)
+    return json.loads((out / 'model.json').read_text())['weights_sha256'][:12]
+
+
+def train_whole_cascade(cases, init, scale: Scale, name: str, out: Path, args, started) -> str:
+    """The full way (GPU): the cascade fine-tuned with the VAE, TNet with a cavity class."""
     from bids_arca.model.settings import VIEWS
     from bids_arca.training.distributed import Context, select_training_device
     from bids_arca.training.export import export_cascade, training_section
     from bids_arca.training.networks import Variant
     from bids_arca.training.train import cascade_networks, train_cascade
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    cases = prepare(['train', 'validation'], scale, args)
-    prepared = time.monotonic() - started
-    print(
-        f'cases ready: {len(cases["train"])} training, {len(cases["validation"])} validation '
-        f'({prepared:.0f} s)'
-    )
     device = select_training_device(args.device)
-    init = brats17(args)
     variant = Variant(args.architecture, views=VIEWS, cavity=True)
     log = PrintedLog(args.work / name)
     hyper = dict(scale.hyperparameters)
@@ -281,20 +316,10 @@ def main(argv: list[str] | None = None) -> None:
         **hyper,
     )
     log.close()
-    data = data_section(cases, args.scale)
     recorded = {**hyper, 'stages': scale.stages, 'seed': args.seed, 'scale': args.scale}
     recorded['trained_stages'] = list(scale.trained)
-    recorded['freeze'] = list(hyper.get('freeze', ()))
-    training = training_section(variant, results, data, recorded, init)
-    training['recipe'] = {
-        'command': f'python recipes/arca_postop.py --scale {args.scale} --seed {args.seed}'
-        + (f' --architecture {args.architecture}' if args.architecture != 'arca' else ''),
-        'make_target': 'make model' if args.scale == 'cpu' else None,
-        'commit': commit(),
-        'seconds': {'cases': round(prepared), 'total': round(time.monotonic() - started)},
-        'threads': args.threads,
-        'device': str(device),
-    }
+    training = training_section(variant, results, data_section(cases, args.scale), recorded, init)
+    training['recipe'] = recipe_section(args, started, str(device))
     preprocessing = {'skull_strip': 'deepbet', 'model_space': 'T1ce', 'fix_left_right': False}
     nets = cascade_networks(states, settings)
     for views in nets.values():  # fp16 weights: half the size, the same segmentations
@@ -310,10 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         f'phantoms (recipes/arca_postop.py, {args.scale} scale)'
     )
     card_path.write_text(json.dumps(card, indent=2) + '\n')
-    print(
-        f'{name}: written to {out} in {time.monotonic() - started:.0f} s '
-        f'(weights {card["weights_sha256"][:12]})'
-    )
+    return card['weights_sha256'][:12]
 
 
 class PrintedLog:

@@ -3,6 +3,8 @@
 ::
 
     <name>/model.safetensors   every network's tensors, keys "<stage>.<view>.<parameter>"
+                               (and "rnet.<parameter>" for a post-operative stage, card key
+                               "postop_stage": :mod:`bids_arca.model.rnet`)
     <name>/model.json          the card: architecture, cascade settings, input contract, labels,
                                training data, licence, provenance, SHA-256 of the weights
     <name>/LICENSE.txt         the licence the weights came with (kept with every copy)
@@ -27,10 +29,12 @@ from safetensors.torch import load_file, save_file
 from bids_arca.checksums import file_sha256
 from bids_arca.errors import InputDataError, MissingInputError, OutputError
 from bids_arca.model.cacnn import CACNN
+from bids_arca.model.rnet import RNet, RNetConfig
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.model.store import CARD, FORMAT_VERSION, read_card
 
 WEIGHTS, LICENSE = 'model.safetensors', 'LICENSE.txt'
+POSTOP_STAGE, RNET_PREFIX = 'postop_stage', 'rnet.'
 
 
 @dataclass
@@ -42,6 +46,7 @@ class CascadeModel:
     nets: dict[str, dict[str, CACNN]]
     card: dict
     path: Path
+    rnet: RNet | None = None  # the post-operative stage after the cascade, if the model has one
 
     @property
     def device(self) -> torch.device:
@@ -54,8 +59,10 @@ def write_bundle(
     card: dict,
     license_text: str,
     overwrite: bool = False,
+    rnet: RNet | None = None,
 ) -> Path:
-    """Write a model folder atomically: a failed write leaves no partial model behind."""
+    """Write a model folder atomically: a failed write leaves no partial model behind. With
+    ``rnet`` the card gets its ``postop_stage`` section."""
     if destination.exists() and not overwrite:
         raise OutputError(f'{destination}: a model is already installed here (use --force)')
     tensors = {
@@ -64,6 +71,10 @@ def write_bundle(
         for view, net in views.items()
         for key, value in net.state_dict().items()
     }
+    if rnet is not None:
+        state = rnet.state_dict().items()
+        tensors |= {RNET_PREFIX + key: value.detach().cpu().contiguous() for key, value in state}
+        card = card | {POSTOP_STAGE: {'network': rnet.config.to_dict()}}
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f'.{destination.name}.', dir=destination.parent))
@@ -127,4 +138,13 @@ def load_bundle(folder: Path, device: torch.device | str = 'cpu') -> CascadeMode
                     f'{weights}: {stage}/{view} does not fit its card: {error}'
                 ) from error
             nets[stage][view] = net.eval().requires_grad_(False).to(device)
-    return CascadeModel(card.get('name', folder.name), settings, nets, card, folder)
+    rnet = None
+    if POSTOP_STAGE in card:
+        rnet = RNet(RNetConfig.from_dict(card[POSTOP_STAGE]['network']))
+        state = {k[len(RNET_PREFIX) :]: v for k, v in tensors.items() if k.startswith(RNET_PREFIX)}
+        try:
+            rnet.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise InputDataError(f'{weights}: rnet does not fit its card: {error}') from error
+        rnet = rnet.eval().requires_grad_(False).to(device)
+    return CascadeModel(card.get('name', folder.name), settings, nets, card, folder, rnet)

@@ -22,6 +22,7 @@ import torch
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.model.bundle import CascadeModel, load_bundle
 from bids_arca.model.cascade import CascadeOptions, run_cascade
+from bids_arca.model.rnet import apply_rnet, apply_rnet_labels, rnet_probabilities
 from bids_arca.model.runtime import inference_context, select_device
 from bids_arca.model.settings import CAVITY_CLASS, STAGES, VIEWS
 from bids_arca.model.slabs import predict_classes
@@ -65,6 +66,8 @@ def load_model(
     for views in loaded.nets.values():
         for net in views.values():
             net.to(target, memory_format=layout)
+    if loaded.rnet is not None:
+        loaded.rnet.to(target)
     return loaded
 
 
@@ -112,14 +115,10 @@ def segment(
         raise UsageError(f'views {sorted(unknown)} not in the model (has {settings.views})')
     flip_sets = [()] + [tuple(sorted({2 - axis for axis in flip})) for flip in flips]
 
-    # Model space (C, Z, Y, X), cropped to the brain box + margin, noise outside the brain.
     brain = brain.transpose(2, 1, 0)
-    window = bounding_box(brain, settings.roi_margin)
-    crop_brain = np.ascontiguousarray(brain[window])
-    crop = images[(slice(None), *window[::-1])].transpose(0, 3, 2, 1)
-    crop = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).to(torch_device)
-    noise = torch.randn(crop.shape, generator=_generator(torch_device, seed), device=torch_device)
-    crop = torch.where(torch.from_numpy(crop_brain).to(torch_device), crop, noise)
+    window, crop, crop_brain = model_space_crop(
+        images, brain, settings.roi_margin, torch_device, seed
+    )
 
     seconds: dict[str, float] = {}
     cpu_seconds: dict[str, float] = {}
@@ -159,8 +158,18 @@ def segment(
             cpu_seconds[f'{stage}/{view}'] = time.process_time() - cpu_start
         return (total / (len(views) * len(flip_sets))).cpu().numpy()
 
+    found = None  # RNet's cavity, enhancing tumour and region, for a model with that stage
     with inference_context(torch_device, threads, precision):
         result = run_cascade(crop, crop_brain, settings, predict, options, tuple(spacing)[::-1])
+        if cascade_model.rnet is not None:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            found = rnet_probabilities(
+                cascade_model.rnet, crop, crop_brain, result.probabilities['WT']
+            )
+            result.probabilities = apply_rnet(result.probabilities, *found)
+            result.labels = apply_rnet_labels(result.labels, *found)
+            seconds['rnet'] = time.perf_counter() - start
+            cpu_seconds['rnet'] = time.process_time() - cpu_start
 
     labels = np.zeros(brain.shape, dtype=np.uint8)
     labels[window] = result.labels
@@ -169,10 +178,11 @@ def segment(
         return paste(brain.shape, window, values.astype(np.float32)).transpose(2, 1, 0)
 
     probabilities = {region: uncrop(v) for region, v in result.probabilities.items()}
-    members = {
-        name: {region: uncrop(v) for region, v in _regions(stages, crop_brain, result).items()}
-        for name, stages in passes.items()
-    }
+    members = {}
+    for name, stages in passes.items():
+        regions = _regions(stages, crop_brain, result)
+        regions = apply_rnet(regions, *found) if found is not None else regions
+        members[name] = {region: uncrop(v) for region, v in regions.items()}
     return Segmentation(
         labels.transpose(2, 1, 0),
         probabilities,
@@ -181,6 +191,19 @@ def segment(
         cpu_seconds,
         members,
     )
+
+
+def model_space_crop(
+    images: np.ndarray, brain_zyx: np.ndarray, margin: int, device: torch.device, seed: int
+) -> tuple[tuple[slice, ...], torch.Tensor, np.ndarray]:
+    """What the networks read: the images in model space (C, Z, Y, X), cropped to the brain
+    box + ``margin``, with N(0, 1) noise (seeded) outside the brain; its window and brain."""
+    window = bounding_box(brain_zyx, margin)
+    crop_brain = np.ascontiguousarray(brain_zyx[window])
+    crop = images[(slice(None), *window[::-1])].transpose(0, 3, 2, 1)
+    crop = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).to(device)
+    noise = torch.randn(crop.shape, generator=_generator(device, seed), device=device)
+    return window, torch.where(torch.from_numpy(crop_brain).to(device), crop, noise), crop_brain
 
 
 def _core_and_cavity(classes: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 
 from bids_arca import __version__
 from bids_arca.model.bundle import CascadeModel, write_bundle
+from bids_arca.model.rnet import RNet
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.training.networks import Variant, count_parameters
 from bids_arca.training.trainer import TrainResult
@@ -48,6 +49,10 @@ OUTPUT = {
 CAVITY_OUTPUT = (
     'resection cavity (RC): class 2 of the TC network, inside TC and WT; labelled RC where it is '
     'not enhancing'
+)
+POSTOP_STAGE_OUTPUT = (
+    'resection cavity (RC): RNet, the post-operative stage after the cascade, inside the '
+    "cascade's whole tumour dilated; labelled RC where it is not enhancing, and part of TC"
 )
 USER_TRAINED_LICENSE = (
     'These weights were trained with bids-arca on the data named in model.json.\n'
@@ -163,3 +168,43 @@ def export_ar(
     return write_bundle(
         destination, {'ar': {'3d': network}}, card, USER_TRAINED_LICENSE, overwrite
     )
+
+
+def export_postop_stage(
+    destination: Path,
+    name: str,
+    init: CascadeModel,
+    rnet: RNet,
+    training: dict,
+    description: str,
+    overwrite: bool = False,
+) -> Path:
+    """``init``'s cascade as it is, with ``rnet`` after it (:mod:`bids_arca.model.rnet`)."""
+    card = {
+        key: init.card[key]
+        for key in ('cascade', 'input', 'licence', 'copyright', 'citation', 'source')
+        if key in init.card
+    }
+    output = init.card.get('output', OUTPUT)
+    card |= {
+        'name': name,
+        'description': description,
+        'architecture': {
+            'family': init.card.get('architecture', {}).get('family', FAMILIES['cacnn']),
+            'parameters': init.card.get('architecture', {}).get('parameters', {})
+            | {'rnet': sum(p.numel() for p in rnet.parameters())},
+            'anisotropic': True,
+            'stages': ['wt', 'tc', 'et', 'rnet'],
+            'vae': 'training only (on RNet); not part of these weights',
+        },
+        'output': output
+        | {
+            'regions': output['regions'] | {'RC': POSTOP_STAGE_OUTPUT},
+            'labels': output.get('labels', {})
+            | {'1': 'TC - ET - RC (necrosis, non-enhancing core)', '4': 'RC (resection cavity)'},
+        },
+        'training': training,
+        'training_data': training['data'].get('description', ''),
+    }
+    license_text = (init.path / 'LICENSE.txt').read_text()
+    return write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)

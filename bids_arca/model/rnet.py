@@ -1,0 +1,157 @@
+"""RNet: a small post-operative stage after Wang's cascade (WNet, TNet, ENet left as they are).
+
+The BraTS-2017 cascade never saw a resection: it labels a cavity non-enhancing core and blood
+products or a thin enhancing rim enhancing tumour. RNet reads the four z-scored contrasts on a
+crop around the cascade's whole tumour (dilated) and gives, per voxel, three classes: 0 neither,
+1 resection cavity (its fluid, blood, air and wall: label RC of :mod:`bids_arca.resection`), 2
+enhancing tumour. Its outputs change the cascade's probabilities in two ways only
+(:func:`apply_rnet`): RC where RNet says cavity inside the dilated whole tumour (the core then
+includes it, as Lotan et al. define TC after surgery), and ET only where the cascade *and* RNet
+say enhancing tumour (the minimum of the two), so that enhancement RNet rejects (T1-bright blood,
+a rim) is no longer ET. Pre-operative segmentations change only where RNet disagrees with them;
+the benchmark measures that (``benchmarks/postop_model.py``).
+
+The network is a three-level 3-D U-Net of the blocks of :mod:`bids_arca.model.blocks`
+(convolution, batch norm with running statistics, PReLU) with a dilated bottleneck (receptive
+field about 50 voxels) and some 80,000 parameters; its bottleneck features feed the VAE
+regulariser during training (:mod:`bids_arca.training.vae`), which is not part of the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor, nn
+
+from bids_arca.labels import ET, NETC, RC
+from bids_arca.model.blocks import Conv, ConvNormAct, ConvTranspose
+from bids_arca.morphology import bounding_box
+
+CAVITY, ENHANCING = 1, 2  # RNet's classes besides 0
+MULTIPLE = 4  # two x2 downsamplings: crops are padded to a multiple of this
+
+
+@dataclass(frozen=True)
+class RNetConfig:
+    """Architecture and how RNet is applied (travels in the model card, key ``postop_stage``).
+
+    ``wt_dilation``: voxels (1 mm) by which the cascade's whole tumour is dilated to give the
+    region where a cavity may be labelled; the crop is that region's box plus ``margin``.
+    """
+
+    in_channels: int = 4
+    num_classes: int = 3
+    channels: tuple[int, int, int] = (8, 16, 32)
+    wt_dilation: int = 10
+    margin: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {'channels': list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RNetConfig:
+        return cls(**(data | {'channels': tuple(data['channels'])}))
+
+
+class RNet(nn.Module):
+    """(N, 4, D, H, W) -> logits (N, 3, D, H, W); D, H, W multiples of 4."""
+
+    def __init__(self, config: RNetConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or RNetConfig()
+        c1, c2, c3 = cfg.channels
+
+        def cna(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> ConvNormAct:
+            conv = Conv(cin, cout, 3, stride=stride, dilation=dilation, padding='symmetric')
+            return ConvNormAct(conv, 'running', 'channel')
+
+        def up(cin: int, cout: int) -> ConvNormAct:
+            return ConvNormAct(ConvTranspose(cin, cout, 2, 2), 'running', 'channel')
+
+        self.enc1 = nn.ModuleList([cna(cfg.in_channels, c1), cna(c1, c1)])
+        self.enc2 = nn.ModuleList([cna(c1, c2, stride=2), cna(c2, c2)])
+        self.bottom = nn.ModuleList([cna(c2, c3, stride=2), cna(c3, c3, dilation=2)])
+        self.up2, self.dec2 = up(c3, c2), cna(2 * c2, c2)
+        self.up1, self.dec1 = up(c2, c1), cna(2 * c1, c1)
+        self.head = nn.Conv3d(c1, cfg.num_classes, 1)
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Encoder features at full, half and quarter resolution (the last feeds the VAE)."""
+        if any(size % MULTIPLE for size in x.shape[2:]):
+            raise ValueError(f'RNet input {tuple(x.shape[2:])} is not a multiple of {MULTIPLE}')
+        f1 = self.enc1[1](self.enc1[0](x))
+        f2 = self.enc2[1](self.enc2[0](f1))
+        f3 = self.bottom[1](self.bottom[0](f2))
+        return f1, f2, f3
+
+    def decode(self, f1: Tensor, f2: Tensor, f3: Tensor) -> Tensor:
+        y = self.dec2(torch.cat([self.up2(f3), f2], dim=1))
+        y = self.dec1(torch.cat([self.up1(y), f1], dim=1))
+        return self.head(y)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(*self.forward_features(x))
+
+
+def tumour_region(wt: np.ndarray, brain: np.ndarray, dilation: int) -> np.ndarray:
+    """The cascade's whole tumour (p > 0.5) dilated by ``dilation`` voxels, inside the brain."""
+    ball = ndimage.generate_binary_structure(3, 1)
+    region = ndimage.binary_dilation(wt > 0.5, ball, iterations=dilation) if dilation else wt > 0.5
+    return region & brain
+
+
+def rnet_probabilities(
+    net: RNet, images: Tensor, brain: np.ndarray, wt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RNet's cavity and enhancing-tumour probabilities (model space, 0 outside the dilated
+    whole tumour) on ``images`` (4, Z, Y, X, noise outside the brain), and that region (all
+    empty without a tumour)."""
+    cfg = net.config
+    region = tumour_region(wt, brain, cfg.wt_dilation)
+    box = bounding_box(region, cfg.margin)
+    if box is None:
+        empty = np.zeros(brain.shape, np.float32)
+        return empty, empty.copy(), region
+    crop = images[(slice(None), *box)]
+    pads = [(-size) % MULTIPLE for size in crop.shape[1:]]
+    padded = torch.nn.functional.pad(crop, [p for pad in reversed(pads) for p in (0, pad)])
+    weight = next(net.parameters())
+    with torch.no_grad():
+        logits = net(padded[None].to(weight.dtype))[0].float()
+    probabilities = torch.softmax(logits, dim=0).cpu().numpy()
+    inside = tuple(slice(0, size) for size in crop.shape[1:])
+    out = []
+    for k in (CAVITY, ENHANCING):
+        full = np.zeros(brain.shape, np.float32)
+        full[box] = probabilities[k][inside]
+        out.append(full * region)
+    return out[0], out[1], region
+
+
+def apply_rnet(
+    probabilities: dict[str, np.ndarray],
+    cavity: np.ndarray,
+    enhancing: np.ndarray,
+    region: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The cascade's region probabilities after RNet (see the module docstring): ``RC`` from
+    RNet, ``ET`` the minimum of the cascade's and RNet's inside ``region``."""
+    et = probabilities['ET']
+    return probabilities | {
+        'RC': cavity,
+        'ET': np.where(region, np.minimum(et, enhancing), et).astype(et.dtype),
+    }
+
+
+def apply_rnet_labels(
+    labels: np.ndarray, cavity: np.ndarray, enhancing: np.ndarray, region: np.ndarray
+) -> np.ndarray:
+    """The cascade's fused labels after RNet: its ET only where RNet agrees (else NETC), and RC
+    where RNet says cavity and not enhancing tumour."""
+    out = labels.copy()
+    out[(labels == ET) & region & (enhancing <= 0.5)] = NETC
+    out[(cavity > 0.5) & (out != ET)] = RC
+    return out

@@ -1,0 +1,131 @@
+"""RNet, the post-operative stage after the cascade: shapes, how its outputs change the
+cascade's, its place in a model folder and in ``segment()``, and a seeded training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bids_arca.labels import ET, NETC, RC, SNFH
+from bids_arca.model.bundle import load_bundle, write_bundle
+from bids_arca.model.inference import load_model, segment
+from bids_arca.model.rnet import (
+    RNet,
+    RNetConfig,
+    apply_rnet,
+    apply_rnet_labels,
+    rnet_probabilities,
+    tumour_region,
+)
+from bids_arca.training.cases import TrainingCase
+from bids_arca.training.postop_stage import StageRecipe, draw_batch, train_rnet, tumour_crop
+
+SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2)
+
+
+def test_logits_keep_the_input_size_and_odd_sizes_are_refused():
+    net = RNet(SMALL).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 4, 12, 16, 8)).shape == (1, 3, 12, 16, 8)
+    with pytest.raises(ValueError, match='multiple of 4'):
+        net(torch.randn(1, 4, 12, 14, 8))
+    assert 50_000 < sum(p.numel() for p in RNet().parameters()) < 100_000
+
+
+def test_rnet_looks_only_inside_the_dilated_whole_tumour():
+    torch.manual_seed(0)
+    net = RNet(SMALL).eval()
+    shape = (20, 22, 18)
+    brain = np.ones(shape, bool)
+    wt = np.zeros(shape, np.float32)
+    wt[8:12, 9:13, 7:10] = 0.9
+    cavity, enhancing, region = rnet_probabilities(net, torch.randn(4, *shape), brain, wt)
+    np.testing.assert_array_equal(region, tumour_region(wt, brain, 2))
+    assert region.sum() > (wt > 0.5).sum()
+    assert cavity[~region].max() == 0 and enhancing[~region].max() == 0
+    assert np.all(cavity[region] + enhancing[region] <= 1 + 1e-6)
+    nothing = rnet_probabilities(net, torch.randn(4, *shape), brain, 0 * wt)
+    assert not any(part.any() for part in nothing)  # no tumour: no cavity, no region
+
+
+def test_rnet_gives_the_cavity_and_keeps_enhancement_only_where_both_agree():
+    shape = (3,)
+    region = np.array([True, True, False])
+    p = {
+        'WT': np.ones(shape, np.float32),
+        'TC': np.ones(shape, np.float32),
+        'ET': np.array([0.9, 0.9, 0.9], np.float32),
+    }
+    cavity = np.array([0.8, 0.1, 0.0], np.float32)
+    enhancing = np.array([0.1, 0.7, 0.0], np.float32)
+    out = apply_rnet(p, cavity, enhancing, region)
+    np.testing.assert_allclose(out['ET'], [0.1, 0.7, 0.9])  # outside the region: as it was
+    np.testing.assert_array_equal(out['RC'], cavity)
+    assert p['ET'][0] == pytest.approx(0.9)  # the cascade's maps are not changed in place
+    labels = np.array([ET, ET, SNFH], np.uint8)
+    np.testing.assert_array_equal(
+        apply_rnet_labels(labels, cavity, enhancing, region), [RC, ET, SNFH]
+    )
+    labels = np.array([ET, NETC, SNFH], np.uint8)
+    rejected = apply_rnet_labels(labels, 0 * cavity, np.zeros(3, np.float32), region)
+    np.testing.assert_array_equal(rejected, [NETC, NETC, SNFH])
+
+
+def test_a_model_folder_carries_rnet_and_segment_gives_rc(make_tiny_model, tmp_path):
+    torch.manual_seed(1)
+    tiny = load_bundle(make_tiny_model(tmp_path / 'tiny'))
+    rnet = RNet(SMALL)
+    with torch.no_grad():  # a cavity wherever T1 is above 0, and no enhancing tumour
+        rnet.head.bias.copy_(torch.tensor([0.0, -50.0, -50.0]))
+    card = tiny.card | {'name': 'with-rnet'}
+    folder = write_bundle(tmp_path / 'with-rnet', tiny.nets, card, 'licence\n', rnet=rnet)
+    loaded = load_bundle(folder)
+    assert loaded.card['postop_stage']['network']['channels'] == [4, 4, 8]
+    for key, value in rnet.state_dict().items():
+        torch.testing.assert_close(loaded.rnet.state_dict()[key], value)
+    shape = (24, 20, 16)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((4, *shape)).astype(np.float32)
+    mask = np.ones(shape, bool)
+    plain = segment(images, mask, (1, 1, 1), load_model(tiny), device='cpu', views=['axial'])
+    after = segment(images, mask, (1, 1, 1), load_model(loaded), device='cpu', views=['axial'])
+    assert 'RC' not in plain.probabilities and 'rnet' in after.seconds
+    assert after.probabilities['RC'].max() < 1e-6  # its head says "neither" everywhere
+    np.testing.assert_array_equal(after.probabilities['WT'], plain.probabilities['WT'])
+    assert (after.probabilities['ET'] <= plain.probabilities['ET'] + 1e-6).all()
+
+
+def _case(seed: int, surgery: str) -> TrainingCase:
+    rng = np.random.default_rng(seed)
+    shape = (24, 28, 26)
+    labels = np.zeros(shape, np.uint8)
+    labels[6:18, 8:20, 7:19] = SNFH
+    labels[9:15, 11:17, 10:16] = RC if surgery == 'post-op' else NETC
+    labels[9:15, 11:17, 15:16] = ET
+    images = rng.standard_normal((4, *shape)).astype(np.float16)
+    images[:, labels == RC] -= 2
+    return TrainingCase('s', surgery, surgery, images, np.ones(shape, bool), labels)
+
+
+def test_patches_are_drawn_class_balanced_from_the_tumour_crop():
+    crops = [tumour_crop(_case(0, 'post-op'), SMALL)]
+    assert crops[0].target.shape == (12 + 8, 12 + 8, 12 + 8)  # the WT box, dilated 2, margin 2
+    images, target = draw_batch(crops, 30, 8, np.random.default_rng(0))
+    assert images.shape == (30, 4, 8, 8, 8) and target.shape == (30, 8, 8, 8)
+    centres = target[:, 4, 4, 4].numpy()
+    assert (centres == 1).sum() >= 5 and (centres == 2).sum() >= 5  # the cavity, the ET voxels
+
+
+def test_training_is_seeded_and_learns_the_cavity():
+    cases = [_case(i, 'post-op' if i % 2 else 'pre-op') for i in range(4)]
+    recipe = StageRecipe(patch=16, batch_size=2, iterations=6, validate_every=3)
+
+    def run():
+        return train_rnet(cases, cases[:1], recipe, seed=3, config=SMALL, report=lambda _: None)
+
+    (first, rows), (again, _) = run(), run()
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+    assert [r['iteration'] for r in rows] == [3, 6]
+    assert not any(p.requires_grad for p in first.parameters())
