@@ -70,8 +70,8 @@ SCALES = {
         resections=3,
         phantom_subjects=(3, 4, 5),
         phantom_resections=1,
-        # about 1.3 s per iteration on 2 shared cores (load average 5)
-        postop_stage={'patch': 32, 'batch_size': 4, 'iterations': 1200, 'validate_every': 200},
+        # about 3 s per iteration on 2 cores shared with other jobs (load average 7)
+        postop_stage={'patch': 32, 'batch_size': 4, 'iterations': 600, 'validate_every': 150},
     ),
     # the plumbing only, in minutes: one training patient, four iterations
     'smoke': Scale(
