@@ -63,10 +63,10 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 		--evaluate --reference $(SAMPLE)/derivatives/truth
 	$(BIN)/bids-arca-sample summary $(SAMPLE)/derivatives/bids-arca
 
-# The shipped post-operative model (models/arca-postop) from the shared data: real exams with
-# simulated resections and phantoms, fine-tuned from the BraTS-2017 weights (recipes/arca_postop.py,
-# docs/training.md). About an hour on 2 CPU cores (20 min more to make the cases the first
-# time); cases and checkpoints are kept in .work/.
+# The shipped post-operative model (models/arca-postop) from the shared data: the BraTS-2017
+# cascade kept and RNet, its post-operative stage, trained on real exams with simulated resections
+# and phantoms (recipes/arca_postop.py, docs/training.md). About 30 minutes on 2 shared CPU cores
+# (20 more to make the cases the first time); cases are kept in .work/.
 model: install
 	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
 

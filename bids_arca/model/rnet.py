@@ -5,11 +5,12 @@ products or a thin enhancing rim enhancing tumour. RNet reads the four z-scored 
 crop around the cascade's whole tumour (dilated) and gives, per voxel, three classes: 0 neither,
 1 resection cavity (its fluid, blood, air and wall: label RC of :mod:`bids_arca.resection`), 2
 enhancing tumour. Its outputs change the cascade's probabilities in two ways only
-(:func:`apply_rnet`): RC where RNet says cavity inside the dilated whole tumour (the core then
-includes it, as Lotan et al. define TC after surgery), and ET only where the cascade *and* RNet
-say enhancing tumour (the minimum of the two), so that enhancement RNet rejects (T1-bright blood,
-a rim) is no longer ET. Pre-operative segmentations change only where RNet disagrees with them;
-the benchmark measures that (``benchmarks/postop_model.py``).
+(:func:`apply_rnet`): RC where RNet says cavity inside the dilated whole tumour, in pieces of at
+least ``min_cavity_voxels`` (the core then includes it, as Lotan et al. define TC after surgery),
+and, in an exam where it finds such a cavity, ET only where the cascade *and* RNet say enhancing
+tumour (the minimum of the two), so that enhancement RNet rejects (T1-bright blood, a rim) is no
+longer ET. An exam without a cavity keeps the cascade's segmentation as it is; the benchmark
+measures how often a pre-operative exam gets one (``benchmarks/postop_model.py``).
 
 The network is a three-level 3-D U-Net of the blocks of :mod:`bids_arca.model.blocks`
 (convolution, batch norm with running statistics, PReLU) with a dilated bottleneck (receptive
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from bids_arca.labels import ET, NETC, RC
 from bids_arca.model.blocks import Conv, ConvNormAct, ConvTranspose
-from bids_arca.morphology import bounding_box
+from bids_arca.morphology import Components, bounding_box
 
 CAVITY, ENHANCING = 1, 2  # RNet's classes besides 0
 MULTIPLE = 4  # two x2 downsamplings: crops are padded to a multiple of this
@@ -40,6 +41,8 @@ class RNetConfig:
 
     ``wt_dilation``: voxels (1 mm) by which the cascade's whole tumour is dilated to give the
     region where a cavity may be labelled; the crop is that region's box plus ``margin``.
+    ``min_cavity_voxels``: smaller connected pieces of cavity are dropped (necrosis that RNet
+    takes for fluid in pre-operative exams comes in such pieces: docs/training.md).
     """
 
     in_channels: int = 4
@@ -47,6 +50,7 @@ class RNetConfig:
     channels: tuple[int, int, int] = (8, 16, 32)
     wt_dilation: int = 10
     margin: int = 8
+    min_cavity_voxels: int = 2000
 
     def to_dict(self) -> dict:
         return asdict(self) | {'channels': list(self.channels)}
@@ -128,7 +132,10 @@ def rnet_probabilities(
         full = np.zeros(brain.shape, np.float32)
         full[box] = probabilities[k][inside]
         out.append(full * region)
-    return out[0], out[1], region
+    pieces = Components(out[0] > 0.5)
+    cavity = out[0] * pieces.select(pieces.sizes >= cfg.min_cavity_voxels)
+    # without a cavity the exam is taken as pre-operative: RNet's enhancement is not consulted
+    return cavity, out[1], region if cavity.any() else np.zeros_like(region)
 
 
 def apply_rnet(

@@ -22,9 +22,8 @@ from bids_arca.paths import absolute_path
 
 #: Wang et al.'s BraTS-2017 weights, once imported with ``bids-arca-models import-brats17``
 BRATS17_MODEL = 'brats17-cacnn'
-#: the default stays the BraTS-2017 cascade until a post-operative model beats it (the shipped
-#: CPU-scale ``arca-postop`` does not find cavities yet: models/arca-postop/README.md)
-DEFAULT_MODEL = BRATS17_MODEL
+#: the shipped post-operative model: the BraTS-2017 cascade and RNet after it (models/arca-postop)
+DEFAULT_MODEL = 'arca-postop'
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
 CARD = 'model.json'
 # The model's volume calibration (bids_arca.quantification.intervals), beside its card.

@@ -42,8 +42,8 @@ def test_resolve_by_name_path_and_card(monkeypatch, tmp_path, make_tiny_model):
 
 
 def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path, make_tiny_model):
-    """A model shipped with bids-arca is found without an import; a store copy of the same name
-    takes precedence; the default (BraTS-2017) model still needs its import."""
+    """A model shipped with bids-arca is found without an import, and is the default; a store
+    copy of the same name takes precedence; the BraTS-2017 model still needs its import."""
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     shipped = make_tiny_model(tmp_path / 'shipped' / SHIPPED)
     monkeypatch.setattr(store, 'bundled_dir', lambda: tmp_path / 'shipped')
@@ -51,9 +51,9 @@ def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path,
     assert list_models() == [SHIPPED]
     mine = make_tiny_model(tmp_path / 'store' / SHIPPED, seed=1)
     assert resolve_model(SHIPPED) == mine
-    assert DEFAULT_MODEL == BRATS17_MODEL
+    assert DEFAULT_MODEL == SHIPPED and resolve_model() == mine
     with pytest.raises(MissingInputError, match='bids-arca-models import-brats17') as error:
-        resolve_model()
+        resolve_model(BRATS17_MODEL)
     assert BRATS17_MODEL in str(error.value)
     with pytest.raises(MissingInputError, match=f"model 'other' is not installed.*{SHIPPED}"):
         resolve_model('other')
@@ -65,7 +65,10 @@ def test_the_repository_ships_the_post_operative_model():
     folder = resolve_model(SHIPPED)
     card = read_card(folder)
     assert folder.name == SHIPPED and folder.parent == store.bundled_dir()
-    assert card['cascade']['stages']['tc']['network']['num_classes'] == 3  # the cavity class
+    # Wang's cascade as it is, and the post-operative stage after it
+    assert card['cascade']['stages']['tc']['network']['num_classes'] == 2
+    assert card['postop_stage']['network']['num_classes'] == 3
+    assert card['architecture']['stages'] == ['wt', 'tc', 'et', 'rnet']
     # Wang et al.'s BSD-3 notice travels with the weights made from theirs
     notice = (folder / 'LICENSE.txt').read_text()
     assert card['licence'] == 'BSD-3-Clause' and 'University College London' in notice

@@ -21,7 +21,7 @@ from bids_arca.model.rnet import (
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.postop_stage import StageRecipe, draw_batch, train_rnet, tumour_crop
 
-SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2)
+SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2, min_cavity_voxels=10)
 
 
 def test_logits_keep_the_input_size_and_odd_sizes_are_refused():
@@ -33,19 +33,30 @@ def test_logits_keep_the_input_size_and_odd_sizes_are_refused():
     assert 50_000 < sum(p.numel() for p in RNet().parameters()) < 100_000
 
 
-def test_rnet_looks_only_inside_the_dilated_whole_tumour():
-    torch.manual_seed(0)
-    net = RNet(SMALL).eval()
+def _biased(config: RNetConfig, cavity: float, enhancing: float) -> RNet:
+    """An RNet whose output is its head's bias wherever it looks."""
+    net = RNet(config).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor([0.0, cavity, enhancing]))
+    return net
+
+
+def test_rnet_looks_only_inside_the_dilated_whole_tumour_and_drops_small_cavities():
     shape = (20, 22, 18)
     brain = np.ones(shape, bool)
     wt = np.zeros(shape, np.float32)
     wt[8:12, 9:13, 7:10] = 0.9
-    cavity, enhancing, region = rnet_probabilities(net, torch.randn(4, *shape), brain, wt)
+    images = torch.randn(4, *shape)
+    cavity, enhancing, region = rnet_probabilities(_biased(SMALL, 5.0, 0.0), images, brain, wt)
     np.testing.assert_array_equal(region, tumour_region(wt, brain, 2))
     assert region.sum() > (wt > 0.5).sum()
+    np.testing.assert_array_equal(cavity > 0.5, region)  # one piece, above the minimum
     assert cavity[~region].max() == 0 and enhancing[~region].max() == 0
-    assert np.all(cavity[region] + enhancing[region] <= 1 + 1e-6)
-    nothing = rnet_probabilities(net, torch.randn(4, *shape), brain, 0 * wt)
+    large = RNetConfig(**(SMALL.to_dict() | {'min_cavity_voxels': int(region.sum()) + 1}))
+    cavity, _, region = rnet_probabilities(_biased(large, 5.0, 0.0), images, brain, wt)
+    assert not cavity.any() and not region.any()  # no cavity: the exam is left as it is
+    nothing = rnet_probabilities(_biased(SMALL, 5.0, 0.0), images, brain, 0 * wt)
     assert not any(part.any() for part in nothing)  # no tumour: no cavity, no region
 
 
@@ -75,13 +86,12 @@ def test_rnet_gives_the_cavity_and_keeps_enhancement_only_where_both_agree():
 def test_a_model_folder_carries_rnet_and_segment_gives_rc(make_tiny_model, tmp_path):
     torch.manual_seed(1)
     tiny = load_bundle(make_tiny_model(tmp_path / 'tiny'))
-    rnet = RNet(SMALL)
-    with torch.no_grad():  # a cavity wherever T1 is above 0, and no enhancing tumour
-        rnet.head.bias.copy_(torch.tensor([0.0, -50.0, -50.0]))
+    rnet = _biased(SMALL, -50.0, -50.0)  # "neither" wherever it looks
     card = tiny.card | {'name': 'with-rnet'}
     folder = write_bundle(tmp_path / 'with-rnet', tiny.nets, card, 'licence\n', rnet=rnet)
     loaded = load_bundle(folder)
     assert loaded.card['postop_stage']['network']['channels'] == [4, 4, 8]
+    assert loaded.rnet.config == SMALL
     for key, value in rnet.state_dict().items():
         torch.testing.assert_close(loaded.rnet.state_dict()[key], value)
     shape = (24, 20, 16)
@@ -91,9 +101,10 @@ def test_a_model_folder_carries_rnet_and_segment_gives_rc(make_tiny_model, tmp_p
     plain = segment(images, mask, (1, 1, 1), load_model(tiny), device='cpu', views=['axial'])
     after = segment(images, mask, (1, 1, 1), load_model(loaded), device='cpu', views=['axial'])
     assert 'RC' not in plain.probabilities and 'rnet' in after.seconds
-    assert after.probabilities['RC'].max() < 1e-6  # its head says "neither" everywhere
-    np.testing.assert_array_equal(after.probabilities['WT'], plain.probabilities['WT'])
-    assert (after.probabilities['ET'] <= plain.probabilities['ET'] + 1e-6).all()
+    assert after.probabilities['RC'].max() == 0  # no cavity: the cascade's result as it is
+    for region in ('WT', 'TC', 'ET'):
+        np.testing.assert_array_equal(after.probabilities[region], plain.probabilities[region])
+    np.testing.assert_array_equal(after.labels, plain.labels)
 
 
 def _case(seed: int, surgery: str) -> TrainingCase:
