@@ -1,7 +1,7 @@
 """The post-operative model against its goals (issue 15), and the paper's comparison.
 
 Held-out patients of ``recipes/arca_postop.py`` (never trained on), each before surgery and after
-two simulated operations (gross-total and subtotal, seeds apart from the training ones), and the
+three simulated operations (gross-total, subtotal, biopsy; seeds apart from the training ones), and the
 post-operative phantoms of the held-out phantom subjects (the demo is subject 1). Every model
 segments every case through :func:`bids_arca.model.inference.segment` (three views) and the
 participant level's default post-processing (``paper`` rules, with the cavity output when the
@@ -13,7 +13,8 @@ model has one), in model space. Printed and written (``--out``):
 * ``summary.tsv``: mean and standard deviation per model, pre- and post-operative apart;
 * ``goals.json``: each goal of the issue with its figure and whether it is met.
 
-Segmentations are cached per model and case in ``--work``, so adding a model reruns only it::
+Segmentations are cached per model and case in ``--work``, so adding a model reruns only it; a
+model made of another's cascade and RNet (``--cascade-from NAME``) reuses that cascade::
 
     python -m benchmarks.postop_model --model arca-postop=models/arca-postop \\
         --model brats17-cacnn=PATH --model cacnn-postop=PATH [--jobs 2] [--cases GLI00001 ...]
