@@ -1,9 +1,9 @@
 """The post-operative model against its goals (issue 15), and the paper's comparison.
 
 Held-out patients of ``recipes/arca_postop.py`` (never trained on), each before surgery and after
-three simulated operations (gross-total, subtotal, biopsy; seeds apart from the training ones), and the
-post-operative phantoms of the held-out phantom subjects (the demo is subject 1). Every model
-segments every case through :func:`bids_arca.model.inference.segment` (three views) and the
+three simulated operations (gross-total, subtotal, biopsy; seeds apart from the training ones),
+and the post-operative phantoms of the held-out phantom subjects (the demo is subject 1). Every
+model segments every case through :func:`bids_arca.model.inference.segment` (three views) and the
 participant level's default post-processing (``paper`` rules, with the cavity output when the
 model has one), in model space. Printed and written (``--out``):
 
