@@ -90,5 +90,5 @@ def test_intervals_hold_the_truth_of_phantom_subjects_left_out(rows, shipped):
                 assert math.isfinite(high)
                 inside.append(low <= found.truth <= high)
     assert len(inside) >= 36
-    # 95% promised; 42 of 45 (93%) with the 23 sessions of 2026-12 (docs/outputs.md)
+    # 95% promised; 75 of 81 (93%) with the 35 sessions of 2026-12-07 (docs/outputs.md)
     assert sum(inside) >= 0.85 * len(inside), f'{sum(inside)} of {len(inside)}'
