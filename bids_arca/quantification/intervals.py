@@ -377,7 +377,10 @@ def read_calibration(model_dir: Path, weights_sha256: str) -> VolumeCalibration 
             raise ValueError(f'format {data.get("format_version")!r} unsupported')
         calibration = VolumeCalibration.from_dict(data)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputDataError(f'{path}: unreadable volume calibration ({error})') from None
+        raise InputDataError(
+            f'{path}: unreadable volume calibration ({error}); recalibrate with "make calibrate '
+            f'MODEL={model_dir}" or remove the file'
+        ) from None
     if calibration.model_sha256 != weights_sha256:
         raise InputDataError(
             f'{path}: made for other weights (sha256 {calibration.model_sha256[:16]}, the model '
