@@ -71,7 +71,9 @@ def preprocess(root: Path, exams: list[str], nprocs: int) -> set[str]:
 
     from bids_arca.errors import BidsArcaError
     from bids_arca.inputs import collect_sessions, load_layout
-    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf, run_workflow
+    from bids_arca.interfaces.engine import run_workflow
+    from bids_arca.preprocessing.contract import PreprocOptions
+    from bids_arca.workflows.preprocessing import init_preproc_wf
 
     sessions = {s.subject: s for s in collect_sessions(load_layout(root / 'bids', False))}
     accepted = set()

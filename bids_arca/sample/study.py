@@ -41,7 +41,8 @@ from bids_arca.sample.lesion import (
     draw_lesion,
     plan_lesion,
 )
-from bids_arca.sample.protocols import ROLES, SCANNERS, Protocol, Scanner, localizer, reformat
+from bids_arca.sample.protocols import SCANNERS, Protocol, Scanner, localizer, reformat
+from bids_arca.vocabulary import ROLES
 
 FULL_MM, SMALL_MM = 1.0, 3.0
 SESSION_PATTERN = re.compile(r'^(preop|postop|fu[1-9][0-9]?)$')

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
 
 from bids_arca.derivatives.session_files import (
@@ -37,7 +38,7 @@ from bids_arca.derivatives.session_files import (
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.locks import SessionLocks, describe
-from bids_arca.model.store import read_card, resolve_model
+from bids_arca.model.store import ModelCard, load_card, resolve_model
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.preprocessing.series_io import load_volume
 from bids_arca.provenance import fingerprint
@@ -88,15 +89,15 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     processed: list[SessionInputs] = []
     if ready:
         model_dir = resolve_model(opts.model)
-        card = read_card(model_dir)
-        LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
+        card = load_card(model_dir)
+        LOGGER.info('model %s (%s)', card.label, model_dir)
         resolve_preprocessing(opts, card)
-        calibration = read_calibration(model_dir, card.get('weights_sha256', ''))
+        calibration = read_calibration(model_dir, card.weights_sha256)
         if calibration is None:
             LOGGER.warning(
                 'model %s has no volume calibration (%s): volumes get an uncalibrated range, '
                 'labelled so; calibrate it with "make calibrate MODEL=%s"',
-                card.get('name', model_dir.name),
+                card.label,
                 CALIBRATION_FILE,
                 model_dir,
             )
@@ -141,7 +142,7 @@ class _Run:
         opts,
         model_dir: Path,
         parameters: dict,
-        card: dict,
+        card: ModelCard,
         failures: list,
         calibration: VolumeCalibration | None,
     ):
@@ -151,7 +152,7 @@ class _Run:
     def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
         todo, current = [], 0
         for session in sessions:
-            print_ = fingerprint(session.images, self.parameters, self.card)
+            print_ = fingerprint(session.images, self.parameters, self.card.content)
             outputs = SessionOutputs(self.opts.output_dir, session.subject, session.session)
             for folder in remove_abandoned_staging(self.opts.output_dir, outputs.prefix):
                 LOGGER.info('%s: removed %s, left by a run that was stopped', session.name, folder)
@@ -189,13 +190,13 @@ class _Run:
         return [session for session, _ in todo]
 
 
-def resolve_preprocessing(opts: Namespace, card: dict) -> None:
+def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> None:
     """Preprocess as the model's training data were: ``--skull-strip`` and ``--model-space``
     left unset take the values the card records (models trained by bids-arca), else the
     defaults; an explicit choice that differs is kept, with a warning. ``--fix-left-right``
     only decides whether a mirrored series stops the session, so it is not taken over."""
-    recorded = card.get('input', {}).get('preprocessing_options', {})
-    name = card.get('name', 'the model')
+    card = _typed(card)
+    recorded, name = card.preprocessing_options, card.name or 'the model'
     for option, default in DEFAULT_OPTIONS.items():
         trained = recorded.get(option)
         chosen = getattr(opts, option)
@@ -216,7 +217,7 @@ def resolve_preprocessing(opts: Namespace, card: dict) -> None:
 
 
 def session_parameters(
-    opts: Namespace, card: dict, calibration: VolumeCalibration | None = None
+    opts: Namespace, card: ModelCard | Mapping, calibration: VolumeCalibration | None = None
 ) -> dict:
     """What the results depend on, besides the inputs and the model: recorded and fingerprinted
     (the volume calibration by its checksum). Performance settings (processes, threads,
@@ -226,22 +227,14 @@ def session_parameters(
         'model_space': opts.model_space,
         'fix_left_right': opts.fix_left_right,
         'postprocessing': opts.postprocessing,
-        'model': card.get('name', ''),
+        'model': _typed(card).name,
         'volume_calibration': calibration.digest if calibration else 'none',
     }
 
 
-def card_summary(card: dict) -> dict:
-    """The model card's lines that go into every sidecar, the provenance and the report."""
-    summary = {
-        'Name': card.get('name', ''),
-        'Version': f'sha256:{card.get("weights_sha256", "")[:16]}',
-        'Description': card.get('description', ''),
-        'TrainingData': card.get('training_data', ''),
-        'Licence': card.get('licence', ''),
-        'Citation': card.get('citation', ''),
-    }
-    return {key: value for key, value in summary.items() if value}
+def _typed(card: ModelCard | Mapping) -> ModelCard:
+    """The card typed (these helpers also take a card as read from ``model.json``)."""
+    return card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
 
 
 def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
@@ -260,13 +253,13 @@ def process(
     opts: Namespace,
     model_dir: Path,
     parameters: dict,
-    card: dict,
+    card: ModelCard,
     calibration: VolumeCalibration | None = None,
 ) -> None:
     """Run the sessions' workflows in one nipype graph."""
     from nipype.pipeline import engine as pe
 
-    from bids_arca.workflows.preprocessing import run_workflow
+    from bids_arca.interfaces.engine import run_workflow
 
     workflow = pe.Workflow(name='bids_arca_wf')
     progress = Progress()
@@ -284,7 +277,7 @@ def init_session_wf(
     opts: Namespace,
     model_dir: Path,
     parameters: dict,
-    card: dict,
+    card: ModelCard,
     print_: str,
     calibration: VolumeCalibration | None = None,
 ):
@@ -310,7 +303,7 @@ def init_session_wf(
     segment = pe.Node(
         Segment(
             model=str(model_dir),
-            model_id=card.get('weights_sha256', ''),
+            model_id=card.weights_sha256,
             device=opts.device,
             num_threads=threads,
         ),
@@ -327,7 +320,7 @@ def init_session_wf(
             bids_dir=str(opts.bids_dir),
             output_dir=str(opts.output_dir),
             parameters=parameters,
-            model_card=card_summary(card),
+            model_card=card.summary(),
             fingerprint=print_,
             overwrite=opts.overwrite,
             calibration=json.loads(calibration.to_json()) if calibration else {},
@@ -340,11 +333,7 @@ def init_session_wf(
     workflow.connect([
         (preproc, segment, [('outputnode.preproc', 'preproc'),
                             ('outputnode.brain_mask', 'brain_mask')]),
-        (preproc, results, [('outputnode.space', 'space'),
-                            ('outputnode.derivatives', 'derivatives'),
-                            ('outputnode.derivative_names', 'derivative_names'),
-                            ('outputnode.seconds', 'seconds'),
-                            ('outputnode.timed_steps', 'timed_steps')]),
+        (preproc, results, [('outputnode.manifest', 'preprocessing')]),
         (segment, results, [('segmentation', 'segmentation')]),
     ])
     # fmt: on
