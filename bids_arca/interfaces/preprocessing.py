@@ -108,7 +108,7 @@ class Coregister(BidsArcaInterface):
 class _SkullStripInputSpec(BaseInterfaceInputSpec):
     t1ce_on_grid = File(exists=True, mandatory=True, desc='T1ce on the working grid')
     method = traits.Enum(*SKULL_STRIP_METHODS, usedefault=True)
-    device = traits.Enum('cpu', *DEVICES, usedefault=True)
+    device = traits.Enum('cpu', *DEVICES, usedefault=True)  # listed first: the default
     num_threads = traits.Int(1, usedefault=True)
 
 
