@@ -1,8 +1,8 @@
 """The last step of a participant session: from the model-space segmentation to every output.
 
 :func:`write_session` maps the network's probabilities onto the native T1ce, gathers what the
-preprocessing found (QC, figures, timings), follows the link back to the source DICOM series
-(:mod:`bids_arca.sourcedata`) and hands everything to
+preprocessing found from its manifest (QC, figures, timings, derivatives), follows the link back
+to the source DICOM series (:mod:`bids_arca.sourcedata`) and hands everything to
 :func:`~bids_arca.results.write.write_results`, which post-processes, measures, writes and
 commits the session's files, the preprocessing's derivatives included, all at once.
 """
