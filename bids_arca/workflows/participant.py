@@ -40,6 +40,7 @@ from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.locks import SessionLocks, describe
 from bids_arca.model.store import ModelCard, load_card, resolve_model
 from bids_arca.preprocessing import DEFAULT_OPTIONS
+from bids_arca.preprocessing.contract import PreprocOptions
 from bids_arca.preprocessing.series_io import load_volume
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification.intervals import (
@@ -102,7 +103,8 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
                 model_dir,
             )
         parameters = session_parameters(opts, card, calibration)
-        run = _Run(opts, model_dir, parameters, card, failures, calibration)
+        preprocessing = PreprocOptions.chosen(opts)
+        run = _Run(opts, preprocessing, model_dir, parameters, card, calibration, failures)
         with SessionLocks(opts.output_dir) as locks:
             waiting, waited = ready, set()
             while waiting:
@@ -140,14 +142,16 @@ class _Run:
     def __init__(
         self,
         opts,
+        preprocessing: PreprocOptions,
         model_dir: Path,
         parameters: dict,
         card: ModelCard,
-        failures: list,
         calibration: VolumeCalibration | None,
+        failures: list[BidsArcaError],
     ):
-        self.opts, self.model_dir, self.parameters, self.card = opts, model_dir, parameters, card
-        self.failures, self.calibration = failures, calibration
+        self.opts, self.preprocessing, self.model_dir = opts, preprocessing, model_dir
+        self.parameters, self.card, self.calibration = parameters, card, calibration
+        self.failures = failures
 
     def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
         todo, current = [], 0
@@ -177,17 +181,82 @@ class _Run:
         LOGGER.info('%d session(s) to process, %d current', len(todo), current)
         if todo:
             try:
-                process(
-                    todo,
-                    self.opts,
-                    self.model_dir,
-                    self.parameters,
-                    self.card,
-                    self.calibration,
-                )
+                self.process(todo)
             except BidsArcaError as error:
                 self.failures.append(error)
         return [session for session, _ in todo]
+
+    def process(self, todo: list[tuple[SessionInputs, str]]) -> None:
+        """Run the sessions' workflows in one nipype graph."""
+        from nipype.pipeline import engine as pe
+
+        from bids_arca.interfaces.engine import run_workflow
+
+        workflow = pe.Workflow(name='bids_arca_wf')
+        progress = Progress()
+        for session, print_ in todo:
+            session_wf = self.session_wf(session, print_)
+            progress.expect(session_wf.name, session.name, _count_steps(session_wf))
+            workflow.add_nodes([session_wf])
+        opts = self.opts
+        run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
+
+    def session_wf(self, session: SessionInputs, print_: str):
+        """Preprocessing, segmentation and results of one session."""
+        from nipype.pipeline import engine as pe
+
+        from bids_arca.interfaces.segmentation import Segment, SessionResults
+        from bids_arca.workflows.preprocessing import init_preproc_wf
+
+        opts, card, calibration = self.opts, self.card, self.calibration
+        threads = self.preprocessing.omp_nthreads
+        workflow = pe.Workflow(name=session.name.replace('-', '_') + '_wf')
+        preproc = init_preproc_wf(
+            session,
+            opts.bids_dir,
+            opts.output_dir,
+            self.preprocessing,
+            name='preproc_wf',
+            publish=False,
+        )
+        segment = pe.Node(
+            Segment(
+                model=str(self.model_dir),
+                model_id=card.weights_sha256,
+                device=opts.device,
+                num_threads=threads,
+            ),
+            name='segment',
+            n_procs=threads,
+            mem_gb=SEGMENT_MEMORY_GB,
+        )
+        results = pe.Node(
+            SessionResults(
+                subject=session.subject,
+                session=session.session or '',
+                images={role: str(path) for role, path in session.images.items()},
+                choices={role: choice.record() for role, choice in session.choices.items()},
+                bids_dir=str(opts.bids_dir),
+                output_dir=str(opts.output_dir),
+                parameters=self.parameters,
+                model_card=card.summary(),
+                fingerprint=print_,
+                overwrite=opts.overwrite,
+                calibration=json.loads(calibration.to_json()) if calibration else {},
+            ),
+            name='results',
+            overwrite=True,  # always run: it commits the outputs (the segmentation is cached)
+            mem_gb=2.0,
+        )
+        # fmt: off
+        workflow.connect([
+            (preproc, segment, [('outputnode.preproc', 'preproc'),
+                                ('outputnode.brain_mask', 'brain_mask')]),
+            (preproc, results, [('outputnode.manifest', 'preprocessing')]),
+            (segment, results, [('segmentation', 'segmentation')]),
+        ])
+        # fmt: on
+        return workflow
 
 
 def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> None:
@@ -246,98 +315,6 @@ def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
         session.name,
         ', '.join(f'{r}={p.name}' for r, p in session.images.items()),
     )
-
-
-def process(
-    todo: list[tuple[SessionInputs, str]],
-    opts: Namespace,
-    model_dir: Path,
-    parameters: dict,
-    card: ModelCard,
-    calibration: VolumeCalibration | None = None,
-) -> None:
-    """Run the sessions' workflows in one nipype graph."""
-    from nipype.pipeline import engine as pe
-
-    from bids_arca.interfaces.engine import run_workflow
-
-    workflow = pe.Workflow(name='bids_arca_wf')
-    progress = Progress()
-    for session, print_ in todo:
-        session_wf = init_session_wf(
-            session, opts, model_dir, parameters, card, print_, calibration
-        )
-        progress.expect(session_wf.name, session.name, _count_steps(session_wf))
-        workflow.add_nodes([session_wf])
-    run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
-
-
-def init_session_wf(
-    session: SessionInputs,
-    opts: Namespace,
-    model_dir: Path,
-    parameters: dict,
-    card: ModelCard,
-    print_: str,
-    calibration: VolumeCalibration | None = None,
-):
-    """Preprocessing, segmentation and results of one session."""
-    from nipype.pipeline import engine as pe
-
-    from bids_arca.interfaces.segmentation import Segment, SessionResults
-    from bids_arca.preprocessing.contract import PreprocOptions
-    from bids_arca.workflows.preprocessing import init_preproc_wf
-
-    threads = opts.omp_nthreads
-    options = PreprocOptions(
-        skull_strip=opts.skull_strip,
-        model_space=opts.model_space,
-        fix_left_right=opts.fix_left_right,
-        device=opts.device,
-        omp_nthreads=threads,
-    )
-    workflow = pe.Workflow(name=session.name.replace('-', '_') + '_wf')
-    preproc = init_preproc_wf(
-        session, opts.bids_dir, opts.output_dir, options, name='preproc_wf', publish=False
-    )
-    segment = pe.Node(
-        Segment(
-            model=str(model_dir),
-            model_id=card.weights_sha256,
-            device=opts.device,
-            num_threads=threads,
-        ),
-        name='segment',
-        n_procs=threads,
-        mem_gb=SEGMENT_MEMORY_GB,
-    )
-    results = pe.Node(
-        SessionResults(
-            subject=session.subject,
-            session=session.session or '',
-            images={role: str(path) for role, path in session.images.items()},
-            choices={role: choice.record() for role, choice in session.choices.items()},
-            bids_dir=str(opts.bids_dir),
-            output_dir=str(opts.output_dir),
-            parameters=parameters,
-            model_card=card.summary(),
-            fingerprint=print_,
-            overwrite=opts.overwrite,
-            calibration=json.loads(calibration.to_json()) if calibration else {},
-        ),
-        name='results',
-        overwrite=True,  # always run: it commits the outputs (the segmentation is cached)
-        mem_gb=2.0,
-    )
-    # fmt: off
-    workflow.connect([
-        (preproc, segment, [('outputnode.preproc', 'preproc'),
-                            ('outputnode.brain_mask', 'brain_mask')]),
-        (preproc, results, [('outputnode.manifest', 'preprocessing')]),
-        (segment, results, [('segmentation', 'segmentation')]),
-    ])
-    # fmt: on
-    return workflow
 
 
 def _count_steps(workflow) -> int:
