@@ -92,7 +92,7 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
         model_dir = resolve_model(opts.model)
         card = load_card(model_dir)
         LOGGER.info('model %s (%s)', card.label, model_dir)
-        resolve_preprocessing(opts, card)
+        opts = resolve_preprocessing(opts, card)
         calibration = read_calibration(model_dir, card.weights_sha256)
         if calibration is None:
             LOGGER.warning(
@@ -259,19 +259,21 @@ class _Run:
         return workflow
 
 
-def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> None:
+def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> Namespace:
     """Preprocess as the model's training data were: ``--skull-strip`` and ``--model-space``
     left unset take the values the card records (models trained by bids-arca), else the
     defaults; an explicit choice that differs is kept, with a warning. ``--fix-left-right``
-    only decides whether a mirrored series stops the session, so it is not taken over."""
+    only decides whether a mirrored series stops the session, so it is not taken over.
+    Returns the completed options; the parsed ``opts`` stay as the user gave them."""
     card = _typed(card)
     recorded, name = card.preprocessing_options, card.name or 'the model'
+    resolved = Namespace(**vars(opts))
     for option, default in DEFAULT_OPTIONS.items():
         trained = recorded.get(option)
         chosen = getattr(opts, option)
         flag = '--' + option.replace('_', '-')
         if chosen is None:
-            setattr(opts, option, trained or default)
+            setattr(resolved, option, trained or default)
             if trained:
                 LOGGER.info('%s %s: as %s was trained', flag, trained, name)
         elif trained and chosen != trained:
@@ -283,6 +285,7 @@ def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> None:
                 flag,
                 trained,
             )
+    return resolved
 
 
 def session_parameters(
