@@ -74,8 +74,11 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
     candidate = Path(wanted).expanduser()
     if os.sep in wanted or candidate.exists():
         folder = candidate.parent if candidate.name == CARD else candidate
-        read_card(folder)  # raises with the path if it is not a model
-        return folder.resolve()
+        if not (folder / CARD).is_file():
+            raise MissingInputError(
+                f'{folder / CARD}: model card not found; {folder} is not a bids-arca model'
+            )
+        return folder.resolve()  # the card is parsed once, by whoever loads the model
     folder = store_dir() / wanted
     bundled = bundled_dir()
     for found in (folder, bundled / wanted if bundled else None):
