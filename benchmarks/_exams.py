@@ -8,7 +8,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_arca.training.real_exams import BRATS2018
+from bids_arca.convert.routing import ROLE_SUFFIX
+from bids_arca.preprocessing import CHANNELS
+from bids_arca.training.real_exams import real_exams
 
 REPO = Path(__file__).resolve().parents[1]
 TCGA = 'data/real/tcga-fg-6692-raw'
@@ -48,27 +50,21 @@ def make_tcga_bids(root: Path, mirror: str | None = None) -> Path:
     return root
 
 
-REAL = 'data/real'
-#: The real four-contrast exams of the shared folder: name -> (folder, role -> file pattern).
-#: HG0015 is stored as MHA and is written as NIfTI by :func:`make_real_bids`.
-BRATS_2018_PATTERNS = {'T1ce': '*_t1ce.nii.gz', 'T1w': '*_t1.nii.gz', 'T2w': '*_t2.nii.gz'}
-EXAMS = {
-    **{
-        name: (f'brats2018-expert/{name}', {**BRATS_2018_PATTERNS, 'FLAIR': '*_flair.nii.gz'})
-        for name in BRATS2018
-    },
-    'GLI-00001': (
-        'brats-gli-00001-000',
-        {'T1ce': '*-t1c.nii.gz', 'T1w': '*-t1n.nii.gz', 'T2w': '*-t2w.nii.gz', 'FLAIR': '*-t2f.*'},
-    ),
-    'HG0015': (
-        'brats2012-HG0015',
-        {'T1ce': '*_T1C.mha', 'T1w': '*_T1.mha', 'T2w': '*_T2.mha', 'FLAIR': '*_FLAIR.mha'},
-    ),
-    'TCGA-FG-6692': ('tcga-fg-6692-raw', {TCGA_ROLE[s]: p for s, p in TCGA_FILES.items()}),
-}
-#: BIDS suffix of each role.
-BIDS_SUFFIX = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
+#: The raw TCGA-FG-6692 exam (before BraTS-Toolkit); the other real exams are the BraTS-space
+#: ones of :func:`bids_arca.training.real_exams.real_exams` (the one registry), by patient label.
+RAW_TCGA = 'TCGA-FG-6692'
+_BRATS_SPACE = [name for name in real_exams(Path()) if name != 'FG6692']  # FG6692: RAW_TCGA
+#: The real four-contrast exams of the shared folder. HG0015 is stored as MHA and is written as
+#: NIfTI by :func:`make_real_bids`.
+EXAMS = (*_BRATS_SPACE, RAW_TCGA)
+
+
+def exam_files(exam: str) -> dict[str, Path]:
+    """Role -> file of one of :data:`EXAMS` in the shared folder."""
+    if exam == RAW_TCGA:
+        return {TCGA_ROLE[suffix]: tcga_file(suffix) for suffix in TCGA_FILES}
+    found = real_exams(shared_dir())[exam]
+    return {role: found.folder / name for role, name in zip(CHANNELS, found.images, strict=True)}
 
 
 def subject_label(exam: str) -> str:
@@ -85,14 +81,12 @@ def make_real_bids(root: Path, exams: list[str]) -> dict[str, dict[str, Path]]:
     (root / 'dataset_description.json').write_text('{"Name": "real", "BIDSVersion": "1.10.0"}')
     files = {}
     for exam in exams:
-        folder, patterns = EXAMS[exam]
         label = subject_label(exam)
         anat = root / f'sub-{label}' / 'ses-preop' / 'anat'
         anat.mkdir(parents=True)
         files[exam] = {}
-        for role, pattern in patterns.items():
-            (source,) = (shared_dir() / REAL / folder).glob(pattern)
-            target = anat / f'sub-{label}_ses-preop_{BIDS_SUFFIX[role]}.nii.gz'
+        for role, source in exam_files(exam).items():
+            target = anat / f'sub-{label}_ses-preop_{ROLE_SUFFIX[role]}.nii.gz'
             if source.suffix == '.mha':
                 sitk.WriteImage(sitk.ReadImage(str(source)), str(target))
             else:

@@ -37,8 +37,9 @@ def main() -> None:
     from nipype.pipeline import engine as pe
 
     from bids_arca.inputs import collect_sessions, load_layout
+    from bids_arca.interfaces.engine import run_workflow
     from bids_arca.preprocessing.contract import PreprocOptions
-    from bids_arca.workflows.preprocessing import init_preproc_wf, run_workflow
+    from bids_arca.workflows.preprocessing import init_preproc_wf
 
     imported = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix='bids-arca-bench-') as scratch:

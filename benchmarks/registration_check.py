@@ -17,7 +17,7 @@ its T1w, T2w and FLAIR series:
 For the BraTS-space exams, whose series upstream aligned, the registrations' distance from that
 alignment is printed too (mean over the head's voxels).
 
-    python benchmarks/registration_check.py [--exams Brats18_2013_20_1 ...] [--nprocs 2]
+    python benchmarks/registration_check.py [--exams 201320 ...] [--nprocs 2]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._exams import EXAMS, make_real_bids, subject_label
+from benchmarks._exams import EXAMS, RAW_TCGA, make_real_bids, subject_label
 
 SHIFTS_MM = (10, 20, 40)
 TURNS_DEG = (10, 20, 45, 90)
@@ -71,7 +71,9 @@ def preprocess(root: Path, exams: list[str], nprocs: int) -> set[str]:
 
     from bids_arca.errors import BidsArcaError
     from bids_arca.inputs import collect_sessions, load_layout
-    from bids_arca.workflows.preprocessing import PreprocOptions, init_preproc_wf, run_workflow
+    from bids_arca.interfaces.engine import run_workflow
+    from bids_arca.preprocessing.contract import PreprocOptions
+    from bids_arca.workflows.preprocessing import init_preproc_wf
 
     sessions = {s.subject: s for s in collect_sessions(load_layout(root / 'bids', False))}
     accepted = set()
@@ -115,7 +117,7 @@ def variants(exam: str, files: dict, out: Path, rng, counter: int) -> list[dict]
         row = {'exam': exam, 'role': role, 'check': sidecar['AlignmentCheck']}
         fits = sidecar['LeftRightSimilarity']
         row['left_right'] = fits['AsStored'] / max(fits['Mirrored'], 1e-9)
-        if exam != 'TCGA-FG-6692':  # BraTS space: the series were aligned upstream
+        if exam != RAW_TCGA:  # BraTS space: the series were aligned upstream
             row['upstream_mm'] = _distance(matrix, np.eye(4), points)
 
         flip = voxel_flip(moving.shape, left_right_axis(moving.affine))

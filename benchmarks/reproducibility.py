@@ -8,7 +8,7 @@ tumour), the largest difference of the probability maps, other images with any v
 the volumes table (largest relative difference) and the transforms. Goal (issue 20): identical;
 at most 0.1 % of the WT voxels and volumes within 0.1 %.
 
-    python benchmarks/reproducibility.py [--model PATH] [--exam GLI-00001]
+    python benchmarks/reproducibility.py [--model PATH] [--exam GLI00001]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SETTINGS = ((2, 2), (2, 2), (1, 1), (2, 1))  # (--nprocs, --omp-nthreads)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--exam', default='GLI-00001', choices=list(EXAMS))
+    parser.add_argument('--exam', default='GLI00001', choices=list(EXAMS))
     parser.add_argument('--model', help='model name or path (default: arca-postop)')
     args = parser.parse_args()
     load = os.getloadavg()[0]

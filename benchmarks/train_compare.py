@@ -59,9 +59,6 @@ from bids_arca.training.progress import MetricsLog
 from bids_arca.training.splits import TEST, TRAIN, VALIDATION, split_subjects
 from bids_arca.training.train import cascade_networks, train_ar, train_cascade
 
-REAL_CASE = 'brats-gli-00001-000'
-REAL_FILES = {'FLAIR': 't2f', 'T1w': 't1n', 'T1ce': 't1c', 'T2w': 't2w'}
-
 
 def _make(spec_and_folder: tuple[PhantomSpec, str]) -> str:
     spec, folder = spec_and_folder
@@ -334,12 +331,12 @@ def run_compare(args, split, device, out: Path, work: Path) -> None:
 def real_case(shared: Path) -> TrainingCase:
     """brats-gli-00001-000 and its BraTS-2023 reference in our labels, as a training case."""
     from bids_arca.schemes import get_scheme
+    from bids_arca.training.real_exams import real_exams
 
-    folder = shared / 'data' / 'real' / REAL_CASE
-    images = [folder / f'BraTS-GLI-00001-000-{REAL_FILES[role]}.nii.gz' for role in CHANNELS]
-    reference = folder / 'algorithm_segmentations' / 'seg-BraTS23_1.nii.gz'
-    images, brain, labels = already_preprocessed(images, reference)
-    scheme = get_scheme('brats2023')
+    exam = real_exams(shared)['GLI00001']  # images in CHANNELS order
+    reference = exam.folder / exam.reference
+    images, brain, labels = already_preprocessed([exam.folder / n for n in exam.images], reference)
+    scheme = get_scheme(exam.scheme)
     scheme.check_values(labels, reference)
     images, brain, labels = to_model_space(images, brain, training_labels(labels, scheme))
     return TrainingCase('GLI00001', '000', PRE_OP, images, brain, labels)

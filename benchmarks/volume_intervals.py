@@ -1,6 +1,6 @@
 """Calibrate a model's volume intervals and check them on held-out sessions (``make calibrate``).
 
-Segments, once, sessions whose truth is known (:mod:`bids_arca.workflows.calibration`: full-
+Segments, once, sessions whose truth is known (:mod:`bids_arca.calibration.records`: full-
 resolution phantoms, the BraTS 2018 expert cases, two exams with several algorithm
 segmentations), caches their records, and prints, per region and size bin of the reported
 volume, the coverage of the 95% intervals and their median half-width relative to the volume:
@@ -38,6 +38,7 @@ from bids_arca.model.store import read_card, resolve_model
 from bids_arca.quantification.intervals import (
     Sample,
     VolumeCalibration,
+    band,
     fit,
     write_calibration,
 )
@@ -61,9 +62,11 @@ def samples(records: Sequence[dict], region: str, thresholds: Sequence[float]) -
     found = []
     for record in records:
         row = record['regions'][region]
-        members = tuple(
-            v for name, v in row['members'].items() if name.startswith('view') or name in wanted
-        )
+        members = {
+            name: v
+            for name, v in row['members'].items()
+            if name.startswith('view') or name in wanted
+        }
         found.append(Sample(row['reported'], row['truth'], members, record['surgery']))
     return found
 
@@ -106,6 +109,8 @@ def predict(calibration: VolumeCalibration, records, thresholds) -> list[dict]:
                     'half': (high - low) / 2 / sample.reported
                     if sample.reported > 0
                     else math.nan,
+                    'error': abs(math.log((sample.truth + 0.25) / (sample.reported + 0.25))),
+                    'band': band(sample.members, calibration.regions[region].offset_ml),
                 }
             )
     return rows
@@ -151,6 +156,35 @@ def print_table(title: str, rows: Sequence[dict]) -> None:
             halves = [r['half'] for r in group if not math.isnan(r['half'])]
             half = f'{100 * np.median(halves):.0f} %' if halves else 'n/a'
             print(f'{region:6} {label:>16} {len(group):4d} {100 * covered:8.1f}% {half:>18}')
+
+
+def print_sources(rows: Sequence[dict]) -> None:
+    """Where the width comes from: per region and kind of session, the error itself, the
+    threshold band and the interval (held out); "goal bin": WT over 10 mL, ET over 1 mL."""
+    print('\nWhere the width comes from (held out): median |log(truth/reported)|, median band')
+    print(f'{"region":6} {"sessions":>17} {"n":>3} {"|error|":>8} {"band":>6} {"coverage":>9} '
+          f'{"half-width":>11} {"in goal bin":>12}')  # fmt: skip
+    for region in ('WT', 'TC', 'ET'):
+        for source in ('phantom', 'expert'):
+            for surgery in ('pre-op', 'post-op'):
+                group = [
+                    r
+                    for r in rows
+                    if (r['region'], r['source'], r['surgery']) == (region, source, surgery)
+                ]
+                if not group:
+                    continue
+                above = GOALS.get(region, (0.0, 0.0))[0]
+                goal = [r['half'] for r in group if r['reported'] > above]
+                halves = [r['half'] for r in group if not math.isnan(r['half'])]
+                print(
+                    f'{region:6} {source + " " + surgery:>17} {len(group):3d} '
+                    f'{100 * np.median([r["error"] for r in group]):7.0f}% '
+                    f'{np.median([r["band"] for r in group]):6.2f} '
+                    f'{100 * np.mean([r["covered"] for r in group]):8.0f}% '
+                    f'{100 * np.median(halves):10.0f}% '
+                    + (f'{100 * np.median(goal):10.0f}% ({len(goal)})' if goal else '         n/a')
+                )
 
 
 def print_goals(rows: Sequence[dict]) -> None:
@@ -236,7 +270,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
 
-    from bids_arca.workflows import calibration as collect
+    from bids_arca.calibration import records as collect
 
     folder = resolve_model(args.model)
     sha = read_card(folder)['weights_sha256']
@@ -273,6 +307,7 @@ def main() -> None:
         print_table(f'  of which {source}', [r for r in rows if r['source'] == source])
     for surgery in ('pre-op', 'post-op'):
         print_table(f'  of which {surgery}', [r for r in rows if r['surgery'] == surgery])
+    print_sources(rows)
     print_goals(rows)
     calibration = calibrate(pool, sha, thresholds)
     if test:
@@ -286,11 +321,13 @@ def main() -> None:
     print('\nFitted on all calibration sessions:')
     for region, model in calibration.regions.items():
         strata = ', '.join(
-            f'{name} bias {found.bias:+.3f} floor {found.floor:.3f}'
+            f'{name} bias {found.bias:+.3f} slope {found.slope:+.2f} floor {found.floor:.3f} '
+            f'scale {found.scale:.2f}'
             for name, found in model.strata.items()
         )
-        print(f'  {region}: offset {model.offset_ml} mL, spread weight {model.weight}, '
-              f'quantile {model.quantile:.2f}, n {model.n}; {strata}')  # fmt: skip
+        print(f'  {region}: offset {model.offset_ml} mL, weights: spread {model.weight}, '
+              f'band {model.band_weight}; quantile {model.quantile:.2f}, n {model.n}; '
+              f'{strata}')  # fmt: skip
     if args.write:
         print(f'wrote {write_calibration(calibration, folder)}')
     if args.export:
@@ -300,7 +337,7 @@ def main() -> None:
 
 def cached_records(cache: Path, args, subjects, test_subjects) -> tuple[list, list, list]:
     """The reader exams, calibration pool and separate phantom set found in the cache."""
-    from bids_arca.workflows.calibration import cached
+    from bids_arca.calibration.records import cached
 
     def phantoms(seed, numbers):
         names = [

@@ -6,12 +6,9 @@ from __future__ import annotations
 import pytest
 from heudiconv.utils import SeqInfo
 
-from bids_arca.convert.routing import (
-    Routing,
-    physics_weighting,
-    route,
-    series_from_seqinfo,
-)
+from bids_arca.convert.routing import Routing, route
+from bids_arca.convert.series import series_from_seqinfo
+from bids_arca.convert.series_signals import physics_weighting
 from bids_arca.convert.tags import DicomExtras
 
 ORIGINAL = ('ORIGINAL', 'PRIMARY', 'M', 'ND')

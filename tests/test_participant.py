@@ -63,7 +63,7 @@ def _committed(bids: Path, out: Path, argv: list[str]) -> None:
     opts = parse_args([str(bids), str(out), 'participant', *argv])
     (session,) = collect_sessions(load_layout(bids))
     card = read_card(Path(opts.model))
-    resolve_preprocessing(opts, card)
+    opts = resolve_preprocessing(opts, card)
     print_ = fingerprint(session.images, session_parameters(opts, card), card)
     with SessionWriter(SessionOutputs(out, '01', 'preop'), print_) as writer:
         writer.write_text(SessionOutputs(out, '01', 'preop').anat('desc-tumor_volumes.tsv'), 'x')

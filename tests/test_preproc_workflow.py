@@ -15,8 +15,9 @@ from bids_arca.errors import InputDataError, OutputError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import BidsArcaInterface, collect_errors
 from bids_arca.interfaces.derivatives import publish
+from bids_arca.interfaces.engine import run_workflow
 from bids_arca.preprocessing.contract import PreprocOptions
-from bids_arca.workflows.preprocessing import init_preproc_wf, run_workflow
+from bids_arca.workflows.preprocessing import init_preproc_wf
 
 T1CE = 'sub-01_ses-pre_ce-gadolinium_T1w.nii.gz'
 

@@ -336,6 +336,7 @@ def test_participant_level_preprocesses_as_the_model_was_trained(
     opts = Namespace(skull_strip=given[0], model_space=given[1])
     card = {'name': 'mine', 'input': {'preprocessing_options': recorded}}
     with caplog.at_level(logging.INFO, logger='bids_arca'):
-        resolve_preprocessing(opts, card)
-    assert (opts.skull_strip, opts.model_space) == expected
+        resolved = resolve_preprocessing(opts, card)
+    assert (resolved.skull_strip, resolved.model_space) == expected
+    assert (opts.skull_strip, opts.model_space) == given
     assert ('mine was trained on --skull-strip hdbet' in caplog.text) == warned

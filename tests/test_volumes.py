@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,10 +23,12 @@ from bids_arca.quantification.intervals import (
     Sample,
     Stratum,
     VolumeCalibration,
+    band,
     conformal_quantile,
     fit,
     fit_region,
     read_calibration,
+    theil_sen,
     write_calibration,
 )
 from bids_arca.sessions import POST_OP, PRE_OP
@@ -274,3 +277,78 @@ def test_calibration_file_round_trip_and_checks(tmp_path):
     (tmp_path / 'volume_calibration.json').write_text('{"format_version": 9}')
     with pytest.raises(InputDataError, match='unreadable volume calibration'):
         read_calibration(tmp_path, 'abc')
+
+
+# --- locally adaptive: the threshold band and the centre's slope on it -------------------------
+
+
+def test_band_is_the_log_ratio_of_the_extreme_thresholds():
+    members = {'view1': 50.0, 'p0.60': 9.0, 'p0.40': 19.0, 'p0.50': 12.0}
+    assert band(members, 1.0) == pytest.approx(math.log(20 / 10))
+    assert band({'view1': 5.0, 'p0.40': 9.0}, 1.0) == 0.0  # one threshold: no band
+    assert band([19.0, 9.0], 1.0) == 0.0  # unnamed: the thresholds are unknown
+
+
+def test_theil_sen_ignores_a_point_far_off_the_line():
+    x = np.arange(10.0)
+    y = 2.0 - 0.5 * x
+    y[3] = 40.0
+    assert theil_sen(x, y) == pytest.approx(-0.5)
+    assert theil_sen(np.zeros(5), np.arange(5.0)) == 0.0  # no spread in x: no slope
+
+
+def over_segmented(n: int, rng: np.random.Generator) -> list[Sample]:
+    """Sessions where the model over-segments by as much as its threshold band says (the truth
+    near the volume at the highest threshold), plus a small log-normal error."""
+    samples = []
+    for _ in range(n):
+        reported = float(np.exp(rng.uniform(np.log(5), np.log(100))))
+        wide = float(rng.exponential(0.3))
+        error = -wide + rng.normal(0.0, 0.05)
+        members = {
+            'p0.40': (reported + 1) * math.exp(wide / 2) - 1,
+            'p0.60': (reported + 1) * math.exp(-wide / 2) - 1,
+        }
+        samples.append(Sample(reported, (reported + 1) * math.exp(error) - 1, members, PRE_OP))
+    return samples
+
+
+def test_band_moves_the_centre_and_narrows_sure_sessions():
+    rng = np.random.default_rng(8)
+    calibration = over_segmented(200, rng)
+    adaptive = fit_region(calibration, offset_ml=1.0)
+    assert adaptive.strata[PRE_OP].slope == pytest.approx(-1.0, abs=0.1)
+    # the same sessions without their thresholds by name: no band, one width for all
+    unnamed = [replace(s, members=tuple(s.members.values())) for s in calibration]
+    plain_model = fit_region(unnamed, offset_ml=1.0)
+    held_out = over_segmented(2000, rng)
+    assert 0.93 <= coverage(adaptive, held_out) <= 0.97
+    sure = {'p0.40': 20.5, 'p0.60': 19.5}  # a sharp edge: little over-segmentation
+    low, high = adaptive.interval(20.0, sure, PRE_OP)
+    plain_low, plain_high = plain_model.interval(20.0, tuple(sure.values()), PRE_OP)
+    assert high - low < 0.6 * (plain_high - plain_low)
+    unsure = {'p0.40': 60.0, 'p0.60': 8.0}  # a broad band: the truth lies lower
+    low, high = adaptive.interval(20.0, unsure, PRE_OP)
+    assert low < 10.0
+
+
+def test_scale_gives_every_region_the_same_median_score():
+    rng = np.random.default_rng(9)
+    small, large = simulated(60, rng), simulated(60, rng)
+    large = [replace(s, truth=(s.truth + 1) ** 3 / (s.reported + 1) ** 2 - 1) for s in large]
+    for samples in (small, large):  # errors three times larger in the second
+        model = fit_region(samples, offset_ml=1.0)
+        scores = [model.score(s) for s in samples]
+        assert float(np.median(scores)) == pytest.approx(0.6745, abs=0.02)
+
+
+def test_volume_table_passes_members_by_name():
+    model = RegionModel(1.0, 0.0, 2.0, 40, {ANY: Stratum(0.0, 0.1, slope=-1.0)}, band_weight=0.0)
+    point = labels_with({SNFH: 9000})  # 9 mL
+    members = {'p0.40': labels_with({SNFH: 11000}), 'p0.60': labels_with({SNFH: 7000})}
+    wt = volume_table(point, (1, 1, 1), members=members, calibration=calibration_for('WT', model))[
+        0
+    ]
+    centre = -math.log(12 / 8)  # the slope times the band
+    assert wt.ci_low_ml == pytest.approx(10 * math.exp(centre - 0.2) - 1)
+    assert wt.ci_high_ml == 9.0  # below the volume: widened to hold it

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bids_arca.workflows.preprocessing import run_workflow
+    from bids_arca.interfaces.engine import run_workflow
 
 
     def multiply(seed):

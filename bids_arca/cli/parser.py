@@ -12,6 +12,7 @@ import logging
 import os
 
 from bids_arca import __version__
+from bids_arca.cli.checks import check_group_options, check_paths, check_training_options
 from bids_arca.cli_kit import Parser
 from bids_arca.errors import UsageError
 from bids_arca.model.store import model_argument
@@ -19,13 +20,9 @@ from bids_arca.paths import absolute_path
 from bids_arca.preprocessing import DEFAULT_OPTIONS
 from bids_arca.schemes import SCHEMES, get_scheme
 from bids_arca.training.choices import ARCHITECTURES, VAE_FORMS
+from bids_arca.vocabulary import DEVICES, MODEL_SPACES, POSTPROCESSING_RULES, SKULL_STRIP_METHODS
 
 ANALYSIS_LEVELS = ('participant', 'group')
-DEVICES = ('auto', 'cpu', 'cuda')
-SKULL_STRIP_METHODS = ('deepbet', 'hdbet', 'template')
-MODEL_SPACES = ('T1ce', 'SRI24')
-# bids_arca.postprocessing.rules.RULES, not imported here: that loads SciPy for a --help
-POSTPROCESSING_RULES = ('paper', 'wang', 'none')
 
 
 def _label_without(prefix: str):
@@ -435,114 +432,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             opts.nprocs,
         )
         opts.omp_nthreads = opts.nprocs
-    _check_paths(opts)
+    check_paths(opts)
     opts.bids_filters = {}
     if opts.bids_filter_file:  # pybids loads only when a filter file is given
         from bids_arca.inputs.filters import read_filter_file
 
         opts.bids_filters = read_filter_file(opts.bids_filter_file)
-    _check_group_options(opts)
-    _check_training_options(opts, parser)
+    check_group_options(opts)
+    check_training_options(opts, parser)
     if opts.analysis_level == 'group':  # the participant level asks the model card first
         for name, default in DEFAULT_OPTIONS.items():
             if getattr(opts, name) is None:
                 setattr(opts, name, default)
     return opts
-
-
-def _check_group_options(opts: argparse.Namespace) -> None:
-    """Turn ``NAME=VALUE`` lists into dicts and refuse options that cannot work together."""
-    given = [
-        flag
-        for flag, value in (
-            ('--evaluate', opts.evaluate),
-            ('--compare', opts.compare),
-            ('--compare-scheme', opts.compare_scheme),
-            ('--lesion-wise', opts.lesion_wise),
-            ('--longitudinal', opts.longitudinal),
-        )
-        if value
-    ]
-    if opts.analysis_level != 'group' and given:
-        raise UsageError(f'{", ".join(given)}: only for the group level')
-    if opts.evaluate and opts.reference is None:
-        raise UsageError('--evaluate needs --reference DERIV_DIR (the reference segmentations)')
-    needs_evaluate = [f for f in given if f in ('--compare', '--compare-scheme', '--lesion-wise')]
-    if needs_evaluate and not opts.evaluate:
-        raise UsageError(f'{", ".join(needs_evaluate)}: only with --evaluate')
-    for flag, pairs in (('--compare', opts.compare), ('--compare-scheme', opts.compare_scheme)):
-        names = [name for name, _ in pairs]
-        if len(set(names)) != len(names):
-            raise UsageError(f'{flag}: a NAME is given twice')
-    opts.compare, opts.compare_scheme = dict(opts.compare), dict(opts.compare_scheme)
-    unknown = sorted(set(opts.compare_scheme) - set(opts.compare))
-    if unknown:
-        raise UsageError(f'--compare-scheme: no --compare folder named {", ".join(unknown)}')
-    if 'bids-arca' in opts.compare:
-        raise UsageError('--compare: the name bids-arca is taken by this output folder')
-
-
-def _check_training_options(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Training options need --train (and --train needs --reference, at the group level)."""
-    changed = [
-        '--' + name.replace('_', '-')
-        for name in (
-            'model_name',
-            'init_model',
-            'resume',
-            'architecture',
-            'vae',
-            'vae_weights',
-            'views',
-            'isotropic',
-            'max_iterations',
-            'time_budget',
-            'learning_rate',
-            'patience',
-            'validation_fraction',
-            'test_fraction',
-            'seed',
-        )
-        if getattr(opts, name) != parser.get_default(name)
-    ]
-    if not opts.train:
-        if changed:
-            raise UsageError(f'{", ".join(changed)}: only with --train')
-        return
-    if opts.analysis_level != 'group':
-        raise UsageError('--train: only for the group level')
-    if opts.reference is None:
-        raise UsageError('--train needs --reference DERIV_DIR (the reference segmentations)')
-    others = [
-        flag
-        for flag, on in (('--evaluate', opts.evaluate), ('--longitudinal', opts.longitudinal))
-        if on
-    ]
-    if others:
-        raise UsageError(f'--train: run {", ".join(others)} separately')
-    if opts.architecture == 'ar' and (opts.init_model or opts.isotropic or opts.views != 3):
-        raise UsageError(
-            '--architecture ar: --init-model, --isotropic and --views are for the cascades'
-        )
-
-
-def _check_paths(opts: argparse.Namespace) -> None:
-    bids_dir, output_dir, work_dir = (
-        opts.bids_dir.resolve(),
-        opts.output_dir.resolve(),
-        opts.work_dir.resolve(),
-    )
-    if output_dir == bids_dir:
-        raise UsageError(
-            f'the output folder {opts.output_dir} is the BIDS input folder; write results to a '
-            f'separate folder, e.g. {bids_dir / "derivatives" / "bids-arca"}'
-        )
-    if output_dir in bids_dir.parents:
-        raise UsageError(
-            f'the output folder {opts.output_dir} contains the BIDS input folder {opts.bids_dir}'
-        )
-    if work_dir == bids_dir or bids_dir in work_dir.parents:
-        raise UsageError(
-            f'the work folder {opts.work_dir} lies inside the BIDS input folder {opts.bids_dir}; '
-            'intermediate files would make the dataset invalid'
-        )

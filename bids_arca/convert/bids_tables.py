@@ -18,9 +18,10 @@ from pathlib import Path
 
 from bids_arca import __version__
 from bids_arca.convert.naming import SessionPlan
-from bids_arca.convert.routing import ROLES, Routing, missing_reason
+from bids_arca.convert.routing import Routing, missing_reason
 from bids_arca.derivatives.description import BIDS_VERSION, CODE_URL
 from bids_arca.sessions import COLUMNS as SESSION_COLUMNS
+from bids_arca.vocabulary import ROLES
 
 REPORT_DIR = Path('code') / 'bids-arca-convert'
 REPORT_COLUMNS = (

@@ -14,7 +14,8 @@ import stat
 from pathlib import Path
 
 from bids_arca.convert.naming import bids_label
-from bids_arca.convert.routing import route, series_from_seqinfo
+from bids_arca.convert.routing import route
+from bids_arca.convert.series import series_from_seqinfo
 from bids_arca.convert.tags import DicomExtras, dicom_extras
 
 CONTRAST_INGREDIENT = 'GADOLINIUM'  # BIDS ContrastBolusIngredient enum value for ce-gadolinium

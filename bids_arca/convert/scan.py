@@ -19,7 +19,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from bids_arca.convert.routing import MR_STORAGE
+from bids_arca.convert.series_signals import MR_STORAGE
 from bids_arca.errors import MissingInputError
 
 LOGGER = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from bids_arca.convert.heudiconv_runner import (
     load_glioma_heuristic,
     read_study,
 )
-from bids_arca.convert.routing import Routing, route, series_from_seqinfo
+from bids_arca.convert.routing import Routing, route
 from bids_arca.convert.scan import Problem, Scan, SeriesFiles, Study, scan_dicom_dir
+from bids_arca.convert.series import series_from_seqinfo
 from bids_arca.convert.tags import DicomExtras
 
 SeriesInfo = dict[SeqInfo, list[str]]

@@ -23,6 +23,7 @@ from nipype.interfaces.base import (
 
 from bids_arca.interfaces.base import BidsArcaInterface
 from bids_arca.preprocessing import MOVING
+from bids_arca.vocabulary import DEVICES, SKULL_STRIP_METHODS
 
 
 class _ReferenceGridInputSpec(BaseInterfaceInputSpec):
@@ -106,8 +107,8 @@ class Coregister(BidsArcaInterface):
 
 class _SkullStripInputSpec(BaseInterfaceInputSpec):
     t1ce_on_grid = File(exists=True, mandatory=True, desc='T1ce on the working grid')
-    method = traits.Enum('deepbet', 'hdbet', 'template', usedefault=True)
-    device = traits.Enum('cpu', 'auto', 'cuda', usedefault=True)
+    method = traits.Enum(*SKULL_STRIP_METHODS, usedefault=True)
+    device = traits.Enum('cpu', *DEVICES, usedefault=True)  # listed first: the default
     num_threads = traits.Int(1, usedefault=True)
 
 
@@ -342,3 +343,48 @@ def _plain(value):
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f'cannot write {type(value).__name__} to JSON')
+
+
+class _ManifestInputSpec(BaseInterfaceInputSpec):
+    images = InputMultiObject(File(exists=True), mandatory=True, desc='model inputs by role')
+    roles = traits.List(traits.Str, mandatory=True, desc='the role of each image')
+    brain_mask = File(exists=True, mandatory=True, desc='brain mask on the model grid')
+    native_mask = File(exists=True, mandatory=True, desc='brain mask on the T1ce')
+    space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
+    registrations = InputMultiObject(File(exists=True), desc='transform sidecars, in MOVING order')
+    figures = InputMultiObject(File(exists=True), desc='QC pictures')
+    figure_keys = traits.List(traits.Str, desc='the key of each picture')
+    derivatives = InputMultiObject(File(exists=True), desc='files the session publishes')
+    derivative_names = traits.List(traits.Str, desc='their paths relative to the output folder')
+    seconds = traits.List(traits.Float, desc='time of each timed step')
+    timed_steps = traits.List(traits.Str, desc='the names of those steps')
+
+
+class _ManifestOutputSpec(TraitedSpec):
+    manifest = File(exists=True, desc='JSON: PreprocManifest')
+
+
+class WriteManifest(BidsArcaInterface):
+    """The session's preprocessing outputs by role and step
+    (:class:`~bids_arca.preprocessing.manifest.PreprocManifest`)."""
+
+    input_spec = _ManifestInputSpec
+    output_spec = _ManifestOutputSpec
+
+    def _run(self, cwd: Path) -> None:
+        from bids_arca.preprocessing.manifest import MANIFEST_FILE, PreprocManifest
+
+        def pairs(keys, values) -> dict:
+            return dict(zip(keys, map(str, values), strict=True))
+
+        manifest = PreprocManifest(
+            images=pairs(self.inputs.roles, self.inputs.images),
+            brain_mask=str(self.inputs.brain_mask),
+            native_mask=str(self.inputs.native_mask),
+            space=str(self.inputs.space),
+            registrations=pairs(MOVING, self.inputs.registrations),
+            figures=pairs(self.inputs.figure_keys, self.inputs.figures),
+            derivatives=pairs(self.inputs.derivative_names, self.inputs.derivatives),
+            seconds=dict(zip(self.inputs.timed_steps, self.inputs.seconds, strict=True)),
+        )
+        self._results['manifest'] = str(manifest.save(cwd / MANIFEST_FILE))

@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_arca.interfaces.base import BidsArcaInterface
+from bids_arca.vocabulary import DEVICES
 
 
 class _SegmentInputSpec(BaseInterfaceInputSpec):
@@ -29,7 +30,7 @@ class _SegmentInputSpec(BaseInterfaceInputSpec):
     model_id = traits.Str(
         '', usedefault=True, desc='weights checksum: another model in the same folder reruns'
     )
-    device = traits.Enum('auto', 'cpu', 'cuda', usedefault=True)
+    device = traits.Enum(*DEVICES, usedefault=True)
     num_threads = traits.Int(1, usedefault=True, desc='CPU threads of the network')
 
 
@@ -73,11 +74,7 @@ class _SessionResultsInputSpec(BaseInterfaceInputSpec):
     bids_dir = traits.Str(mandatory=True)
     output_dir = traits.Str(mandatory=True)
     segmentation = File(exists=True, mandatory=True)
-    space = File(exists=True, mandatory=True, desc='JSON: SessionSpace')
-    derivatives = InputMultiObject(File(exists=True), mandatory=True)
-    derivative_names = traits.List(traits.Str, mandatory=True)
-    seconds = traits.List(traits.Float, desc='time of each timed preprocessing step')
-    timed_steps = traits.List(traits.Str, desc='the names of those steps')
+    preprocessing = File(exists=True, mandatory=True, desc='JSON: PreprocManifest')
     parameters = traits.Dict(mandatory=True)
     model_card = traits.Dict(mandatory=True)
     fingerprint = traits.Str(mandatory=True)
@@ -98,6 +95,7 @@ class SessionResults(BidsArcaInterface):
 
     def _run(self, cwd: Path) -> None:
         from bids_arca.inputs import Choice, SessionInputs
+        from bids_arca.preprocessing.manifest import PreprocManifest
         from bids_arca.results.session import SessionSettings, write_session
 
         session = SessionInputs(
@@ -105,9 +103,6 @@ class SessionResults(BidsArcaInterface):
             self.inputs.session or None,
             {role: Path(path) for role, path in self.inputs.images.items()},
             {role: Choice.from_record(r) for role, r in self.inputs.choices.items()},
-        )
-        derivatives = dict(
-            zip(self.inputs.derivative_names, map(Path, self.inputs.derivatives), strict=True)
         )
         settings = SessionSettings(
             dict(self.inputs.parameters),
@@ -121,9 +116,7 @@ class SessionResults(BidsArcaInterface):
             Path(self.inputs.bids_dir),
             Path(self.inputs.output_dir),
             Path(self.inputs.segmentation),
-            Path(self.inputs.space),
-            derivatives,
+            PreprocManifest.load(self.inputs.preprocessing),
             settings,
-            dict(zip(self.inputs.timed_steps, self.inputs.seconds, strict=True)),
         )
         self._results['files'] = [str(f) for f in files]

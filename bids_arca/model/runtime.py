@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import torch
 
 from bids_arca.errors import UsageError
+from bids_arca.vocabulary import DEVICES
 
-DEVICES = ('auto', 'cpu', 'cuda')
 PRECISIONS = ('float32', 'tf32', 'bfloat16', 'float16')
 _AUTOCAST = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_arca.errors import InputDataError, MissingInputError
@@ -71,8 +73,11 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
     candidate = Path(wanted).expanduser()
     if os.sep in wanted or candidate.exists():
         folder = candidate.parent if candidate.name == CARD else candidate
-        read_card(folder)  # raises with the path if it is not a model
-        return folder.resolve()
+        if not (folder / CARD).is_file():
+            raise MissingInputError(
+                f'{folder / CARD}: model card not found; {folder} is not a bids-arca model'
+            )
+        return folder.resolve()  # the card is parsed once, by whoever loads the model
     folder = store_dir() / wanted
     bundled = bundled_dir()
     for found in (folder, bundled / wanted if bundled else None):
@@ -107,3 +112,54 @@ def read_card(folder: Path) -> dict:
     if card.get('format_version') != FORMAT_VERSION:
         raise InputDataError(f'{path}: model format {card.get("format_version")!r} unsupported')
     return card
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card as the pipeline reads it: the fields it uses, typed, and ``content``, the
+    card as written (``model.json`` keys unchanged; sections this version does not read, such as
+    a later model's extra stage, are kept there and in the fingerprint)."""
+
+    content: Mapping = field(repr=False)
+    folder: Path | None = None
+    name: str = ''
+    weights_sha256: str = ''
+    description: str = ''
+    training_data: str = ''
+    licence: str = ''
+    citation: str = ''
+    #: ``input.preprocessing_options``: how the training data were preprocessed (models
+    #: trained by bids-arca), applied at the participant level when the command line is silent
+    preprocessing_options: Mapping = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, content: Mapping, folder: Path | None = None) -> ModelCard:
+        text = ('name', 'weights_sha256', 'description', 'training_data', 'licence', 'citation')
+        return cls(
+            content=content,
+            folder=folder,
+            preprocessing_options=dict(content.get('input', {}).get('preprocessing_options', {})),
+            **{key: content.get(key) or '' for key in text},
+        )
+
+    @property
+    def label(self) -> str:
+        """How the log names the model: its name, else its folder."""
+        return self.name or (self.folder.name if self.folder else 'the model')
+
+    def summary(self) -> dict:
+        """The card's lines that go into every sidecar, the provenance and the report."""
+        summary = {
+            'Name': self.name,
+            'Version': f'sha256:{self.weights_sha256[:16]}',
+            'Description': self.description,
+            'TrainingData': self.training_data,
+            'Licence': self.licence,
+            'Citation': self.citation,
+        }
+        return {key: value for key, value in summary.items() if value}
+
+
+def load_card(folder: Path) -> ModelCard:
+    """The typed card of a model folder (:func:`read_card`, then :class:`ModelCard`)."""
+    return ModelCard.from_dict(read_card(folder), folder)

@@ -38,9 +38,10 @@ import numpy as np
 
 from bids_arca import morphology
 from bids_arca.labels import ET, NETC, RC, SNFH
+from bids_arca.vocabulary import POSTPROCESSING_RULES
 
 Rules = Literal['paper', 'wang', 'none']
-RULES: tuple[str, ...] = ('paper', 'wang', 'none')
+RULES = POSTPROCESSING_RULES
 PAPER_MAX_HOLE_MM3 = 3.0
 PAPER_MIN_FRACTION = 0.1
 WANG_MIN_VOXELS = 2000

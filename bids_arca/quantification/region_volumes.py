@@ -161,13 +161,19 @@ def volume_table(
     the calibration's error model depends on. A region the calibration does not cover gets the
     uncalibrated range (each row names its method).
     """
-    maps = list(members.values()) if isinstance(members, Mapping) else list(members)
+    named = members if isinstance(members, Mapping) else dict(enumerate(members))
     point = region_volumes_ml(labels, spacing, include_cavity)
-    spread = [region_volumes_ml(member, spacing, include_cavity) for member in maps]
+    spread = {
+        name: region_volumes_ml(member, spacing, include_cavity) for name, member in named.items()
+    }
     rows = []
     for region, volume in point.items():
-        values = [member[region] for member in spread]
-        calibrated = calibration.interval(region, volume, values, stratum) if calibration else None
+        # by name: the calibration tells the thresholds' members apart from the views'
+        by_name = {str(name): found[region] for name, found in spread.items()}
+        values = list(by_name.values())
+        calibrated = (
+            calibration.interval(region, volume, by_name, stratum) if calibration else None
+        )
         method: str | None = 'calibrated'
         if calibrated is not None:
             low, high = calibrated

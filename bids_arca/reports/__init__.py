@@ -1,4 +1,5 @@
-"""Session reports: QC findings, figures, volumes and methods on one HTML page."""
+"""Reports: the session page (QC findings, figures, volumes and methods) and the group page
+(:mod:`.group_page`)."""
 
 from bids_arca.reports.html import Figure, ReportContext, render_report
 from bids_arca.reports.methods import methods

@@ -22,10 +22,12 @@ from bids_arca.model.inference import Segmentation
 from bids_arca.morphology import bounding_box, paste
 from bids_arca.preprocessing import MOVING
 from bids_arca.preprocessing.coregistration import MIRROR_RATIO
+from bids_arca.preprocessing.manifest import MASK_FIGURE, PreprocManifest
 from bids_arca.preprocessing.series_io import voxel_sizes
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.reports import Figure, QCItem, registration
 from bids_arca.results.write import RegionProbabilities
+from bids_arca.vocabulary import SKULL_STRIP
 
 REGIONS = ('WT', 'TC', 'ET')
 
@@ -111,42 +113,35 @@ def preprocessing_checks(transform_sidecars: Mapping[str, Mapping]) -> list[QCIt
     return items
 
 
-def preprocessing_figures(derivatives: Mapping[str, Path]) -> list[Figure]:
-    """The preprocessing's QC pictures, by their derivative names."""
+def preprocessing_figures(preprocessing: PreprocManifest) -> list[Figure]:
+    """The preprocessing's QC pictures: the brain mask, then each registration (by role,
+    alphabetically, as the report has always shown them)."""
     figures = []
-    for name, path in sorted(derivatives.items()):
-        if not name.endswith('.png'):
-            continue
-        if '_desc-brain_mask' in name:
+    for key, path in sorted(preprocessing.figures.items(), key=_mask_first):
+        if key == MASK_FIGURE:
             title, caption = 'Brain mask', 'Outline of the brain mask over the T1ce.'
         else:
-            role = name.removesuffix('.png').rsplit('_', 1)[1]
-            title = f'Registration of the {role}'
-            caption = f'Strongest edges of the registered {role} over the T1ce.'
+            title = f'Registration of the {key}'
+            caption = f'Strongest edges of the registered {key} over the T1ce.'
         figures.append(Figure(title, Path(path).read_bytes(), caption))
     return figures
 
 
-def transform_sidecars(derivatives: Mapping[str, Path]) -> dict[str, dict]:
-    """``role -> sidecar`` of the ``from-<role>_to-T1ce`` transforms among the derivatives."""
-    found = {}
-    for role in MOVING:
-        for name, path in derivatives.items():
-            if name.endswith(f'_from-{role}_to-T1ce_mode-image_xfm.json'):
-                found[role] = json.loads(Path(path).read_text())
-    return found
+def _mask_first(item: tuple[str, str]) -> tuple[bool, str]:
+    return item[0] != MASK_FIGURE, item[0]
 
 
-SKULL_STRIPPING = {
-    'deepbet': ('deepbet', 'deepbet2024'),
-    'hdbet': ('HD-BET', 'hdbet2019'),
-    'template': ('an affine registration of the SRI24 atlas', 'ants2011'),
-}
+def transform_sidecars(preprocessing: PreprocManifest) -> dict[str, dict]:
+    """``role -> sidecar`` of the ``from-<role>_to-T1ce`` transforms."""
+    return {
+        role: json.loads(Path(path).read_text())
+        for role, path in preprocessing.registrations.items()
+    }
 
 
 def preprocessing_methods(skull_strip: str, model_space: str) -> tuple[str, list[str]]:
     """The preprocessing paragraph of the report's methods, and the references it cites."""
-    method, reference = SKULL_STRIPPING[skull_strip]
+    method = SKULL_STRIP[skull_strip]
     space = (
         'a 1 mm grid aligned with the contrast-enhanced T1-weighted image'
         if model_space == 'T1ce'
@@ -157,7 +152,8 @@ def preprocessing_methods(skull_strip: str, model_space: str) -> tuple[str, list
         'T1-weighted, T2-weighted and FLAIR images were rigidly registered to the '
         'contrast-enhanced T1-weighted image with ANTs (Mattes mutual information on 6 and 3 mm '
         'copies; each series also registered mirrored, to detect a left-right swap), the brain '
-        f'was extracted from the contrast-enhanced image with {method}, every image was '
-        f'resampled once onto {space} and z-scored within the brain.'
+        'was extracted from the contrast-enhanced image with '
+        f'{method.described_as}, every image was resampled once onto {space} and z-scored '
+        'within the brain.'
     )
-    return text, ['dcm2niix2016', 'ants2011', reference]
+    return text, ['dcm2niix2016', 'ants2011', method.citation]

@@ -1,8 +1,8 @@
 """The last step of a participant session: from the model-space segmentation to every output.
 
 :func:`write_session` maps the network's probabilities onto the native T1ce, gathers what the
-preprocessing found (QC, figures, timings), follows the link back to the source DICOM series
-(:mod:`bids_arca.sourcedata`) and hands everything to
+preprocessing found from its manifest (QC, figures, timings, derivatives), follows the link back
+to the source DICOM series (:mod:`bids_arca.sourcedata`) and hands everything to
 :func:`~bids_arca.results.write.write_results`, which post-processes, measures, writes and
 commits the session's files, the preprocessing's derivatives included, all at once.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bids_arca.derivatives.session_files import SessionOutputs, SessionWriter
 from bids_arca.inputs import SessionInputs
 from bids_arca.model.maps import load_segmentation
+from bids_arca.preprocessing.manifest import PreprocManifest
 from bids_arca.preprocessing.series_io import read_volume
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.quantification.intervals import VolumeCalibration
@@ -54,27 +54,22 @@ def write_session(
     bids_dir: Path,
     output_dir: Path,
     segmentation: Path,
-    space: Path,
-    derivatives: Mapping[str, Path],
+    preprocessing: PreprocManifest,
     settings: SessionSettings,
-    preprocessing_seconds: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """Write and commit every output of ``session``; return the files.
-
-    ``preprocessing_seconds`` (step -> time) go into the provenance record only.
-    """
+    """Write and commit every output of ``session``, the preprocessing's derivatives with them;
+    return the files. The preprocessing's step times go into the provenance record only."""
     started = time.perf_counter()
     result = load_segmentation(segmentation)
-    session_space = SessionSpace.load(space)
+    session_space = SessionSpace.load(preprocessing.space)
     regions = native_regions(session_space, result)
-    timings = dict(preprocessing_seconds or {})
+    timings = dict(preprocessing.seconds)
     timings |= {f'segmentation_{k.replace("/", "_")}': v for k, v in result.seconds.items()}
     timings['to_native'] = time.perf_counter() - started
 
     qc = SessionQC()
-    qc.add(*preprocessing_checks(transform_sidecars(derivatives)))
-    mask_name = SessionOutputs(output_dir, session.subject, session.session).brain_mask
-    brain_mask = read_volume(derivatives[mask_name.as_posix()]).data > 0
+    qc.add(*preprocessing_checks(transform_sidecars(preprocessing)))
+    brain_mask = read_volume(preprocessing.native_mask).data > 0
 
     dicom, notes = source_series(bids_dir, session.subject, session.session, session.images)
     if 'T1ce' not in dicom:
@@ -101,11 +96,11 @@ def write_session(
         rules=parameters['postprocessing'],
         flair_labels=flair_resampler(session_space),
         dicom_series=dicom if 'T1ce' in dicom else None,
-        figures=preprocessing_figures(derivatives),
+        figures=preprocessing_figures(preprocessing),
         preprocessing_text=text,
         preprocessing_references=references,
         timings_s=timings,
-        derivatives=derivatives,
+        derivatives={name: Path(path) for name, path in preprocessing.derivatives.items()},
         calibration=VolumeCalibration.from_dict(settings.calibration)
         if settings.calibration
         else None,

@@ -111,34 +111,10 @@ def write_results(
     started = time.perf_counter()
     t1ce = nib.load(session.images['T1ce'])
     flair = nib.load(session.images['FLAIR'])
-    spacing = tuple(float(z) for z in t1ce.header.get_zooms()[:3])
-    options = {'rules': rules, 'brain_mask': brain_mask}
     p = probabilities
-    labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
-    members = interval_members(
-        (p.wt, p.tc, p.et),
-        spacing,
-        views=p.members,
-        thresholds=calibration.thresholds if calibration else UNCALIBRATED_THRESHOLDS,
-        cavity=p.cavity,
-        **options,
-    )
+    labels, rows, lesions = _measure(p, t1ce, rules, brain_mask, calibration, surgery, qc)
     has_cavity = p.cavity is not None
-    rows = volume_table(
-        labels,
-        spacing,
-        members=members,
-        calibration=calibration,
-        stratum=surgery,
-        include_cavity=has_cavity,
-    )
-    lesions = {
-        'ET': measure_lesions(labels == ET, t1ce.affine),
-        'WT': measure_lesions(labels > 0, t1ce.affine),
-    }
-    rows = with_lesions(rows, lesions)
     interval = 'calibrated' if calibration else 'uncalibrated'
-    qc.add(*segmentation_checks(labels, spacing, brain_mask))
     timings['postprocessing_and_volumes'] = time.perf_counter() - started
 
     # The T1ce first: it defines the grid (SpatialReference) of every result.
@@ -176,26 +152,9 @@ def write_results(
         writer.write_lesions(lesions_tsv(lesions), lesions_sidecar())
         timings['write_derivatives'] = time.perf_counter() - started
 
-        dicom_sources = {}
-        if dicom_series:
-            from bids_arca.dicom_outputs import write_series_outputs
-            from bids_arca.dicom_outputs.series import read_series
-        for role, files in (dicom_series or {}).items():
-            started = time.perf_counter()
-            grid_labels, image = (labels, t1ce) if role == 'T1ce' else (_flair(writer), flair)
-            write_series_outputs(
-                grid_labels,
-                image.affine,
-                files,
-                role=role,
-                overlay_dir=writer.staged(outputs.dicom_overlay(role)),
-                seg_path=writer.staged(outputs.dicom_seg) if role == 'T1ce' else None,
-                algorithm=str(model_card.get('Name', 'bids-arca')),
-                algorithm_version=str(model_card.get('Version', '')),
-                uid_seed=writer.fingerprint,
-            )
-            dicom_sources[role] = str(read_series(files[:1]).first.SeriesInstanceUID)
-            timings[f'dicom_{role}'] = time.perf_counter() - started
+        dicom_sources = _write_dicom(
+            writer, labels, {'T1ce': t1ce, 'FLAIR': flair}, dicom_series, model_card, timings
+        )
 
         started = time.perf_counter()
         text = methods(
@@ -246,6 +205,79 @@ def write_results(
                 choices=session.choices,
             )
         )
+
+
+def _measure(
+    p: RegionProbabilities,
+    t1ce: nib.Nifti1Image,
+    rules: Rules,
+    brain_mask: np.ndarray | None,
+    calibration: VolumeCalibration | None,
+    surgery: str | None,
+    qc: SessionQC,
+) -> tuple[np.ndarray, list, dict]:
+    """Post-process into one label map and measure it: the volume rows (with their intervals
+    and lesion counts) and the lesions of ET and WT; the segmentation's checks go to ``qc``."""
+    spacing = tuple(float(z) for z in t1ce.header.get_zooms()[:3])
+    options = {'rules': rules, 'brain_mask': brain_mask}
+    labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
+    members = interval_members(
+        (p.wt, p.tc, p.et),
+        spacing,
+        views=p.members,
+        thresholds=calibration.thresholds if calibration else UNCALIBRATED_THRESHOLDS,
+        cavity=p.cavity,
+        **options,
+    )
+    rows = volume_table(
+        labels,
+        spacing,
+        members=members,
+        calibration=calibration,
+        stratum=surgery,
+        include_cavity=p.cavity is not None,
+    )
+    lesions = {
+        'ET': measure_lesions(labels == ET, t1ce.affine),
+        'WT': measure_lesions(labels > 0, t1ce.affine),
+    }
+    qc.add(*segmentation_checks(labels, spacing, brain_mask))
+    return labels, with_lesions(rows, lesions), lesions
+
+
+def _write_dicom(
+    writer: SessionWriter,
+    labels: np.ndarray,
+    images: Mapping[str, nib.Nifti1Image],
+    dicom_series: Mapping[str, Sequence[Path]] | None,
+    model_card: Mapping,
+    timings: dict[str, float],
+) -> dict[str, str]:
+    """The DICOM SEG (on the T1ce) and the overlay series of each source series; return the
+    source series' UIDs by role (for the provenance)."""
+    if not dicom_series:
+        return {}
+    from bids_arca.dicom_outputs import write_series_outputs
+    from bids_arca.dicom_outputs.series import read_series
+
+    outputs, dicom_sources = writer.outputs, {}
+    for role, files in dicom_series.items():
+        started = time.perf_counter()
+        grid_labels = labels if role == 'T1ce' else _flair(writer)
+        write_series_outputs(
+            grid_labels,
+            images[role].affine,
+            files,
+            role=role,
+            overlay_dir=writer.staged(outputs.dicom_overlay(role)),
+            seg_path=writer.staged(outputs.dicom_seg) if role == 'T1ce' else None,
+            algorithm=str(model_card.get('Name', 'bids-arca')),
+            algorithm_version=str(model_card.get('Version', '')),
+            uid_seed=writer.fingerprint,
+        )
+        dicom_sources[role] = str(read_series(files[:1]).first.SeriesInstanceUID)
+        timings[f'dicom_{role}'] = time.perf_counter() - started
+    return dicom_sources
 
 
 def _flair(writer: SessionWriter) -> np.ndarray:

@@ -29,7 +29,9 @@ from skimage.graph import MCP_Geometric
 from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.sample.anatomy import Head, Tissue
 from bids_arca.sample.contrast import Compartment
-from bids_arca.sample.fields import distance_outside, smooth_noise
+from bids_arca.sample.fields import distance_outside
+from bids_arca.sample.lesion_region import LesionRegion
+from bids_arca.sample.lesion_surgery import resect
 
 LESION_KINDS = ('glioma', 'metastases', 'meningioma')
 TRUTH_LABEL = np.zeros(len(Compartment) + 1, dtype=np.uint8)
@@ -43,8 +45,6 @@ TRUTH_LABEL[[Compartment.CAVITY, Compartment.CAVITY_RIM]] = RC
 SIZE_RANGE_ML = (2.0, 150.0)
 # Share of the pre-operative core that displaces brain rather than infiltrating it.
 DISPLACING = {'glioma': 0.5, 'metastases': 0.7, 'meningioma': 1.0}
-RIM_MM = 1.5  # benign enhancement lining a resection cavity
-CORRIDOR_MM = 4.0  # radius of the surgical corridor from the cortex to the cavity
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
     """The lesion of ``plan`` at ``stage`` on ``head``'s grid."""
     box = _lesion_box(head, plan)
     source = None if stage.postop else _mass_effect(head, box, plan)
-    region = _Region(head, box, np.random.default_rng(plan.seed), source)
+    region = LesionRegion(head, box, np.random.default_rng(plan.seed), source)
     growth = _residual_growth(plan, stage)
     comp = np.zeros(region.shape, dtype=np.uint8)
     weight = np.ones(region.shape, dtype=np.float32)
@@ -218,7 +218,7 @@ def draw_lesion(head: Head, plan: LesionPlan, stage: Stage) -> LesionMap:
         info['mass_effect_mm'] = round(float(displaced.max(initial=0.0)) * head.resolution, 2)
     edema_ml = plan.edema_ml
     if stage.postop:
-        _resect(region, plan, stage, levels[0], growth, comp)
+        resect(region, plan, stage, levels[0], growth, comp)
         edema_ml *= plan.postop_edema * min(growth, 3.0) ** 0.5
     tumour = np.isin(comp, _CORE_COMPARTMENTS)
     if edema_ml > 0 and tumour.any():
@@ -321,44 +321,6 @@ def _lesion_box(head: Head, plan: LesionPlan) -> tuple[slice, slice, slice]:
     )
 
 
-class _Region:
-    """Anatomy (displaced by ``source`` coordinates if given), coordinates and noise fields
-    inside the lesion box."""
-
-    def __init__(
-        self,
-        head: Head,
-        box: tuple[slice, ...],
-        rng: np.random.Generator,
-        source: np.ndarray | None = None,
-    ):
-        self.box, self.resolution = box, head.resolution
-        if source is None:
-            self.tissue, self.depth = head.tissue[box], head.depth[box]
-            self.wm, self.gm = head.wm[box], head.gm[box]
-        else:
-            self.tissue = ndi.map_coordinates(head.tissue, source, order=0)
-            self.wm, self.gm, self.depth = (
-                ndi.map_coordinates(a, source, order=1) for a in (head.wm, head.gm, head.depth)
-            )
-        self.shape = self.tissue.shape
-        self.x, self.y, self.z = (
-            a[s].reshape([-1 if i == k else 1 for k in range(3)])
-            for i, (a, s) in enumerate(zip(head.axes(), box, strict=True))
-        )
-        self.brain = self.tissue == Tissue.BRAIN
-        r = self.resolution
-        self.noise = {
-            name: smooth_noise(self.shape, r, scale, rng)
-            for name, scale in (('shape', 14.0), ('detail', 5.0), ('rim', 7.0), ('edema', 9.0))
-        }
-
-    def distance(self, point) -> np.ndarray:
-        return np.sqrt(
-            (self.x - point[0]) ** 2 + (self.y - point[1]) ** 2 + (self.z - point[2]) ** 2
-        )
-
-
 def _mass_effect(head: Head, box: tuple[slice, ...], plan: LesionPlan) -> np.ndarray:
     """Head-grid coordinates each box voxel takes its anatomy from, as the tumour pushes the
     brain aside.
@@ -406,7 +368,7 @@ def _quantile_level(level: np.ndarray, allowed: np.ndarray, count: float) -> flo
 
 
 def _draw_focus(
-    region: _Region, focus: Focus, core_ml: float, voxel_ml: float, comp: np.ndarray
+    region: LesionRegion, focus: Focus, core_ml: float, voxel_ml: float, comp: np.ndarray
 ) -> dict:
     """Paint one focus's core compartments into ``comp``; return its level field for surgery."""
     distance = region.distance(focus.center)
@@ -448,103 +410,7 @@ def _draw_focus(
     return {'level': level, 'radius': radius, 'core': core}
 
 
-def _resect(
-    region: _Region, plan: LesionPlan, stage: Stage, primary: dict, growth: float, comp: np.ndarray
-) -> None:
-    """Carve the cavity and corridor, line them with RC rim, keep and grow residual tumour."""
-    core, level, radius = primary['core'], primary['level'], primary['radius']
-    focus = plan.foci[0]
-    smooth_level = level * np.exp(0.4 * focus.lobulation * region.noise['shape'])
-    surgical = core & (smooth_level <= plan.resection * radius)
-    corridor = _corridor(region, focus, surgical)
-    # The cavity contracts over the first year as the brain settles into it.
-    collapse = 1.0 - 0.15 * min(stage.months, 12.0) / 12.0
-    cavity = (core & (smooth_level <= plan.resection * collapse * radius)) | corridor
-    if focus.extra_axial:
-        surgical = cavity = core
-    r = region.resolution
-    around = _distance_near(cavity, r, 30.0)
-    rim = region.brain & ~cavity & (around <= max(RIM_MM, r))
-    # Tumour the surgeon left keeps its pre-operative compartments.
-    residual = core & ~surgical & ~corridor & ~rim
-    if growth < 1.0:
-        residual &= around <= max(r, 8.0 * growth)  # responding: recedes to the wall
-    comp[core & ~residual] = Compartment.NONE
-    comp[cavity] = Compartment.CAVITY
-    comp[rim] = Compartment.CAVITY_RIM
-    if growth > 1.0:
-        # Recurrence: an irregular enhancing margin around the cavity, thicker as it grows.
-        thickness = min(20.0, 8.0 * (growth - 1.0) ** 0.6)
-        recurrence = region.brain & ~cavity & ~rim & ~residual
-        recurrence &= around * np.exp(0.5 * region.noise['rim']) <= thickness
-        comp[recurrence] = Compartment.ENHANCING
-    for direction, nodule_radius in plan.nodules:
-        point = _margin_point(region, cavity, focus.center, direction)
-        if point is None:
-            continue
-        size = nodule_radius * growth ** (1 / 3)
-        ball = region.brain & ~cavity & (region.distance(point) <= max(size, r))
-        comp[ball] = Compartment.ENHANCING
-        if size > 5.0:
-            comp[ball & (region.distance(point) <= size - 3.0)] = Compartment.NONENHANCING
-
-
-def _corridor(region: _Region, focus: Focus, cavity: np.ndarray) -> np.ndarray:
-    """The surgical path from the nearest cortex to the cavity, a tube of CORRIDOR_MM."""
-    if focus.extra_axial or not cavity.any():
-        return np.zeros_like(cavity)
-    center = np.asarray(focus.center)
-    outside = region.depth > 0
-    if not outside.any():
-        return np.zeros_like(cavity)
-    distance = np.where(outside, region.distance(center), np.inf)
-    entry = np.array(np.unravel_index(np.argmin(distance), region.shape))
-    entry_mm = np.array(
-        [float(a.ravel()[i]) for a, i in zip((region.x, region.y, region.z), entry, strict=True)]
-    )
-    axis = entry_mm - center
-    length = float(np.linalg.norm(axis))
-    axis /= max(length, 1e-6)
-    rel = [region.x - center[0], region.y - center[1], region.z - center[2]]
-    along = rel[0] * axis[0] + rel[1] * axis[1] + rel[2] * axis[2]
-    across = np.sqrt(np.maximum(sum(c * c for c in rel) - along**2, 0))
-    return region.brain & (along >= 0) & (along <= length) & (across <= CORRIDOR_MM)
-
-
-def _margin_point(region: _Region, cavity: np.ndarray, center, direction):
-    """The cavity-wall voxel furthest along ``direction`` from the centre, in mm."""
-    if not cavity.any():
-        return None
-    wall = cavity & ~ndi.binary_erosion(cavity)
-    idx = np.flatnonzero(wall)
-    coords = [
-        np.broadcast_to(a, region.shape).ravel()[idx] for a in (region.x, region.y, region.z)
-    ]
-    score = sum((c - center[i]) * direction[i] for i, c in enumerate(coords))
-    best = int(np.argmax(score))
-    return tuple(float(c[best]) for c in coords)
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """The bounding box of ``mask`` grown by ``margin`` voxels, clipped to the array."""
-    where = np.nonzero(mask.any(axis=(1, 2))), np.nonzero(mask.any(axis=(0, 2)))
-    where = (*where, np.nonzero(mask.any(axis=(0, 1))))
-    return tuple(
-        slice(max(0, int(w[0][0]) - margin), min(n, int(w[0][-1]) + margin + 1))
-        for w, n in zip(where, mask.shape, strict=True)
-    )
-
-
-def _distance_near(mask: np.ndarray, resolution: float, reach_mm: float) -> np.ndarray:
-    """Exact distance (mm) to ``mask`` within ``reach_mm`` of it; ``inf`` further away."""
-    out = np.full(mask.shape, np.inf, dtype=np.float32)
-    if mask.any():
-        box = _bounding_box(mask, int(np.ceil(reach_mm / resolution)))
-        out[box] = distance_outside(mask[box], resolution, coarse_mm=0)
-    return out
-
-
-def _edema(region: _Region, tumour: np.ndarray, count: float) -> np.ndarray:
+def _edema(region: LesionRegion, tumour: np.ndarray, count: float) -> np.ndarray:
     """Oedema strength in [0, 1] (0 outside) reaching ``count`` voxels beyond the tumour.
 
     The geodesic front is computed per tumour mass in a box around it, so scattered

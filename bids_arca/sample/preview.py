@@ -19,8 +19,8 @@ from scipy import ndimage as ndi
 
 from bids_arca.errors import InputDataError, MissingInputError
 from bids_arca.rendering import blend, display_range, rgb, window
+from bids_arca.vocabulary import ROLES
 
-ROLES = ('T1w', 'T1ce', 'T2w', 'FLAIR')
 PANEL_MM = 200.0  # side of each panel in head space
 PANEL_PX = 156
 PERCENTILES = (0.5, 99.7)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-ROLES = ('T1w', 'T1ce', 'T2w', 'FLAIR')
-
 
 @dataclass(frozen=True)
 class Protocol:

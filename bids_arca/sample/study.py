@@ -18,7 +18,6 @@ from functools import lru_cache
 import numpy as np
 from pydicom.uid import generate_uid
 
-from bids_arca.labels import LABELS, REGIONS
 from bids_arca.sample.acquisition import (
     HEAD_CENTRE_MM,
     LPS_TO_RAS,
@@ -29,19 +28,20 @@ from bids_arca.sample.acquisition import (
     sample,
     slice_geometry,
 )
-from bids_arca.sample.anatomy import TEMPLATE_SPACE, build_head
+from bids_arca.sample.anatomy import build_head
 from bids_arca.sample.contrast import CONTRASTS, Compartment, render
 from bids_arca.sample.fields import rotation
 from bids_arca.sample.lesion import (
     LESION_KINDS,
     SIZE_RANGE_ML,
-    LesionMap,
     LesionPlan,
     Stage,
     draw_lesion,
     plan_lesion,
 )
-from bids_arca.sample.protocols import ROLES, SCANNERS, Protocol, Scanner, localizer, reformat
+from bids_arca.sample.protocols import SCANNERS, Protocol, Scanner, localizer, reformat
+from bids_arca.sample.truth_sidecar import truth_info
+from bids_arca.vocabulary import ROLES
 
 FULL_MM, SMALL_MM = 1.0, 3.0
 SESSION_PATTERN = re.compile(r'^(preop|postop|fu[1-9][0-9]?)$')
@@ -372,7 +372,7 @@ def make_session(
         head_truth=head_truth,
         head_affine=head.affine,
     )
-    made.info = _truth_info(made, who, lesion_map, layouts, defects)
+    made.info = truth_info(made, who, lesion_map, layouts, defects)
     return made
 
 
@@ -477,66 +477,3 @@ def _derive(
         contrast_agent=source.contrast_agent,
         uid=generate_uid(entropy_srcs=[source.uid, 'derived']),
     )
-
-
-def _rounded(matrix: np.ndarray) -> list[list[float]]:
-    return [[round(float(v), 6) for v in row] for row in matrix]
-
-
-def _truth_info(
-    made: Session, who: Subject, lesion_map: LesionMap, layouts: dict, defects: tuple
-) -> dict:
-    """The truth sidecar: lesion, course, volumes on the T1ce grid, poses, defects."""
-    voxel_ml = abs(np.linalg.det(made.truth_affine[:3, :3])) / 1000.0
-    counts = np.bincount(made.truth.ravel(), minlength=len(LABELS))
-    volumes = {
-        lab.abbreviation: round(float(counts[lab.index] * voxel_ml), 3) for lab in LABELS[1:]
-    }
-    for region, members in REGIONS.items():
-        volumes[region] = round(float(sum(counts[m] for m in members) * voxel_ml), 3)
-    plan = who.plan
-    return {
-        'LesionType': plan.kind,
-        'Surgery': 'post' if made.stage.postop else 'pre',
-        'DaysFromSurgery': (made.when.date() - made.surgery).days,
-        'RadiotherapyEnd': made.radiotherapy_end.isoformat(),
-        'RequestedPreopWholeTumorML': round(who.size_ml, 3),
-        'VolumesML': volumes,
-        'TruthGrid': 'T1ce',
-        'HeadSpace': TEMPLATE_SPACE,
-        'SubjectScale': [round(float(v), 4) for v in who.scale],
-        'Lesion': {
-            'Foci': [
-                {
-                    'CenterMM': list(f.center),
-                    'PreopCoreML': round(f.core_ml, 3),
-                    'Necrotic': f.necrotic,
-                    'ExtraAxial': f.extra_axial,
-                }
-                for f in plan.foci
-            ],
-            'PreopEdemaML': round(plan.edema_ml, 3),
-            'MassEffectMaxMM': lesion_map.info['mass_effect_mm'],
-            'GrowthPerMonth': round(plan.growth_per_month, 4),
-        },
-        'HeadToScanner': {
-            role: {**pose_parameters(layout.motion), 'matrix': _rounded(layout.pose)}
-            for role, layout in layouts.items()
-        },
-        'Series': [
-            {
-                'Role': s.role,
-                'SeriesNumber': s.number,
-                'SeriesDescription': s.protocol.description,
-                'Mirrored': s.mirrored,
-            }
-            for s in made.series
-        ],
-        'Defects': [str(d) for d in defects],
-        'Scanner': f'{made.scanner.manufacturer} {made.scanner.model}',
-        'DICOM': {
-            'PatientID': made.patient['id'],
-            'StudyInstanceUID': made.study['uid'],
-            'AccessionNumber': made.study['accession'],
-        },
-    }

@@ -27,14 +27,14 @@ from bids_arca.longitudinal.group_tables import write_rano_table, write_table
 from bids_arca.longitudinal.resection_table import resection_rows
 from bids_arca.longitudinal.resection_table import write_table as write_resection_table
 from bids_arca.longitudinal.trajectories import collect, table_rows
-from bids_arca.schemes import SCHEMES
-from bids_arca.sessions import read_sessions
-from bids_arca.workflows.group_page import (
+from bids_arca.reports.group_page import (
     evaluation_section,
     longitudinal_section,
     resection_section,
     write_page,
 )
+from bids_arca.schemes import SCHEMES
+from bids_arca.sessions import read_sessions
 
 LOGGER = logging.getLogger(__name__)
 MODEL_NAME = 'bids-arca'

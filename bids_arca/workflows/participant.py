@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
 
 from bids_arca.derivatives.session_files import (
@@ -37,8 +38,9 @@ from bids_arca.derivatives.session_files import (
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs, collect_sessions, load_layout
 from bids_arca.locks import SessionLocks, describe
-from bids_arca.model.store import read_card, resolve_model
+from bids_arca.model.store import ModelCard, load_card, resolve_model
 from bids_arca.preprocessing import DEFAULT_OPTIONS
+from bids_arca.preprocessing.contract import PreprocOptions
 from bids_arca.preprocessing.series_io import load_volume
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification.intervals import (
@@ -88,20 +90,21 @@ def run_participant(opts: Namespace) -> list[SessionInputs]:
     processed: list[SessionInputs] = []
     if ready:
         model_dir = resolve_model(opts.model)
-        card = read_card(model_dir)
-        LOGGER.info('model %s (%s)', card.get('name', model_dir.name), model_dir)
-        resolve_preprocessing(opts, card)
-        calibration = read_calibration(model_dir, card.get('weights_sha256', ''))
+        card = load_card(model_dir)
+        LOGGER.info('model %s (%s)', card.label, model_dir)
+        opts = resolve_preprocessing(opts, card)
+        calibration = read_calibration(model_dir, card.weights_sha256)
         if calibration is None:
             LOGGER.warning(
                 'model %s has no volume calibration (%s): volumes get an uncalibrated range, '
                 'labelled so; calibrate it with "make calibrate MODEL=%s"',
-                card.get('name', model_dir.name),
+                card.label,
                 CALIBRATION_FILE,
                 model_dir,
             )
         parameters = session_parameters(opts, card, calibration)
-        run = _Run(opts, model_dir, parameters, card, failures, calibration)
+        preprocessing = PreprocOptions.chosen(opts)
+        run = _Run(opts, preprocessing, model_dir, parameters, card, calibration, failures)
         with SessionLocks(opts.output_dir) as locks:
             waiting, waited = ready, set()
             while waiting:
@@ -139,19 +142,21 @@ class _Run:
     def __init__(
         self,
         opts,
+        preprocessing: PreprocOptions,
         model_dir: Path,
         parameters: dict,
-        card: dict,
-        failures: list,
+        card: ModelCard,
         calibration: VolumeCalibration | None,
+        failures: list[BidsArcaError],
     ):
-        self.opts, self.model_dir, self.parameters, self.card = opts, model_dir, parameters, card
-        self.failures, self.calibration = failures, calibration
+        self.opts, self.preprocessing, self.model_dir = opts, preprocessing, model_dir
+        self.parameters, self.card, self.calibration = parameters, card, calibration
+        self.failures = failures
 
     def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
         todo, current = [], 0
         for session in sessions:
-            print_ = fingerprint(session.images, self.parameters, self.card)
+            print_ = fingerprint(session.images, self.parameters, self.card.content)
             outputs = SessionOutputs(self.opts.output_dir, session.subject, session.session)
             for folder in remove_abandoned_staging(self.opts.output_dir, outputs.prefix):
                 LOGGER.info('%s: removed %s, left by a run that was stopped', session.name, folder)
@@ -176,32 +181,99 @@ class _Run:
         LOGGER.info('%d session(s) to process, %d current', len(todo), current)
         if todo:
             try:
-                process(
-                    todo,
-                    self.opts,
-                    self.model_dir,
-                    self.parameters,
-                    self.card,
-                    self.calibration,
-                )
+                self.process(todo)
             except BidsArcaError as error:
                 self.failures.append(error)
         return [session for session, _ in todo]
 
+    def process(self, todo: list[tuple[SessionInputs, str]]) -> None:
+        """Run the sessions' workflows in one nipype graph."""
+        from nipype.pipeline import engine as pe
 
-def resolve_preprocessing(opts: Namespace, card: dict) -> None:
+        from bids_arca.interfaces.engine import run_workflow
+
+        workflow = pe.Workflow(name='bids_arca_wf')
+        progress = Progress()
+        for session, print_ in todo:
+            session_wf = self.session_wf(session, print_)
+            progress.expect(session_wf.name, session.name, _count_steps(session_wf))
+            workflow.add_nodes([session_wf])
+        opts = self.opts
+        run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
+
+    def session_wf(self, session: SessionInputs, print_: str):
+        """Preprocessing, segmentation and results of one session."""
+        from nipype.pipeline import engine as pe
+
+        from bids_arca.interfaces.segmentation import Segment, SessionResults
+        from bids_arca.workflows.preprocessing import init_preproc_wf
+
+        opts, card, calibration = self.opts, self.card, self.calibration
+        threads = self.preprocessing.omp_nthreads
+        workflow = pe.Workflow(name=session.name.replace('-', '_') + '_wf')
+        preproc = init_preproc_wf(
+            session,
+            opts.bids_dir,
+            opts.output_dir,
+            self.preprocessing,
+            name='preproc_wf',
+            publish=False,
+        )
+        segment = pe.Node(
+            Segment(
+                model=str(self.model_dir),
+                model_id=card.weights_sha256,
+                device=opts.device,
+                num_threads=threads,
+            ),
+            name='segment',
+            n_procs=threads,
+            mem_gb=SEGMENT_MEMORY_GB,
+        )
+        results = pe.Node(
+            SessionResults(
+                subject=session.subject,
+                session=session.session or '',
+                images={role: str(path) for role, path in session.images.items()},
+                choices={role: choice.record() for role, choice in session.choices.items()},
+                bids_dir=str(opts.bids_dir),
+                output_dir=str(opts.output_dir),
+                parameters=self.parameters,
+                model_card=card.summary(),
+                fingerprint=print_,
+                overwrite=opts.overwrite,
+                calibration=json.loads(calibration.to_json()) if calibration else {},
+            ),
+            name='results',
+            overwrite=True,  # always run: it commits the outputs (the segmentation is cached)
+            mem_gb=2.0,
+        )
+        # fmt: off
+        workflow.connect([
+            (preproc, segment, [('outputnode.preproc', 'preproc'),
+                                ('outputnode.brain_mask', 'brain_mask')]),
+            (preproc, results, [('outputnode.manifest', 'preprocessing')]),
+            (segment, results, [('segmentation', 'segmentation')]),
+        ])
+        # fmt: on
+        return workflow
+
+
+def resolve_preprocessing(opts: Namespace, card: ModelCard | Mapping) -> Namespace:
     """Preprocess as the model's training data were: ``--skull-strip`` and ``--model-space``
     left unset take the values the card records (models trained by bids-arca), else the
     defaults; an explicit choice that differs is kept, with a warning. ``--fix-left-right``
-    only decides whether a mirrored series stops the session, so it is not taken over."""
-    recorded = card.get('input', {}).get('preprocessing_options', {})
-    name = card.get('name', 'the model')
+    only decides whether a mirrored series stops the session, so it is not taken over.
+    Returns the completed options; the parsed ``opts`` stay as the user gave them."""
+    card = _typed(card)
+    recorded, name = card.preprocessing_options, card.name or 'the model'
+    resolved = Namespace(**vars(opts))
     for option, default in DEFAULT_OPTIONS.items():
         trained = recorded.get(option)
         chosen = getattr(opts, option)
         flag = '--' + option.replace('_', '-')
         if chosen is None:
-            setattr(opts, option, trained or default)
+            setattr(resolved, option, trained or default)
             if trained:
                 LOGGER.info('%s %s: as %s was trained', flag, trained, name)
         elif trained and chosen != trained:
@@ -213,10 +285,11 @@ def resolve_preprocessing(opts: Namespace, card: dict) -> None:
                 flag,
                 trained,
             )
+    return resolved
 
 
 def session_parameters(
-    opts: Namespace, card: dict, calibration: VolumeCalibration | None = None
+    opts: Namespace, card: ModelCard | Mapping, calibration: VolumeCalibration | None = None
 ) -> dict:
     """What the results depend on, besides the inputs and the model: recorded and fingerprinted
     (the volume calibration by its checksum). Performance settings (processes, threads,
@@ -226,22 +299,14 @@ def session_parameters(
         'model_space': opts.model_space,
         'fix_left_right': opts.fix_left_right,
         'postprocessing': opts.postprocessing,
-        'model': card.get('name', ''),
+        'model': _typed(card).name,
         'volume_calibration': calibration.digest if calibration else 'none',
     }
 
 
-def card_summary(card: dict) -> dict:
-    """The model card's lines that go into every sidecar, the provenance and the report."""
-    summary = {
-        'Name': card.get('name', ''),
-        'Version': f'sha256:{card.get("weights_sha256", "")[:16]}',
-        'Description': card.get('description', ''),
-        'TrainingData': card.get('training_data', ''),
-        'Licence': card.get('licence', ''),
-        'Citation': card.get('citation', ''),
-    }
-    return {key: value for key, value in summary.items() if value}
+def _typed(card: ModelCard | Mapping) -> ModelCard:
+    """The card typed (these helpers also take a card as read from ``model.json``)."""
+    return card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
 
 
 def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
@@ -253,102 +318,6 @@ def _check_inputs(session: SessionInputs, bids_dir: Path) -> None:
         session.name,
         ', '.join(f'{r}={p.name}' for r, p in session.images.items()),
     )
-
-
-def process(
-    todo: list[tuple[SessionInputs, str]],
-    opts: Namespace,
-    model_dir: Path,
-    parameters: dict,
-    card: dict,
-    calibration: VolumeCalibration | None = None,
-) -> None:
-    """Run the sessions' workflows in one nipype graph."""
-    from nipype.pipeline import engine as pe
-
-    from bids_arca.workflows.preprocessing import run_workflow
-
-    workflow = pe.Workflow(name='bids_arca_wf')
-    progress = Progress()
-    for session, print_ in todo:
-        session_wf = init_session_wf(
-            session, opts, model_dir, parameters, card, print_, calibration
-        )
-        progress.expect(session_wf.name, session.name, _count_steps(session_wf))
-        workflow.add_nodes([session_wf])
-    run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
-
-
-def init_session_wf(
-    session: SessionInputs,
-    opts: Namespace,
-    model_dir: Path,
-    parameters: dict,
-    card: dict,
-    print_: str,
-    calibration: VolumeCalibration | None = None,
-):
-    """Preprocessing, segmentation and results of one session."""
-    from nipype.pipeline import engine as pe
-
-    from bids_arca.interfaces.segmentation import Segment, SessionResults
-    from bids_arca.preprocessing.contract import PreprocOptions
-    from bids_arca.workflows.preprocessing import init_preproc_wf
-
-    threads = opts.omp_nthreads
-    options = PreprocOptions(
-        skull_strip=opts.skull_strip,
-        model_space=opts.model_space,
-        fix_left_right=opts.fix_left_right,
-        device=opts.device,
-        omp_nthreads=threads,
-    )
-    workflow = pe.Workflow(name=session.name.replace('-', '_') + '_wf')
-    preproc = init_preproc_wf(
-        session, opts.bids_dir, opts.output_dir, options, name='preproc_wf', publish=False
-    )
-    segment = pe.Node(
-        Segment(
-            model=str(model_dir),
-            model_id=card.get('weights_sha256', ''),
-            device=opts.device,
-            num_threads=threads,
-        ),
-        name='segment',
-        n_procs=threads,
-        mem_gb=SEGMENT_MEMORY_GB,
-    )
-    results = pe.Node(
-        SessionResults(
-            subject=session.subject,
-            session=session.session or '',
-            images={role: str(path) for role, path in session.images.items()},
-            choices={role: choice.record() for role, choice in session.choices.items()},
-            bids_dir=str(opts.bids_dir),
-            output_dir=str(opts.output_dir),
-            parameters=parameters,
-            model_card=card_summary(card),
-            fingerprint=print_,
-            overwrite=opts.overwrite,
-            calibration=json.loads(calibration.to_json()) if calibration else {},
-        ),
-        name='results',
-        overwrite=True,  # always run: it commits the outputs (the segmentation is cached)
-        mem_gb=2.0,
-    )
-    # fmt: off
-    workflow.connect([
-        (preproc, segment, [('outputnode.preproc', 'preproc'),
-                            ('outputnode.brain_mask', 'brain_mask')]),
-        (preproc, results, [('outputnode.space', 'space'),
-                            ('outputnode.derivatives', 'derivatives'),
-                            ('outputnode.derivative_names', 'derivative_names'),
-                            ('outputnode.seconds', 'seconds'),
-                            ('outputnode.timed_steps', 'timed_steps')]),
-        (segment, results, [('segmentation', 'segmentation')]),
-    ])
-    # fmt: on
-    return workflow
 
 
 def _count_steps(workflow) -> int:

@@ -4,10 +4,16 @@ Graph of one session (``init_preproc_wf``); the three registrations and the skul
 run in parallel under MultiProc::
 
     reference_grid ─┬─> coreg_<role> ───────┐               ┌─> native_mask ───┐
-                    └─> skullstrip ─[atlas]─┴─> model_space ─┴─> preproc_<role> ─┴─> ds_preproc
+                    └─> skullstrip ─[atlas]─┴─> model_space ─┴─> preproc_<role> ─┴─> manifest
+                                                                                 (ds_preproc)
 
-``preprocess_sessions`` runs the same graph for sessions whose model inputs are wanted in memory
-(training), without publishing anything.
+The ``manifest`` node names every output by role and step
+(:class:`~bids_arca.preprocessing.manifest.PreprocManifest`): the results step and training read
+it instead of file names. ``ds_preproc`` publishes the derivatives when the graph runs alone.
+
+``preprocess_sessions`` is the level runner of the graph alone: sessions whose model inputs are
+wanted in memory (training, calibration), nothing published. The engine itself (MultiProc, errors
+back from the nodes) is :mod:`bids_arca.interfaces.engine`.
 
 The QC figures are drawn where their data already are: the mask outline by ``skullstrip``,
 the edges of each series over the T1ce by its ``coreg_<role>`` (on the T1ce-aligned working
@@ -20,23 +26,19 @@ results reach the output folder only through ``ds_preproc``, after everything el
 from __future__ import annotations
 
 import contextlib
-import logging
-import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
-from nipype.pipeline.engine.utils import load_resultfile
 
 from bids_arca.errors import BidsArcaError
 from bids_arca.inputs import SessionInputs
 from bids_arca.interfaces.base import collect_errors
 from bids_arca.interfaces.derivatives import DerivativesSink
+from bids_arca.interfaces.engine import SessionClock, run_workflow
 from bids_arca.interfaces.preprocessing import (
     AtlasRegister,
     Coregister,
@@ -45,16 +47,17 @@ from bids_arca.interfaces.preprocessing import (
     Preprocess,
     ReferenceGrid,
     SkullStrip,
+    WriteManifest,
 )
 from bids_arca.preprocessing import CHANNELS, MOVING, REFERENCE
 from bids_arca.preprocessing.contract import ModelInputs, PreprocOptions
+from bids_arca.preprocessing.manifest import (
+    MANIFEST_NODE,
+    MASK_FIGURE,
+    PreprocManifest,
+    manifest_in,
+)
 from bids_arca.preprocessing.names import PreprocNames
-from bids_arca.preprocessing.series_io import read_volume
-from bids_arca.preprocessing.space import SessionSpace
-from bids_arca.workflows import nipype_logging
-from bids_arca.workflows.nipype_logging import set_nipype_level
-
-LOGGER = logging.getLogger(__name__)
 
 
 def init_preproc_wf(
@@ -68,8 +71,7 @@ def init_preproc_wf(
     """Preprocess one session into the model space and publish its derivatives.
 
     With ``publish`` off, nothing is written to ``output_dir``: the derivatives are handed over
-    (``derivatives``, ``derivative_names``) for the participant level to commit with the
-    session's results.
+    in the manifest for the participant level to commit with the session's results.
 
     Outputs (``outputnode``)
     ------------------------
@@ -78,34 +80,58 @@ def init_preproc_wf(
         FLAIR, T1w, T1ce, T2w.
     brain_mask
         The brain mask on the model grid.
-    space
-        JSON of :class:`~bids_arca.preprocessing.space.SessionSpace`: the way back to the native
-        T1ce and FLAIR grids.
-    derivatives, derivative_names
-        The derivative files and their paths relative to the output folder.
-    seconds, timed_steps
-        How long the registrations and the skull stripping took (for the provenance: no
-        derivative file holds a time, so that the same inputs give the same files).
+    manifest
+        JSON of :class:`~bids_arca.preprocessing.manifest.PreprocManifest`: every output by
+        role and step, the way back to the native T1ce and FLAIR grids
+        (:class:`~bids_arca.preprocessing.space.SessionSpace`), the derivatives to publish with
+        their paths in the output folder, and how long the registrations and the skull
+        stripping took (for the provenance: no derivative file holds a time, so that the same
+        inputs give the same files).
     """
     names = PreprocNames(session, bids_dir, output_dir, options.model_space)
     workflow = pe.Workflow(name=name or f'{session.name.replace("-", "_")}_preproc_wf')
     outputnode = pe.Node(
-        niu.IdentityInterface(
-            fields=[
-                'preproc',
-                'brain_mask',
-                'space',
-                'derivatives',
-                'derivative_names',
-                'seconds',
-                'timed_steps',
-            ]
-        ),
-        name='outputnode',
+        niu.IdentityInterface(fields=['preproc', 'brain_mask', 'manifest']), name='outputnode'
     )
+    steps = _registration_steps(workflow, session, names, options)
+    preproc = _model_input_steps(workflow, session, names, steps)
+    published = _derivatives(steps, preproc, names)
+
+    merge_channels = _utility(niu.Merge(len(CHANNELS)), 'merge_channels')
+    for index, role in enumerate(CHANNELS, start=1):
+        workflow.connect(preproc[role], 'preproc', merge_channels, f'in{index}')
+    outputs = [(node, output) for node, output, _ in published]
+    merge_published = _merge(workflow, outputs, 'published')
+    manifest = _manifest_step(workflow, steps, merge_channels, merge_published)
+    manifest.inputs.derivative_names = [str(dest) for _, _, dest in published]
+    # fmt: off
+    workflow.connect([
+        (merge_channels, outputnode, [('out', 'preproc')]),
+        (steps['model_space'], outputnode, [('mask', 'brain_mask')]),
+        (manifest, outputnode, [('manifest', 'manifest')]),
+    ])
+    # fmt: on
+    if not publish:
+        return workflow
+    ds_preproc = pe.Node(
+        DerivativesSink(
+            output_dir=str(output_dir), out_names=[str(dest) for _, _, dest in published]
+        ),
+        name='ds_preproc',
+        run_without_submitting=True,
+    )
+    workflow.connect(merge_published, 'out', ds_preproc, 'in_files')
+    return workflow
+
+
+def _registration_steps(
+    workflow: pe.Workflow, session: SessionInputs, names: PreprocNames, options: PreprocOptions
+) -> dict[str, pe.Node]:
+    """The session's geometry: the reference grid, each series onto the T1ce, the brain (and
+    the atlas), the model space and the brain mask on the T1ce. Nodes by name
+    (``coreg_<role>`` for the registrations)."""
     images = session.images
     threads = options.omp_nthreads
-
     reference_grid = pe.Node(ReferenceGrid(t1ce=str(images[REFERENCE])), name='reference_grid')
     skullstrip = pe.Node(
         SkullStrip(method=options.skull_strip, device=options.device, num_threads=threads),
@@ -134,10 +160,14 @@ def init_preproc_wf(
         (skullstrip, native_mask, [('report', 'skullstrip_report')]),
     ])
     # fmt: on
-
-    coreg = {}
+    steps = {
+        'reference_grid': reference_grid,
+        'skullstrip': skullstrip,
+        'model_space': model_space,
+        'native_mask': native_mask,
+    }
     for index, role in enumerate(MOVING, start=1):
-        coreg[role] = pe.Node(
+        coreg = pe.Node(
             Coregister(
                 reference=str(images[REFERENCE]),
                 moving=str(images[role]),
@@ -152,15 +182,12 @@ def init_preproc_wf(
         )
         # fmt: off
         workflow.connect([
-            (reference_grid, coreg[role], [('head_mask', 'reference_head'), ('grid', 'grid'),
-                                           ('t1ce_on_grid', 't1ce_on_grid')]),
-            (coreg[role], merge_transforms, [('transform', f'in{index}')]),
+            (reference_grid, coreg, [('head_mask', 'reference_head'), ('grid', 'grid'),
+                                     ('t1ce_on_grid', 't1ce_on_grid')]),
+            (coreg, merge_transforms, [('transform', f'in{index}')]),
         ])
         # fmt: on
-
-    published: list[tuple[pe.Node, str, str]] = []  # (node, output, relative destination)
-    timed = [(coreg[role], f'coregistration_{role}') for role in MOVING]
-    timed.append((skullstrip, 'skull_stripping'))
+        steps[f'coreg_{role}'] = coreg
     if options.model_space == 'SRI24':
         model_mask = names.mask('.nii.gz', model_grid=True)
         atlas = pe.Node(
@@ -175,21 +202,24 @@ def init_preproc_wf(
             (atlas, model_space, [('transform', 'atlas_transform')]),
         ])
         # fmt: on
-        published += [
-            (atlas, 'transform', names.atlas_transform('.txt')),
-            (atlas, 'sidecar', names.atlas_transform('.json')),
-        ]
-        timed.append((atlas, 'atlas_registration'))
+        steps['atlas'] = atlas
+    return steps
 
+
+def _model_input_steps(
+    workflow: pe.Workflow, session: SessionInputs, names: PreprocNames, steps: dict
+) -> dict[str, pe.Node]:
+    """Each series into the model space, z-scored; its sidecar carries the reports of its
+    registration and of the skull stripping. Nodes by role."""
     preproc = {}
     for role in CHANNELS:
-        reports, keys = [skullstrip], ['SkullStripping']
+        reports, keys = [steps['skullstrip']], ['SkullStripping']
         if role in MOVING:
-            reports.insert(0, coreg[role])
+            reports.insert(0, steps[f'coreg_{role}'])
             keys.insert(0, 'Coregistration')
         preproc[role] = pe.Node(
             Preprocess(
-                image=str(images[role]),
+                image=str(session.images[role]),
                 role=role,
                 report_keys=keys,
                 metadata=names.preproc_metadata(role),
@@ -198,64 +228,83 @@ def init_preproc_wf(
         )
         merge_reports = _utility(niu.Merge(len(reports)), f'reports_{role}')
         for index, node in enumerate(reports, start=1):
-            output = 'sidecar' if node in coreg.values() else 'report'
+            output = 'report' if node is steps['skullstrip'] else 'sidecar'
             workflow.connect(node, output, merge_reports, f'in{index}')
         # fmt: off
         workflow.connect([
-            (model_space, preproc[role], [('space', 'space'), ('mask', 'mask')]),
+            (steps['model_space'], preproc[role], [('space', 'space'), ('mask', 'mask')]),
             (merge_reports, preproc[role], [('out', 'reports')]),
         ])
         # fmt: on
+    return preproc
+
+
+def _derivatives(
+    steps: dict[str, pe.Node], preproc: dict[str, pe.Node], names: PreprocNames
+) -> list[tuple[pe.Node, str, Path]]:
+    """What the session publishes: (node, output, path relative to the output folder)."""
+    published = []
+    if 'atlas' in steps:
+        published += [
+            (steps['atlas'], 'transform', names.atlas_transform('.txt')),
+            (steps['atlas'], 'sidecar', names.atlas_transform('.json')),
+        ]
+    for role in CHANNELS:
         published += [
             (preproc[role], 'preproc', names.preproc(role, '.nii.gz')),
             (preproc[role], 'sidecar', names.preproc(role, '.json')),
         ]
     for role in MOVING:
         published += [
-            (coreg[role], 'transform', names.transform(role, '.txt')),
-            (coreg[role], 'sidecar', names.transform(role, '.json')),
+            (steps[f'coreg_{role}'], 'transform', names.transform(role, '.txt')),
+            (steps[f'coreg_{role}'], 'sidecar', names.transform(role, '.json')),
         ]
     published += [
-        (model_space, 'mask', names.mask('.nii.gz', model_grid=True)),
-        (model_space, 'mask_sidecar', names.mask('.json', model_grid=True)),
-        (native_mask, 'mask', names.mask('.nii.gz', model_grid=False)),
-        (native_mask, 'sidecar', names.mask('.json', model_grid=False)),
+        (steps['model_space'], 'mask', names.mask('.nii.gz', model_grid=True)),
+        (steps['model_space'], 'mask_sidecar', names.mask('.json', model_grid=True)),
+        (steps['native_mask'], 'mask', names.mask('.nii.gz', model_grid=False)),
+        (steps['native_mask'], 'sidecar', names.mask('.json', model_grid=False)),
+        (steps['skullstrip'], 'figure', names.figure(0)),
     ]
+    for index, role in enumerate(MOVING, start=1):
+        published.append((steps[f'coreg_{role}'], 'figure', names.figure(index)))
+    return published
 
-    merge_channels = _utility(niu.Merge(len(CHANNELS)), 'merge_channels')
-    for index, role in enumerate(CHANNELS, start=1):
-        workflow.connect(preproc[role], 'preproc', merge_channels, f'in{index}')
+
+def _manifest_step(
+    workflow: pe.Workflow, steps: dict, merge_channels: pe.Node, merge_published: pe.Node
+) -> pe.Node:
+    """The graph's last preprocessing node: every output by role and step
+    (:class:`~bids_arca.preprocessing.manifest.PreprocManifest`)."""
+    coreg = [steps[f'coreg_{role}'] for role in MOVING]
+    timed = [(node, f'coregistration_{role}') for node, role in zip(coreg, MOVING, strict=True)]
+    timed.append((steps['skullstrip'], 'skull_stripping'))
+    if 'atlas' in steps:
+        timed.append((steps['atlas'], 'atlas_registration'))
+    manifest = _utility(
+        WriteManifest(
+            roles=list(CHANNELS),
+            figure_keys=[MASK_FIGURE, *MOVING],
+            timed_steps=[step for _, step in timed],
+        ),
+        MANIFEST_NODE,
+    )
+    sidecars = _merge(workflow, [(node, 'sidecar') for node in coreg], 'registrations')
+    figures = [(steps['skullstrip'], 'figure'), *((node, 'figure') for node in coreg)]
+    merge_figures = _merge(workflow, figures, 'figures')
+    merge_seconds = _merge(workflow, [(node, 'seconds') for node, _ in timed], 'seconds')
     # fmt: off
     workflow.connect([
-        (merge_channels, outputnode, [('out', 'preproc')]),
-        (model_space, outputnode, [('mask', 'brain_mask'), ('space', 'space')]),
+        (merge_channels, manifest, [('out', 'images')]),
+        (steps['model_space'], manifest, [('mask', 'brain_mask'), ('space', 'space')]),
+        (steps['native_mask'], manifest, [('mask', 'native_mask')]),
+        (sidecars, manifest, [('out', 'registrations')]),
+        (merge_figures, manifest, [('out', 'figures')]),
+        (merge_published, manifest, [('out', 'derivatives')]),
+        (merge_seconds, manifest, [('out', 'seconds')]),
     ])
     # fmt: on
-    published.append((skullstrip, 'figure', names.figure(0)))
-    for index, role in enumerate(MOVING, start=1):
-        published.append((coreg[role], 'figure', names.figure(index)))
-
-    merge_published = _utility(niu.Merge(len(published)), 'merge_published')
-    for index, (node, output, _) in enumerate(published, start=1):
-        workflow.connect(node, output, merge_published, f'in{index}')
-    outputnode.inputs.derivative_names = [str(dest) for _, _, dest in published]
-    workflow.connect(merge_published, 'out', outputnode, 'derivatives')
-    merge_seconds = _utility(niu.Merge(len(timed)), 'merge_seconds')
-    for index, (node, _) in enumerate(timed, start=1):
-        workflow.connect(node, 'seconds', merge_seconds, f'in{index}')
-    outputnode.inputs.timed_steps = [step for _, step in timed]
-    workflow.connect(merge_seconds, 'out', outputnode, 'seconds')
-    if not publish:
-        return workflow
-    ds_preproc = pe.Node(
-        DerivativesSink(
-            output_dir=str(output_dir), out_names=[str(dest) for _, _, dest in published]
-        ),
-        name='ds_preproc',
-        run_without_submitting=True,
-    )
-    workflow.connect(merge_published, 'out', ds_preproc, 'in_files')
-    return workflow
+    return manifest
 
 
 _TRAINING_WF = 'preproc_sessions_wf'
@@ -288,58 +337,20 @@ def preprocess_sessions(
             session_wf = init_preproc_wf(session, bids_dir, output_dir, options, publish=False)
             names[session.name] = session_wf.name
             workflow.add_nodes([session_wf])
-        clock = _SessionClock(list(names.values()))
+        clock = SessionClock(list(names.values()))
         started = time.time()
         with contextlib.suppress(BidsArcaError):  # told per session below
             run_workflow(workflow, work_dir, nprocs, verbose, clock)
         for session in batch:
             folder = base / names[session.name]
-            inputs = _read_model_inputs(folder)
-            if inputs is None:
+            manifest = manifest_in(folder)
+            if not manifest.is_file():
                 found = collect_errors(folder, started)
                 yield session, found[0] if found else BidsArcaError(f'{session.name}: failed'), 0.0
                 continue
+            inputs = PreprocManifest.load(manifest).model_inputs()
             yield session, inputs, clock.seconds(names[session.name])
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _read_model_inputs(folder: Path) -> ModelInputs | None:
-    """The outputs of a session's ``model_space`` and ``preproc_<role>`` nodes; None when one
-    of them did not finish."""
-    results = {}
-    for node in ('model_space', *(f'preproc_{role}' for role in CHANNELS)):
-        path = folder / node / f'result_{node}.pklz'
-        if not path.is_file():
-            return None
-        results[node] = load_resultfile(path).outputs
-    space = results['model_space']
-    images = np.stack([read_volume(results[f'preproc_{role}'].preproc).data for role in CHANNELS])
-    brain = read_volume(space.mask).data > 0
-    return ModelInputs(images, brain, SessionSpace.load(space.space))
-
-
-class _SessionClock:
-    """nipype's status callback: when each session's first step started and last one ended."""
-
-    def __init__(self, workflow_names: list[str]) -> None:
-        self.names = workflow_names
-        self.started: dict[str, float] = {}
-        self.ended: dict[str, float] = {}
-
-    def __call__(self, node, status: str) -> None:
-        owner = next((w for w in self.names if f'.{w}.' in f'.{node.fullname}.'), None)
-        if owner is None:
-            return
-        now = time.perf_counter()
-        if status == 'start':
-            self.started.setdefault(owner, now)
-        else:
-            self.ended[owner] = now
-
-    def seconds(self, workflow_name: str) -> float:
-        start = self.started.get(workflow_name)
-        end = self.ended.get(workflow_name)
-        return end - start if start is not None and end is not None else 0.0
 
 
 def _utility(interface, name: str) -> pe.Node:
@@ -347,54 +358,9 @@ def _utility(interface, name: str) -> pe.Node:
     return pe.Node(interface, name=name, run_without_submitting=True)
 
 
-def run_workflow(
-    workflow: pe.Workflow, work_dir: Path, nprocs: int, verbose: int = 0, status_callback=None
-) -> None:
-    """Run with MultiProc (Linear for one process); re-raise the first node's BidsArcaError.
-
-    Sessions are independent: a failing session does not stop the others
-    (``stop_on_first_crash`` off), and each publishes its outputs only when it succeeded.
-    nipype's own log is silenced unless ``verbose`` > 1: the node's one-line error says what
-    went wrong, and unexpected failures point to the crash files. ``status_callback(node,
-    status)`` is nipype's hook, called as nodes start and end (the benchmarks time steps with it).
-    """
-    os.environ.setdefault('NO_ET', '1')  # nipype's version check would reach the network
-    set_nipype_level('INFO' if verbose > 1 else 'CRITICAL')
-    work_dir.mkdir(parents=True, exist_ok=True)
-    workflow.base_dir = str(work_dir)
-    crash_dir = work_dir / 'crash'
-    workflow.config['execution'] = {
-        'crashdump_dir': str(crash_dir),
-        'crashfile_format': 'txt',
-        'poll_sleep_duration': 0.2,
-        'stop_on_first_crash': False,
-    }
-    start = time.time()
-    plugin, args = ('Linear', {}) if nprocs == 1 else ('MultiProc', {'n_procs': nprocs})
-    if status_callback is not None:
-        args['status_callback'] = status_callback
-    if plugin == 'MultiProc':
-        # Workers come from a fork server, not from this process: once torch has computed here
-        # (a model run, an earlier session) its thread pools do not survive a fork and a forked
-        # worker hangs in its first torch call. The server imports the heavy libraries once, so
-        # each worker still starts without paying 3-5 s of imports.
-        multiprocessing.set_forkserver_preload(
-            ['ants', 'torch', 'bids_arca.interfaces.preprocessing', nipype_logging.__name__]
-        )
-        args['mp_context'] = 'forkserver'
-
-    try:
-        workflow.run(plugin=plugin, plugin_args=args)
-    except RuntimeError as failure:
-        found = collect_errors(work_dir / workflow.name, start)
-        if not found:
-            crashes = sorted(p for p in crash_dir.glob('crash-*') if p.stat().st_mtime >= start)
-            for crash in crashes:
-                LOGGER.error('node failed, see %s', crash)
-            raise
-        for error in found[1:]:
-            LOGGER.error('%s', error)
-        first = found[0]
-        if len(found) > 1:
-            raise type(first)(f'{first} (and {len(found) - 1} more, see above)') from failure
-        raise first from failure
+def _merge(workflow: pe.Workflow, outputs: list[tuple[pe.Node, str]], what: str) -> pe.Node:
+    """One list of the given (node, output) pairs, in their order."""
+    merge = _utility(niu.Merge(len(outputs)), f'merge_{what}')
+    for index, (node, output) in enumerate(outputs, start=1):
+        workflow.connect(node, output, merge, f'in{index}')
+    return merge

@@ -71,17 +71,6 @@ def hyperparameters(opts: Namespace) -> dict:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
-def preprocessing_options(opts: Namespace) -> PreprocOptions:
-    """The participant level's preprocessing, as chosen on the command line."""
-    return PreprocOptions(
-        skull_strip=opts.skull_strip,
-        model_space=opts.model_space,
-        fix_left_right=opts.fix_left_right,
-        device=opts.device,
-        omp_nthreads=opts.omp_nthreads,
-    )
-
-
 def run_training(opts: Namespace) -> Path:
     """Train, write the model and its records; return the model folder."""
     context = distributed.init(opts.device)
@@ -125,7 +114,7 @@ def _train(opts: Namespace, context: distributed.Context) -> Path:
         filters=opts.bids_filters,
     )
     cache = opts.work_dir / 'training' / 'cases'
-    preprocessing = preprocessing_options(opts)
+    preprocessing = PreprocOptions.chosen(opts)
     preprocess = functools.partial(
         preprocess_sessions,
         bids_dir=opts.bids_dir,

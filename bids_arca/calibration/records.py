@@ -175,8 +175,9 @@ def phantom_records(
 ) -> list[dict]:
     """Records of full-resolution phantom sessions (made, preprocessed and segmented once)."""
     from bids_arca.inputs import collect_sessions, load_layout
+    from bids_arca.preprocessing.contract import PreprocOptions
     from bids_arca.sample.dataset import make_dataset
-    from bids_arca.workflows.preprocessing import PreprocOptions, preprocess_sessions
+    from bids_arca.workflows.preprocessing import preprocess_sessions
 
     dataset = cache / f'phantoms-seed{seed}'
     cases = {
