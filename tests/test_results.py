@@ -21,7 +21,13 @@ from bids_arca.labels import ET, LABELS, NETC, RC, SNFH
 from bids_arca.longitudinal.trajectories import read_volumes
 from bids_arca.provenance import fingerprint
 from bids_arca.quantification import region_volumes_ml
-from bids_arca.quantification.intervals import ANY, RegionModel, Stratum, VolumeCalibration
+from bids_arca.quantification.intervals import (
+    ANY,
+    NO_CAVITY,
+    RegionModel,
+    Stratum,
+    VolumeCalibration,
+)
 from bids_arca.reports import SessionQC, left_right
 from bids_arca.results.write import RegionProbabilities, write_results
 from tests.dicom_series import dcm2niix, sphere_series
@@ -224,6 +230,40 @@ def test_a_cavity_output_gives_rc_and_no_dicom_without_sources(session, tmp_path
     assert '95% interval (mL)' in (tmp_path / names.report).read_text()
     assert (tmp_path / names.probseg('RC')).is_file()
     assert not (tmp_path / names.dicom).exists()
+
+
+def test_a_calibration_for_exams_without_a_cavity_is_not_used_where_one_is_found(
+    session, tmp_path
+):
+    """A calibration inherited from the cascade (scope NO_CAVITY) holds only where the
+    post-operative stage left the cascade's output alone; with a cavity every row is
+    uncalibrated, and the provenance says so."""
+    bids, inputs, _ = session
+    t1ce = nib.load(inputs.images['T1ce'])
+    p = fake_network(t1ce)
+    cavity = ndimage.binary_erosion(p.tc > 0.5, iterations=3).astype(np.float32) * 0.8
+    model = RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})
+    regions = dict.fromkeys(('WT', 'TC', 'ET', 'ED', 'NEC'), model)
+    calibration = VolumeCalibration('sha', (0.3, 0.7), regions, scope=NO_CAVITY)
+    for name, with_cavity, expected in (('a', False, 'calibrated'), ('b', True, 'uncalibrated')):
+        writer = SessionWriter(SessionOutputs(tmp_path / name, '01', 'preop'), 'fp')
+        write_results(
+            writer,
+            inputs,
+            bids,
+            RegionProbabilities(p.wt, p.tc, p.et, cavity=cavity * with_cavity, members=p.members),
+            model_card={'Name': 'postop-stage', 'Version': '0'},
+            parameters={},
+            qc=SessionQC(),
+            calibration=calibration,
+        )
+        names = writer.outputs
+        rows = [
+            line.split('\t') for line in (tmp_path / name / names.volumes).read_text().splitlines()
+        ]
+        assert {row[0]: row[4] for row in rows[1:]}['WT'] == expected
+        provenance = json.loads((tmp_path / name / names.provenance).read_text())
+        assert provenance['Parameters']['volume_interval'] == expected
 
 
 def test_the_same_inputs_give_byte_identical_files(session, tmp_path):

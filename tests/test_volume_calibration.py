@@ -15,10 +15,18 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bids_arca.labels import RC
 from bids_arca.model.brats17 import SHIPPED_CALIBRATION
-from bids_arca.quantification.intervals import Sample, VolumeCalibration, fit
+from bids_arca.quantification.intervals import (
+    NO_CAVITY,
+    Sample,
+    VolumeCalibration,
+    fit,
+    read_calibration,
+)
 
 SESSIONS = Path(__file__).parent / 'data' / 'volume_calibration_sessions.tsv'
 REGIONS = ('WT', 'TC', 'ET', 'ED', 'NEC')
@@ -92,3 +100,17 @@ def test_intervals_hold_the_truth_of_phantom_subjects_left_out(rows, shipped):
     assert len(inside) >= 36
     # 95% promised; 75 of 81 (93%) with the 35 sessions of 2026-12-07 (docs/outputs.md)
     assert sum(inside) >= 0.85 * len(inside), f'{sum(inside)} of {len(inside)}'
+
+
+def test_the_default_model_ships_its_cascades_calibration_for_exams_without_a_cavity():
+    """models/arca-postop keeps the BraTS-2017 cascade's outputs wherever RNet finds no
+    cavity: its calibration is that cascade's, scoped to those exams, and made for its weights."""
+    folder = Path(__file__).resolve().parents[1] / 'models' / 'arca-postop'
+    card = json.loads((folder / 'model.json').read_text())
+    shipped = read_calibration(folder, card['weights_sha256'])
+    cascade = VolumeCalibration.from_dict(json.loads(SHIPPED_CALIBRATION.read_text()))
+    assert card['training']['initial_model']['weights_sha256'] == cascade.model_sha256
+    assert shipped.scope == NO_CAVITY and shipped.regions == cascade.regions
+    assert shipped.covers(np.zeros((3, 3, 3), np.uint8))
+    assert not shipped.covers(np.full((3, 3, 3), RC, np.uint8))
+    assert json.loads(cascade.to_json()).get('scope') is None  # calibrated for all sessions

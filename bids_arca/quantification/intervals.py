@@ -64,6 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from bids_arca.errors import InputDataError
+from bids_arca.labels import RC
 from bids_arca.model.store import CALIBRATION as CALIBRATION_FILE
 from bids_arca.sessions import POST_OP, PRE_OP
 
@@ -78,6 +79,8 @@ BAND_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 # Strata: the surgery status of sessions.tsv (errors differ once a cavity is there), each
 # fitted when it has this many samples; ANY is fitted on all of them.
 ANY = 'any'
+#: what sessions a calibration is for (VolumeCalibration.scope)
+ALL_SESSIONS, NO_CAVITY = 'all', 'no-cavity'
 STRATA = (PRE_OP, POST_OP)
 MIN_STRATUM = 8
 # Below this many sessions a region's own 95% conformal quantile is its largest score (or
@@ -182,6 +185,13 @@ class VolumeCalibration:
     coverage: float = COVERAGE
     sessions: dict[str, int] = field(default_factory=dict)  # calibration sessions per source
     note: str = ''
+    # ALL_SESSIONS, or NO_CAVITY: inherited from a cascade whose outputs the model keeps
+    # unchanged wherever it finds no resection cavity (a post-operative stage, such as RNet)
+    scope: str = ALL_SESSIONS
+
+    def covers(self, labels: np.ndarray) -> bool:
+        """Whether this calibration was made for a segmentation like ``labels``."""
+        return self.scope == ALL_SESSIONS or not bool(np.any(labels == RC))
 
     def interval(
         self, region: str, reported: float, members: Members, stratum: str | None = None
@@ -197,6 +207,8 @@ class VolumeCalibration:
     def to_json(self) -> str:
         data = {'format_version': FORMAT_VERSION, **asdict(self)}
         data['thresholds'] = list(self.thresholds)
+        if self.scope == ALL_SESSIONS:  # the form (and digest) of calibrations made for all
+            del data['scope']
         return json.dumps(data, indent=2) + '\n'
 
     @classmethod
@@ -208,7 +220,28 @@ class VolumeCalibration:
             coverage=float(data['coverage']),
             sessions={str(k): int(v) for k, v in data.get('sessions', {}).items()},
             note=str(data.get('note', '')),
+            scope=_scope(data.get('scope', ALL_SESSIONS)),
         )
+
+
+def inherited(calibration: VolumeCalibration, weights_sha256: str) -> VolumeCalibration:
+    """A cascade's calibration for a model that adds a post-operative stage after it and keeps
+    the cascade's outputs wherever that stage finds no cavity: valid for those exams only
+    (``NO_CAVITY``); an exam with a cavity gets the uncalibrated range until the model itself
+    is calibrated (``make calibrate``)."""
+    return replace(
+        calibration,
+        model_sha256=weights_sha256,
+        scope=NO_CAVITY,
+        note=f'inherited from the cascade (weights {calibration.model_sha256[:12]}) for exams '
+        f'without a resection cavity; {calibration.note}',
+    )
+
+
+def _scope(value: object) -> str:
+    if value not in (ALL_SESSIONS, NO_CAVITY):
+        raise ValueError(f'scope {value!r} unknown (not {ALL_SESSIONS!r} or {NO_CAVITY!r})')
+    return str(value)
 
 
 def spread(reported: float, members: Members, offset_ml: float) -> float:

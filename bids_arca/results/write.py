@@ -112,7 +112,9 @@ def write_results(
     t1ce = nib.load(session.images['T1ce'])
     flair = nib.load(session.images['FLAIR'])
     p = probabilities
-    labels, rows, lesions = _measure(p, t1ce, rules, brain_mask, calibration, surgery, qc)
+    labels, rows, lesions, calibration = _measure(
+        p, t1ce, rules, brain_mask, calibration, surgery, qc
+    )
     has_cavity = p.cavity is not None
     interval = 'calibrated' if calibration else 'uncalibrated'
     timings['postprocessing_and_volumes'] = time.perf_counter() - started
@@ -215,12 +217,20 @@ def _measure(
     calibration: VolumeCalibration | None,
     surgery: str | None,
     qc: SessionQC,
-) -> tuple[np.ndarray, list, dict]:
+) -> tuple[np.ndarray, list, dict, VolumeCalibration | None]:
     """Post-process into one label map and measure it: the volume rows (with their intervals
-    and lesion counts) and the lesions of ET and WT; the segmentation's checks go to ``qc``."""
+    and lesion counts), the lesions of ET and WT, and the calibration used (None where the
+    model's does not cover this segmentation); the segmentation's checks go to ``qc``."""
     spacing = tuple(float(z) for z in t1ce.header.get_zooms()[:3])
     options = {'rules': rules, 'brain_mask': brain_mask}
     labels = postprocess(p.wt, p.tc, p.et, spacing, cavity=p.cavity, **options)
+    if calibration is not None and not calibration.covers(labels):
+        LOGGER.info(
+            'volume calibration made for exams without a resection cavity (%s): this one has '
+            'one, so its volumes get the uncalibrated range',
+            calibration.note or calibration.scope,
+        )
+        calibration = None
     members = interval_members(
         (p.wt, p.tc, p.et),
         spacing,
@@ -242,7 +252,7 @@ def _measure(
         'WT': measure_lesions(labels > 0, t1ce.affine),
     }
     qc.add(*segmentation_checks(labels, spacing, brain_mask))
-    return labels, with_lesions(rows, lesions), lesions
+    return labels, with_lesions(rows, lesions), lesions, calibration
 
 
 def _write_dicom(

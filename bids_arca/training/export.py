@@ -19,6 +19,8 @@ from bids_arca import __version__
 from bids_arca.model.bundle import CascadeModel, write_bundle
 from bids_arca.model.rnet import RNet
 from bids_arca.model.settings import CascadeSettings
+from bids_arca.model.store import CALIBRATION, read_card
+from bids_arca.quantification.intervals import inherited, read_calibration
 from bids_arca.training.networks import Variant, count_parameters
 from bids_arca.training.trainer import TrainResult
 
@@ -207,4 +209,11 @@ def export_postop_stage(
         'training_data': training['data'].get('description', ''),
     }
     license_text = (init.path / 'LICENSE.txt').read_text()
-    return write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)
+    folder = write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)
+    # RNet leaves the cascade's outputs as they are where it finds no cavity, so the cascade's
+    # volume calibration holds there (and only there) until this model is calibrated itself
+    cascade = read_calibration(init.path, init.card['weights_sha256'])
+    if cascade is not None:
+        weights = read_card(folder)['weights_sha256']
+        (folder / CALIBRATION).write_text(inherited(cascade, weights).to_json())
+    return folder
