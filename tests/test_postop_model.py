@@ -1,4 +1,4 @@
-"""The shipped post-operative model (models/arca-postop, the default) on a held-out patient
+"""The shipped post-operative model (models/arca-postop) on a held-out patient
 (slow): no cavity in the real pre-operative exam, and the cavity found after a simulated
 gross-total resection of it.
 
@@ -17,7 +17,7 @@ import pytest
 from bids_arca.labels import ET, NETC, RC
 from bids_arca.model.inference import load_model, segment
 from bids_arca.model.reference_cases import dice
-from bids_arca.model.store import DEFAULT_MODEL, bundled_dir, resolve_model
+from bids_arca.model.store import bundled_dir, resolve_model
 from bids_arca.postprocessing import postprocess
 from bids_arca.training.brats_space import read_exam
 from bids_arca.training.postop_cases import exam_cases
@@ -40,8 +40,8 @@ def cases(shared):
 
 @pytest.fixture(scope='module')
 def model():
-    folder = resolve_model(None)
-    assert DEFAULT_MODEL == 'arca-postop' and folder.parent == bundled_dir()
+    folder = resolve_model('arca-postop')
+    assert folder.parent == bundled_dir()
     return load_model(str(folder), 'cpu')
 
 

@@ -102,7 +102,7 @@ def test_intervals_hold_the_truth_of_phantom_subjects_left_out(rows, shipped):
     assert sum(inside) >= 0.85 * len(inside), f'{sum(inside)} of {len(inside)}'
 
 
-def test_the_default_model_ships_its_cascades_calibration_for_exams_without_a_cavity():
+def test_the_postop_model_ships_its_cascades_calibration_for_exams_without_a_cavity():
     """models/arca-postop keeps the BraTS-2017 cascade's outputs wherever RNet finds no
     cavity: its calibration is that cascade's, scoped to those exams, and made for its weights."""
     folder = Path(__file__).resolve().parents[1] / 'models' / 'arca-postop'

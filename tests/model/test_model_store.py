@@ -42,8 +42,8 @@ def test_resolve_by_name_path_and_card(monkeypatch, tmp_path, make_tiny_model):
 
 
 def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path, make_tiny_model):
-    """A model shipped with bids-arca is found without an import, and is the default; a store
-    copy of the same name takes precedence; the BraTS-2017 model still needs its import."""
+    """A model shipped with bids-arca is found without an import; a store copy of the same name
+    takes precedence; the default (BraTS-2017) model still needs its import."""
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     shipped = make_tiny_model(tmp_path / 'shipped' / SHIPPED)
     monkeypatch.setattr(store, 'bundled_dir', lambda: tmp_path / 'shipped')
@@ -51,9 +51,9 @@ def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path,
     assert list_models() == [SHIPPED]
     mine = make_tiny_model(tmp_path / 'store' / SHIPPED, seed=1)
     assert resolve_model(SHIPPED) == mine
-    assert DEFAULT_MODEL == SHIPPED and resolve_model() == mine
+    assert DEFAULT_MODEL == BRATS17_MODEL
     with pytest.raises(MissingInputError, match='bids-arca-models import-brats17') as error:
-        resolve_model(BRATS17_MODEL)
+        resolve_model()
     assert BRATS17_MODEL in str(error.value)
     with pytest.raises(MissingInputError, match=f"model 'other' is not installed.*{SHIPPED}"):
         resolve_model('other')
