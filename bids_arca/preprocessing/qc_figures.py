@@ -9,6 +9,7 @@ registration, an outline that cuts the tumour or keeps skull means a failed brai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,39 +42,44 @@ def registration_figure(
         if covered is None
         else ndi.binary_erosion(covered, iterations=3)
     )
-    limits = display_range(reference[::2, ::2, ::2])  # a subsample is enough
-    rows = []
-    for view, positions in _planes(brain).items():
-        tiles = []
-        for position in positions:
-            background = rgb(window(_slice(reference, view, position), *limits))
-            edges = canny(
-                _slice(moving, view, position).astype(np.float64),
-                sigma=2.0,
-                low_threshold=0.80,
-                high_threshold=0.92,
-                use_quantiles=True,
-            )
-            background[edges & _slice(inside, view, position)] = EDGE_COLOUR
-            tiles.append(background)
-        rows.append(_row(tiles))
-    return _save(_stack(rows), title, path)
+
+    def paint(tile: np.ndarray, view: str, position: int) -> None:
+        edges = canny(
+            _slice(moving, view, position).astype(np.float64),
+            sigma=2.0,
+            low_threshold=0.80,
+            high_threshold=0.92,
+            use_quantiles=True,
+        )
+        tile[edges & _slice(inside, view, position)] = EDGE_COLOUR
+
+    return _save(_overlaid(reference, brain, paint), title, path)
 
 
 def mask_figure(reference: np.ndarray, brain: np.ndarray, title: str, path: Path | str) -> Path:
     """The outline of ``brain`` over ``reference`` (model grid)."""
+
+    def paint(tile: np.ndarray, view: str, position: int) -> None:
+        inside = _slice(brain, view, position).astype(bool)
+        tile[inside & ~_erode(inside)] = MASK_COLOUR
+
+    return _save(_overlaid(reference, brain, paint), title, path)
+
+
+def _overlaid(
+    reference: np.ndarray, brain: np.ndarray, paint: Callable[[np.ndarray, str, int], None]
+) -> np.ndarray:
+    """Rows of ``reference`` slices through the brain (one row per view), each painted over."""
     limits = display_range(reference[::2, ::2, ::2])  # a subsample is enough
     rows = []
     for view, positions in _planes(brain).items():
         tiles = []
         for position in positions:
-            background = rgb(window(_slice(reference, view, position), *limits))
-            inside = _slice(brain, view, position).astype(bool)
-            outline = inside & ~_erode(inside)
-            background[outline] = MASK_COLOUR
-            tiles.append(background)
+            tile = rgb(window(_slice(reference, view, position), *limits))
+            paint(tile, view, position)
+            tiles.append(tile)
         rows.append(_row(tiles))
-    return _save(_stack(rows), title, path)
+    return _stack(rows)
 
 
 def _planes(brain: np.ndarray) -> dict[str, list[int]]:
