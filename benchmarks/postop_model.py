@@ -5,7 +5,9 @@ three simulated operations (gross-total, subtotal, biopsy; seeds apart from the 
 and the post-operative phantoms of the held-out phantom subjects (the demo is subject 1). Every
 model segments every case through :func:`bids_arca.model.inference.segment` (three views) and the
 participant level's default post-processing (``paper`` rules, with the cavity output when the
-model has one), in model space. Printed and written (``--out``):
+model has one), in model space. Each is told the case's surgery status, as the participant level
+tells it what sessions.tsv says (before surgery no post-operative stage runs);
+``--surgery-unknown`` measures what the images alone give. Printed and written (``--out``):
 
 * ``cases.tsv``: per model and case, Dice of WT, TC (cavity included), ET, RC and residual tumour
   (TC - RC), false enhancing tumour (predicted ET outside the reference, mL), false cavity (mL,
@@ -75,8 +77,18 @@ def test_cases(shared: Path, cache: Path) -> list[tuple[str, str]]:
     return out
 
 
-def segment_case(model_dir: str, folder: str, work: str, cascade_from: str | None = None) -> dict:
+def segment_case(
+    model_dir: str,
+    folder: str,
+    work: str,
+    cascade_from: str | None = None,
+    surgery_known: bool = True,
+) -> dict:
     """Scores of one model on one case (cached in ``work``). Runs in a worker, one thread.
+
+    ``surgery_known``: ``segment()`` is told the case's surgery status, as the participant
+    level tells it what sessions.tsv says (a pre-op exam then gets no post-operative stage);
+    False: unknown, the images alone decide (sessions.tsv without the column).
 
     ``cascade_from``: the folder of the model whose cascade this one keeps unchanged (an RNet
     model on the BraTS-2017 cascade): its cached probabilities are reused and only RNet runs,
@@ -91,7 +103,8 @@ def segment_case(model_dir: str, folder: str, work: str, cascade_from: str | Non
 
     torch.set_num_threads(1)
     case = load_case(Path(folder))
-    stored = _stored(model_dir, folder, work)
+    surgery = case.surgery if surgery_known else None
+    stored = _stored(model_dir, folder, work, surgery_known)
     if stored.is_file():
         with np.load(stored) as saved:
             labels, cpu = saved['labels'], float(saved['cpu'])
@@ -104,10 +117,12 @@ def segment_case(model_dir: str, folder: str, work: str, cascade_from: str | Non
             with np.load(_stored(cascade_from, folder, work)) as saved:
                 p = {r: saved[r] for r in ('WT', 'TC', 'ET')}
                 cpu = float(saved['cpu'])
-            p, rnet_cpu = _rnet_after(model, images, brain, p)
+            p, rnet_cpu = _rnet_after(model, images, brain, p, surgery)
             cpu += rnet_cpu
         else:
-            result = segment(images, brain, (1.0, 1.0, 1.0), model, device='cpu', threads=1)
+            result = segment(
+                images, brain, (1.0, 1.0, 1.0), model, device='cpu', threads=1, surgery=surgery
+            )
             p, cpu = result.probabilities, sum(result.cpu_seconds.values())
         labels = _labels(p, brain)
         stored.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +131,12 @@ def segment_case(model_dir: str, folder: str, work: str, cascade_from: str | Non
     return scores(labels, np.asarray(case.labels)) | {'cpu_s': cpu, 'surgery': case.surgery}
 
 
-def _stored(model_dir: str, folder: str, work: str) -> Path:
+def _stored(model_dir: str, folder: str, work: str, surgery_known: bool = True) -> Path:
     from bids_arca.checksums import file_sha256
 
     weights = file_sha256(Path(model_dir) / 'model.safetensors')[:16]
-    return Path(work) / weights / f'{Path(folder).name}.npz'
+    status = '' if surgery_known else '.surgery-unknown'
+    return Path(work) / weights / f'{Path(folder).name}{status}.npz'
 
 
 def _labels(p: dict, brain: np.ndarray) -> np.ndarray:
@@ -139,13 +155,20 @@ def _labels(p: dict, brain: np.ndarray) -> np.ndarray:
     return labels.transpose(2, 1, 0)
 
 
-def _rnet_after(model, images: np.ndarray, brain: np.ndarray, p: dict) -> tuple[dict, float]:
-    """RNet on cascade probabilities ``p`` (input layout), as ``segment`` runs it."""
+def _rnet_after(
+    model, images: np.ndarray, brain: np.ndarray, p: dict, surgery: str | None
+) -> tuple[dict, float]:
+    """RNet on cascade probabilities ``p`` (input layout), as ``segment`` runs it (not before
+    surgery: the cascade's maps and an empty cavity)."""
     import torch
 
     from bids_arca.model.inference import model_space_crop
     from bids_arca.model.rnet import apply_rnet, rnet_probabilities
     from bids_arca.morphology import paste
+    from bids_arca.sessions import PRE_OP
+
+    if surgery == PRE_OP:
+        return p | {'RC': np.zeros_like(p['WT'])}, 0.0
 
     brain_zyx = brain.transpose(2, 1, 0)
     margin = model.settings.roi_margin
@@ -264,6 +287,12 @@ def main() -> None:
         help="for models made of this model's cascade and RNet: reuse its cascade (only RNet "
         'runs; the same labels, CPU time the sum)',
     )
+    parser.add_argument(
+        '--surgery-unknown',
+        action='store_true',
+        help="do not tell the models the cases' surgery status (sessions.tsv without the "
+        'column): the post-operative stage also runs on pre-op exams',
+    )
     args = parser.parse_args()
     models = dict(item.split('=', 1) for item in args.model)
     start = time.monotonic()
@@ -279,7 +308,12 @@ def main() -> None:
             reuse = models.get(args.cascade_from) if name != args.cascade_from else None
             futures = {
                 (kind, folder): pool.submit(
-                    segment_case, models[name], folder, str(args.work / 'segmentations'), reuse
+                    segment_case,
+                    models[name],
+                    folder,
+                    str(args.work / 'segmentations'),
+                    reuse,
+                    not args.surgery_unknown,
                 )
                 for kind, folder in cases
             }

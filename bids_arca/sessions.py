@@ -11,7 +11,8 @@ columns are read:
     Whether the exam is before or after tumour surgery. Accepted values (any case):
     ``preop``, ``pre-op``, ``pre``, ``preoperative`` and ``postop``, ``post-op``, ``post``,
     ``postoperative``; ``n/a`` or an empty cell means unknown. Anything else is an error, so a
-    misspelt value never moves an exam to the wrong group.
+    misspelt value never moves an exam to the wrong group. Before surgery the participant level
+    switches a model's post-operative stage off (:func:`bids_arca.model.inference.segment`).
 ``pathology``
     The disease the exam shows (BIDS 1.11 recommends this column in ``sessions.tsv``; free text,
     e.g. ``glioma``); ``n/a`` or an empty cell means not given.
@@ -99,6 +100,11 @@ def read_sessions(bids_dir: Path, subject: str) -> dict[str, SessionInfo]:
         )
         for row in rows
     }
+
+
+def session_info(bids_dir: Path, subject: str, session: str | None) -> SessionInfo:
+    """One session's facts (all unknown where the table or its row is missing)."""
+    return read_sessions(bids_dir, subject).get(session or '', SessionInfo())
 
 
 def _missing(value: str | None) -> bool:

@@ -20,14 +20,21 @@ from bids_arca.derivatives.session_files import SessionOutputs, SessionWriter
 from bids_arca.inputs import collect_sessions, load_layout
 from bids_arca.model.inference import Segmentation
 from bids_arca.model.maps import load_segmentation, save_segmentation
-from bids_arca.model.store import read_card
+from bids_arca.model.store import load_card, read_card
 from bids_arca.node.pipeline import dicom_results
 from bids_arca.postprocessing.rules import RULES
+from bids_arca.preprocessing.contract import PreprocOptions
 from bids_arca.preprocessing.grid import Grid
 from bids_arca.preprocessing.space import SessionSpace
 from bids_arca.provenance import fingerprint
 from bids_arca.results.native import native_mask, native_regions, preprocessing_checks
-from bids_arca.workflows.participant import Progress, resolve_preprocessing, session_parameters
+from bids_arca.sessions import PRE_OP
+from bids_arca.workflows.participant import (
+    Progress,
+    _Run,
+    resolve_preprocessing,
+    session_parameters,
+)
 
 ROLES = {'T1w': 'T1w', 'T1ce': 'ce-gadolinium_T1w', 'T2w': 'T2w', 'FLAIR': 'FLAIR'}
 
@@ -58,13 +65,15 @@ def test_a_missing_model_is_66_and_names_the_import_command(tmp_path, monkeypatc
     assert not (tmp_path / 'out' / 'sub-01').exists()
 
 
-def _committed(bids: Path, out: Path, argv: list[str]) -> None:
-    """Earlier results of the session as the given command line would fingerprint them."""
+def _committed(bids: Path, out: Path, argv: list[str], surgery: str | None = None) -> None:
+    """Earlier results of the session as the given command line (and sessions.tsv's
+    ``surgery``) would fingerprint them."""
     opts = parse_args([str(bids), str(out), 'participant', *argv])
     (session,) = collect_sessions(load_layout(bids))
     card = read_card(Path(opts.model))
     opts = resolve_preprocessing(opts, card)
-    print_ = fingerprint(session.images, session_parameters(opts, card), card)
+    parameters = session_parameters(opts, card) | {'surgery': surgery}
+    print_ = fingerprint(session.images, parameters, card)
     with SessionWriter(SessionOutputs(out, '01', 'preop'), print_) as writer:
         writer.write_text(SessionOutputs(out, '01', 'preop').anat('desc-tumor_volumes.tsv'), 'x')
         writer.commit({})
@@ -83,6 +92,32 @@ def test_current_results_are_skipped_and_others_refused(tmp_path, tiny, caplog):
     assert code == 73
     assert 'earlier results of sub-01_ses-preop' in caplog.text and '--overwrite' in caplog.text
     assert (out / 'sub-01/ses-preop/anat/sub-01_ses-preop_desc-tumor_volumes.tsv').is_file()
+
+
+def test_the_sessions_surgery_status_reaches_the_segmentation_and_is_fingerprinted(
+    tmp_path, tiny, caplog
+):
+    """sessions.tsv's surgery goes to the segment node (pre-op: no post-operative stage) and
+    the results node, and a changed status makes the earlier results differ."""
+    bids, out = _bids(tmp_path / 'bids'), tmp_path / 'out'
+    table = bids / 'sub-01' / 'sub-01_sessions.tsv'
+    table.write_text('session_id\tsurgery\nses-preop\tpre\n')
+    argv = ['--model', str(tiny), '-w', str(tmp_path / 'work')]
+    card = load_card(tiny)
+    opts = resolve_preprocessing(parse_args([str(bids), str(out), 'participant', *argv]), card)
+    parameters = session_parameters(opts, card)
+    run = _Run(opts, PreprocOptions.chosen(opts), tiny, parameters, card, None, [])
+    (session,) = collect_sessions(load_layout(bids))
+    assert run.surgery(session) == PRE_OP
+    workflow = run.session_wf(session, 'print', run.parameters | {'surgery': PRE_OP})
+    assert workflow.get_node('segment').inputs.surgery == PRE_OP
+    assert workflow.get_node('results').inputs.parameters['surgery'] == PRE_OP
+    _committed(bids, out, argv, surgery=PRE_OP)
+    caplog.set_level(logging.INFO)
+    assert main([str(bids), str(out), 'participant', *argv]) == 0
+    assert 'sub-01_ses-preop: results are current' in caplog.text
+    table.write_text('session_id\tsurgery\nses-preop\tn/a\n')
+    assert main([str(bids), str(out), 'participant', *argv]) == 73
 
 
 def test_options_of_the_participant_level(tmp_path, caplog):
@@ -169,10 +204,11 @@ def test_segmentation_round_trips_through_its_file(tmp_path):
     fused['WT'][3:12, 4:10, 2:9] = rng.random((9, 6, 7))
     member = {r: v * 0.9 for r, v in fused.items()}
     result = Segmentation(
-        labels, fused, 'm', {'wt/axial': 1.0}, {'wt/axial': 2.0}, {'axial': member}
+        labels, fused, 'm', {'wt/axial': 1.0}, {'wt/axial': 2.0}, {'axial': member}, 'applied'
     )
     back = load_segmentation(save_segmentation(tmp_path / 's.npz', result))
     assert np.array_equal(back.labels, labels) and back.model == 'm'
+    assert back.postop_stage == 'applied'
     for region in fused:
         assert np.array_equal(back.probabilities[region], fused[region])
         assert np.array_equal(back.members['axial'][region], member[region])

@@ -121,6 +121,17 @@ def test_methods_number_citations_in_order():
         model_name='m', model_version='1', rules='paper', interval=None, cavity=True
     )
     assert 'cavity (RC)' in ' '.join(cavity)
+    skipped = ' '.join(
+        methods(
+            model_name='m',
+            model_version='1',
+            rules='paper',
+            interval=None,
+            cavity=True,
+            postop_skipped=True,
+        )[0]
+    )  # sessions.tsv says pre-op: the stage was not run, and the text says why
+    assert 'cavity (RC)' not in skipped and 'sessions.tsv marks this session as pre' in skipped
 
 
 @pytest.fixture(scope='module')

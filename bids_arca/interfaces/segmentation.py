@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_arca.interfaces.base import BidsArcaInterface
+from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.vocabulary import DEVICES
 
 
@@ -32,6 +33,13 @@ class _SegmentInputSpec(BaseInterfaceInputSpec):
     )
     device = traits.Enum(*DEVICES, usedefault=True)
     num_threads = traits.Int(1, usedefault=True, desc='CPU threads of the network')
+    surgery = traits.Enum(
+        '',
+        PRE_OP,
+        POST_OP,
+        usedefault=True,
+        desc="the session's status in sessions.tsv ('': unknown); pre-op: no cavity stage",
+    )
 
 
 class _SegmentOutputSpec(TraitedSpec):
@@ -39,7 +47,8 @@ class _SegmentOutputSpec(TraitedSpec):
 
 
 class Segment(BidsArcaInterface):
-    """The cascade on the model grid, keeping each view's probabilities for the intervals."""
+    """The cascade on the model grid, keeping each view's probabilities for the intervals;
+    a model's post-operative stage is off for a session that sessions.tsv marks pre-op."""
 
     input_spec = _SegmentInputSpec
     output_spec = _SegmentOutputSpec
@@ -59,6 +68,7 @@ class Segment(BidsArcaInterface):
             device=self.inputs.device,
             threads=self.inputs.num_threads,
             keep_views=True,
+            surgery=self.inputs.surgery or None,
         )
         path = save_segmentation(cwd / 'segmentation.npz', result)
         self._results['segmentation'] = str(path)

@@ -28,6 +28,7 @@ from bids_arca.model.settings import CAVITY_CLASS, STAGES, VIEWS
 from bids_arca.model.slabs import predict_classes
 from bids_arca.model.store import resolve_model
 from bids_arca.morphology import bounding_box, paste
+from bids_arca.sessions import POST_OP, PRE_OP
 
 CHANNELS = ('FLAIR', 'T1', 'T1c', 'T2')
 SPACING_TOLERANCE_MM = 0.05
@@ -53,6 +54,11 @@ class Segmentation:
     # With ``keep_views``: per view (and flip) pass, its own WT, TC and ET probabilities on the
     # same boxes; their mean is ``probabilities``. Keys 'axial', 'axial+flip0', ...
     members: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # The post-operative stage (RNet): '' for a model without one, 'applied', or SKIPPED_PRE_OP
+    postop_stage: str = ''
+
+
+SKIPPED_PRE_OP = 'skipped: pre-operative session'
 
 
 def load_model(
@@ -85,6 +91,7 @@ def segment(
     options: CascadeOptions | None = None,
     seed: int = 0,
     keep_views: bool = False,
+    surgery: str | None = None,
 ) -> Segmentation:
     """Run the cascade on one exam (arrays as in the module docstring).
 
@@ -104,7 +111,14 @@ def segment(
             ``docs/measurements.md``); each is deterministic for a given seed, model and precision.
         keep_views: also return each view's (and flip's) own probabilities in
             ``Segmentation.members``, for uncertainty estimates; the results are the same.
+        surgery: the exam's status (:data:`~bids_arca.sessions.PRE_OP`, ``POST_OP`` or None
+            for unknown, as ``sessions.tsv`` gives it). Before surgery a model's post-operative
+            stage is not run: no cavity can exist, and the result is the cascade's, bit for
+            bit (with an empty RC map). After surgery or when unknown it runs and the images
+            decide where a cavity is.
     """
+    if surgery not in (PRE_OP, POST_OP, None):
+        raise UsageError(f'surgery {surgery!r}: expected {PRE_OP!r}, {POST_OP!r} or None')
     brain = _check_inputs(images, mask, spacing)
     torch_device = select_device(device)
     cascade_model = load_model(model, torch_device)
@@ -159,9 +173,16 @@ def segment(
         return (total / (len(views) * len(flip_sets))).cpu().numpy()
 
     found = None  # RNet's cavity, enhancing tumour and region, for a model with that stage
+    postop_stage = ''
     with inference_context(torch_device, threads, precision):
         result = run_cascade(crop, crop_brain, settings, predict, options, tuple(spacing)[::-1])
-        if cascade_model.rnet is not None:
+        if cascade_model.rnet is not None and surgery == PRE_OP:
+            # nothing found, nothing changed: an empty cavity and the cascade's ET everywhere
+            empty = np.zeros(crop_brain.shape, np.float32)
+            found = empty, empty.copy(), np.zeros(crop_brain.shape, bool)
+            result.probabilities = apply_rnet(result.probabilities, *found)
+            postop_stage = SKIPPED_PRE_OP
+        elif cascade_model.rnet is not None:
             start, cpu_start = time.perf_counter(), time.process_time()
             found = rnet_probabilities(
                 cascade_model.rnet, crop, crop_brain, result.probabilities['WT']
@@ -170,6 +191,7 @@ def segment(
             result.labels = apply_rnet_labels(result.labels, *found)
             seconds['rnet'] = time.perf_counter() - start
             cpu_seconds['rnet'] = time.process_time() - cpu_start
+            postop_stage = 'applied'
 
     labels = np.zeros(brain.shape, dtype=np.uint8)
     labels[window] = result.labels
@@ -190,6 +212,7 @@ def segment(
         seconds,
         cpu_seconds,
         members,
+        postop_stage,
     )
 
 

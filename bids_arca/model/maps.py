@@ -32,6 +32,7 @@ def save_segmentation(path: Path, result: Segmentation) -> Path:
         'cpu_seconds': result.cpu_seconds,
         'maps': list(maps),
         'members': list(result.members),
+        'postop_stage': result.postop_stage,
     }
     arrays['meta'] = np.array(json.dumps(meta))
     with open(path, 'wb') as stream:
@@ -60,5 +61,11 @@ def load_segmentation(path: Path) -> Segmentation:
             _, name, region = key.split('/')
             members[name][region] = values
     return Segmentation(
-        labels, fused, meta['model'], meta['seconds'], meta['cpu_seconds'], members
+        labels,
+        fused,
+        meta['model'],
+        meta['seconds'],
+        meta['cpu_seconds'],
+        members,
+        meta['postop_stage'],
     )

@@ -142,8 +142,10 @@ def methods(
     wang_min_voxels: int = 2000,
     dicom_outputs: bool = False,
     cavity: bool = False,
+    postop_skipped: bool = False,
 ) -> tuple[list[str], list[Reference]]:
-    """The methods paragraphs (citations as ``[n]``) and the references they cite, in order."""
+    """The methods paragraphs (citations as ``[n]``) and the references they cite, in order.
+    ``postop_skipped``: the model's post-operative stage was not run (sessions.tsv: pre-op)."""
     citations = _Citations()
     cite = _Cite(citations, wang_min_voxels=wang_min_voxels)
     model = f'{model_name} {model_version}'.strip()
@@ -162,7 +164,15 @@ def methods(
                 'cavity (RC) is told apart from the residual tumour (the core without the '
                 'cavity); the model decides from the images where a cavity is.'
             ]
-            if cavity
+            if cavity and not postop_skipped
+            else []
+        ),
+        *(
+            [
+                'The post-operative stage (resection cavity) was not run: sessions.tsv marks '
+                'this session as pre-operative.'
+            ]
+            if postop_skipped
             else []
         ),
         'The probabilities of the {count} views ({views}) were averaged {wang2018} and '

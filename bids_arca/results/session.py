@@ -31,11 +31,10 @@ from bids_arca.results.native import (
     transform_sidecars,
 )
 from bids_arca.results.write import write_results
-from bids_arca.sessions import SessionInfo, read_sessions
+from bids_arca.sessions import session_info
 from bids_arca.sourcedata import source_series
 
 LOGGER = logging.getLogger(__name__)
-_UNKNOWN = SessionInfo()
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,9 @@ def write_session(
     elif notes:
         LOGGER.info('%s: %s', session.name, '; '.join(notes))
     parameters = settings.parameters
-    facts = read_sessions(bids_dir, session.subject).get(session.session or '', _UNKNOWN)
+    if result.postop_stage:  # recorded: whether sessions.tsv switched the cavity stage off
+        parameters = parameters | {'postop_stage': result.postop_stage}
+    facts = session_info(bids_dir, session.subject, session.session)
     text, references = preprocessing_methods(parameters['skull_strip'], parameters['model_space'])
     writer = SessionWriter(
         SessionOutputs(output_dir, session.subject, session.session),

@@ -27,6 +27,7 @@ import numpy as np
 from bids_arca.derivatives.session_files import FlairResampler, SessionWriter
 from bids_arca.grids import resample_labels
 from bids_arca.labels import ET
+from bids_arca.model.inference import SKIPPED_PRE_OP
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
 from bids_arca.preprocessing import REFERENCE
@@ -167,6 +168,7 @@ def write_results(
             views=p.views,
             dicom_outputs=bool(dicom_series),
             cavity=has_cavity,
+            postop_skipped=parameters.get('postop_stage') == SKIPPED_PRE_OP,
             **({'preprocessing': preprocessing_text} if preprocessing_text else {}),
             **(
                 {'preprocessing_references': preprocessing_references}

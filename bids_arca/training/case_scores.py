@@ -34,10 +34,13 @@ def segment_cascade(
     device: str = 'auto',
     views: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Labels (Z, Y, X) of a cascade on a case, through the inference entry point."""
+    """Labels (Z, Y, X) of a cascade on a case, through the inference entry point (the case's
+    surgery status given, as sessions.tsv gives it to the participant level)."""
     images = np.ascontiguousarray(np.asarray(case.images, dtype=np.float32).transpose(0, 3, 2, 1))
     brain = np.ascontiguousarray(np.asarray(case.brain).transpose(2, 1, 0))
-    result = segment(images, brain, (1.0, 1.0, 1.0), model, device=device, views=views)
+    result = segment(
+        images, brain, (1.0, 1.0, 1.0), model, device=device, views=views, surgery=case.surgery
+    )
     return result.labels.transpose(2, 1, 0)
 
 

@@ -48,6 +48,7 @@ from bids_arca.quantification.intervals import (
     VolumeCalibration,
     read_calibration,
 )
+from bids_arca.sessions import session_info
 
 LOGGER = logging.getLogger(__name__)
 # The steps a session's log reports (node name prefix -> what it does).
@@ -156,11 +157,12 @@ class _Run:
     def sessions(self, sessions: list[SessionInputs], waited: set[str]) -> list[SessionInputs]:
         todo, current = [], 0
         for session in sessions:
-            print_ = fingerprint(session.images, self.parameters, self.card.content)
             outputs = SessionOutputs(self.opts.output_dir, session.subject, session.session)
             for folder in remove_abandoned_staging(self.opts.output_dir, outputs.prefix):
                 LOGGER.info('%s: removed %s, left by a run that was stopped', session.name, folder)
             try:
+                parameters = self.parameters | {'surgery': self.surgery(session)}
+                print_ = fingerprint(session.images, parameters, self.card.content)
                 writer = SessionWriter(outputs, print_, overwrite=self.opts.overwrite)
                 if writer.is_current():
                     if session.name in waited:
@@ -177,16 +179,21 @@ class _Run:
                 self.failures.append(error)
                 LOGGER.error('%s', error)
                 continue
-            todo.append((session, print_))
+            todo.append((session, print_, parameters))
         LOGGER.info('%d session(s) to process, %d current', len(todo), current)
         if todo:
             try:
                 self.process(todo)
             except BidsArcaError as error:
                 self.failures.append(error)
-        return [session for session, _ in todo]
+        return [session for session, _, _ in todo]
 
-    def process(self, todo: list[tuple[SessionInputs, str]]) -> None:
+    def surgery(self, session: SessionInputs) -> str | None:
+        """The session's status in sessions.tsv (None: unknown). It decides whether the
+        model's post-operative stage runs and the calibration stratum, so it is fingerprinted."""
+        return session_info(self.opts.bids_dir, session.subject, session.session).surgery
+
+    def process(self, todo: list[tuple[SessionInputs, str, dict]]) -> None:
         """Run the sessions' workflows in one nipype graph."""
         from nipype.pipeline import engine as pe
 
@@ -194,15 +201,16 @@ class _Run:
 
         workflow = pe.Workflow(name='bids_arca_wf')
         progress = Progress()
-        for session, print_ in todo:
-            session_wf = self.session_wf(session, print_)
+        for session, print_, parameters in todo:
+            session_wf = self.session_wf(session, print_, parameters)
             progress.expect(session_wf.name, session.name, _count_steps(session_wf))
             workflow.add_nodes([session_wf])
         opts = self.opts
         run_workflow(workflow, opts.work_dir, opts.nprocs, opts.verbose, progress)
 
-    def session_wf(self, session: SessionInputs, print_: str):
-        """Preprocessing, segmentation and results of one session."""
+    def session_wf(self, session: SessionInputs, print_: str, parameters: dict):
+        """Preprocessing, segmentation and results of one session (``parameters``: the run's
+        and the session's surgery status)."""
         from nipype.pipeline import engine as pe
 
         from bids_arca.interfaces.segmentation import Segment, SessionResults
@@ -225,6 +233,7 @@ class _Run:
                 model_id=card.weights_sha256,
                 device=opts.device,
                 num_threads=threads,
+                surgery=parameters['surgery'] or '',
             ),
             name='segment',
             n_procs=threads,
@@ -238,7 +247,7 @@ class _Run:
                 choices={role: choice.record() for role, choice in session.choices.items()},
                 bids_dir=str(opts.bids_dir),
                 output_dir=str(opts.output_dir),
-                parameters=self.parameters,
+                parameters=parameters,
                 model_card=card.summary(),
                 fingerprint=print_,
                 overwrite=opts.overwrite,

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from bids_arca.errors import UsageError
 from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.model.bundle import load_bundle, write_bundle
-from bids_arca.model.inference import load_model, segment
+from bids_arca.model.inference import SKIPPED_PRE_OP, load_model, segment
 from bids_arca.model.rnet import (
     RNet,
     RNetConfig,
@@ -18,6 +19,7 @@ from bids_arca.model.rnet import (
     rnet_probabilities,
     tumour_region,
 )
+from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.postop_stage import StageRecipe, draw_batch, train_rnet, tumour_crop
 
@@ -105,6 +107,35 @@ def test_a_model_folder_carries_rnet_and_segment_gives_rc(make_tiny_model, tmp_p
     for region in ('WT', 'TC', 'ET'):
         np.testing.assert_array_equal(after.probabilities[region], plain.probabilities[region])
     np.testing.assert_array_equal(after.labels, plain.labels)
+
+
+def test_before_surgery_the_postop_stage_is_off_and_the_result_is_the_cascades(
+    make_tiny_model, tmp_path
+):
+    """sessions.tsv's pre-op switches RNet off (bit-identical to the cascade alone, an empty
+    cavity); post-op or unknown, RNet runs and here finds a cavity everywhere it looks."""
+    tiny = load_bundle(make_tiny_model(tmp_path / 'tiny', views=('axial',)))
+    folder = write_bundle(
+        tmp_path / 'with-rnet', tiny.nets, tiny.card, 'licence\n', rnet=_biased(SMALL, 5.0, -50.0)
+    )
+    with_rnet = load_model(load_bundle(folder), 'cpu')
+    shape = (24, 20, 16)
+    images = np.random.default_rng(0).standard_normal((4, *shape)).astype(np.float32)
+    mask = np.ones(shape, bool)
+    plain = segment(images, mask, (1, 1, 1), load_model(tiny, 'cpu'), device='cpu')
+    assert (plain.labels > 0).any()  # the random cascade finds "tumour": RNet has a region
+    before = segment(images, mask, (1, 1, 1), with_rnet, device='cpu', surgery=PRE_OP)
+    np.testing.assert_array_equal(before.labels, plain.labels)
+    for region in ('WT', 'TC', 'ET'):
+        np.testing.assert_array_equal(before.probabilities[region], plain.probabilities[region])
+    assert before.probabilities['RC'].max() == 0 and 'rnet' not in before.seconds
+    assert before.postop_stage == SKIPPED_PRE_OP and plain.postop_stage == ''
+    for surgery in (POST_OP, None):
+        after = segment(images, mask, (1, 1, 1), with_rnet, device='cpu', surgery=surgery)
+        assert after.postop_stage == 'applied' and (after.labels == RC).sum() > 10
+        assert not (after.labels == ET).any()  # RNet rejects all enhancement (bias -50)
+    with pytest.raises(UsageError, match='surgery'):
+        segment(images, mask, (1, 1, 1), with_rnet, device='cpu', surgery='pre')
 
 
 def _case(seed: int, surgery: str) -> TrainingCase:
