@@ -73,12 +73,15 @@ model: install
 # Calibrate a model's volume intervals against known truth and write volume_calibration.json
 # beside it (benchmarks/volume_intervals.py, docs/outputs.md "Volume intervals"): MODEL is a
 # name in the store or a model folder (models/<name>). The first run segments about 50 sessions
-# (hours on two cores; cached in CALIBRATION_CACHE), later runs only refit.
+# (hours on two cores; cached in CALIBRATION_CACHE), later runs only refit. A model with a
+# post-operative stage after the BraTS-2017 cascade (arca-postop) reuses brats17-cacnn's cached
+# cascade outputs and runs only that stage on the post-operative sessions (about 20 minutes).
 MODEL ?= brats17-cacnn
 CALIBRATION_CACHE ?= $(SAMPLE)/calibration
 calibrate: install $(MODELS)/brats17-cacnn/model.json
 	BIDS_ARCA_MODELS=$(MODELS) nice -n 10 $(BIN)/python benchmarks/volume_intervals.py \
-		--model $(MODEL) --cache $(CALIBRATION_CACHE)/$(notdir $(MODEL)) --write
+		--model $(MODEL) --cache $(CALIBRATION_CACHE)/$(notdir $(MODEL)) --write \
+		--cascade-cache $(CALIBRATION_CACHE)/brats17-cacnn
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,7 +16,10 @@ With ``--write`` the calibration fitted on all calibration sessions is written b
 
     nice -n 10 python benchmarks/volume_intervals.py --model brats17-cacnn [--write]
 
-CPU: about 3 minutes per phantom session and 2 per real exam on two idle cores.
+CPU: about 3 minutes per phantom session and 2 per real exam on two idle cores. A model with a
+post-operative stage after the same cascade (``--cascade-cache`` the cascade model's cache) runs
+only that stage on the post-operative sessions (about 1 minute each, with their preprocessing) and
+takes the pre-operative records as they are (:mod:`bids_arca.calibration.postop_stage`).
 """
 
 from __future__ import annotations
@@ -120,14 +123,16 @@ def subject_of(case: str) -> str:
     return case.split('-ses-')[0]
 
 
-def held_out(records, sha, thresholds) -> list[dict]:
-    """Five folds by subject: each fold predicted by a calibration of the others."""
+def held_out(records, sha, thresholds, folds: int = FOLDS) -> list[dict]:
+    """Folds by subject (``folds`` 0: one per subject, leave one subject out): each fold
+    predicted by a calibration of the others."""
     subjects = sorted({subject_of(r['case']) for r in records})
     rng = np.random.default_rng(0)
     order = list(rng.permutation(subjects))
+    folds = folds or len(subjects)
     rows = []
-    for fold in range(FOLDS):
-        test = set(order[fold::FOLDS])
+    for fold in range(folds):
+        test = set(order[fold::folds])
         train = [r for r in records if subject_of(r['case']) not in test]
         check = [r for r in records if subject_of(r['case']) in test]
         rows += predict(calibrate(train, sha, thresholds), check, thresholds)
@@ -202,6 +207,34 @@ def print_goals(rows: Sequence[dict]) -> None:
               f'(goal {100 * goal:.0f} %): {verdict}')  # fmt: skip
 
 
+def goal_figures(rows: Sequence[dict]) -> str:
+    """Coverage of WT, TC, ET and the goal bins' median half-widths, on one line."""
+    coverage = ' / '.join(
+        f'{100 * np.mean([r["covered"] for r in rows if r["region"] == region]):.1f}'
+        for region in ('WT', 'TC', 'ET')
+    )
+    halves = []
+    for region, (above, _) in GOALS.items():
+        found = [r['half'] for r in rows if r['region'] == region and r['reported'] > above]
+        halves.append(f'{100 * np.median(found):.0f} % ({len(found)})' if found else 'n/a')
+    return f'{coverage:>20} {halves[0]:>14} {halves[1]:>14}'
+
+
+def print_protocols(pool, sha, thresholds, folds: Sequence[dict]) -> None:
+    """The goals' figures under both protocols, all sessions and pre- and post-operative apart."""
+    print('\nHeld out, both protocols: coverage WT / TC / ET (%), median half-width WT > 10 mL, '
+          'ET > 1 mL (sessions)')  # fmt: skip
+    print(f'{"protocol":24} {"sessions":9} {"coverage":>20} {"WT > 10 mL":>14} {"ET > 1 mL":>14}')
+    protocols = {
+        f'{FOLDS} folds': folds,
+        'leave one subject out': held_out(pool, sha, thresholds, 0),
+    }
+    for protocol, rows in protocols.items():
+        for surgery in ('all', 'pre-op', 'post-op'):
+            mine = [r for r in rows if surgery in ('all', r['surgery'])]
+            print(f'{protocol:24} {surgery:9} {goal_figures(mine)}')
+
+
 def print_readers(calibration, records, thresholds) -> None:
     print('\nReader exams: volumes of each algorithm segmentation against our interval')
     for record in records:
@@ -260,6 +293,12 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--write', action='store_true', help='write the calibration')
     parser.add_argument(
+        '--cascade-cache',
+        type=Path,
+        help='calibration cache of a model with the same cascade: a model with a post-operative '
+        'stage then runs only that stage on its cached outputs',
+    )
+    parser.add_argument(
         '--cached-only', action='store_true', help='use the cached sessions, segment none'
     )
     parser.add_argument(
@@ -281,7 +320,9 @@ def main() -> None:
     if args.cached_only:
         readers, pool, test = cached_records(cache, args, subjects, test_subjects)
     else:
-        segmenter = collect.Segmenter(folder, threads=args.threads)
+        segmenter = collect.Segmenter(
+            folder, threads=args.threads, cascade_cache=args.cascade_cache
+        )
         variant_cases = {
             f'phantom-seed{args.seed}-sub-{s:02d}-ses-{label}'
             for s in subjects[: args.variants]
@@ -309,6 +350,7 @@ def main() -> None:
         print_table(f'  of which {surgery}', [r for r in rows if r['surgery'] == surgery])
     print_sources(rows)
     print_goals(rows)
+    print_protocols(pool, sha, thresholds, rows)
     calibration = calibrate(pool, sha, thresholds)
     if test:
         print_table(

@@ -9,7 +9,9 @@ each view's maps, and its record cached as ``<cache>/<case>/record.json``::
      "readers": {"isen": {"WT": mL, ...}, ...},           # several reference segmentations
      "variants": {"flip": {"WT": mL, ...}, "shift": {...}}}  # other sources of variation
 
-so that fitting again never runs the network. Cases:
+so that fitting again never runs the network (a post-operative record also has ``cavity_ml``,
+the cavity found). A post-operative model may reuse the cache of its cascade
+(``Segmenter(cascade_cache=...)``, :mod:`.postop_stage`). Cases:
 
 * ``phantom``: ``bids-arca-sample`` sessions at full resolution through the participant level's
   own preprocessing (:func:`~bids_arca.workflows.preprocessing.preprocess_sessions`) and
@@ -38,14 +40,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bids_arca.calibration.postop_stage import apply_postop_stage, same_cascade
 from bids_arca.grids import resample_labels
 from bids_arca.labels import REPORTED_REGIONS
 from bids_arca.model.inference import Segmentation, load_model, segment
-from bids_arca.model.maps import save_segmentation
+from bids_arca.model.maps import load_segmentation, save_segmentation
 from bids_arca.model.reference_cases import read_lps, zscore_within_mask
 from bids_arca.postprocessing import postprocess
 from bids_arca.quantification.region_volumes import interval_members, region_volumes_ml
 from bids_arca.schemes import get_scheme
+from bids_arca.sessions import POST_OP, PRE_OP
 
 LOGGER = logging.getLogger(__name__)
 # Thresholds measured for every case (the calibration picks among them).
@@ -74,18 +78,60 @@ READER_EXAMS = {
 
 @dataclasses.dataclass
 class Segmenter:
-    """The model, loaded once, and how to run it."""
+    """The model, loaded once, and how to run it; with ``cascade_cache`` (the calibration cache of
+    a model with the same cascade) a post-operative model runs only its post-operative stage on
+    the cached cascade outputs (:mod:`.postop_stage`)."""
 
     model: str | Path | None
     threads: int | None = None
     variants: bool = False
+    cascade_cache: Path | None = None
 
     def __post_init__(self) -> None:
         self.loaded = load_model(self.model, 'cpu')
+        self.reused = self.cascade_cache if self._reuses(self.cascade_cache) else None
 
-    def __call__(self, images: np.ndarray, brain: np.ndarray) -> Segmentation:
+    def _reuses(self, cache: Path | None) -> bool:
+        if cache is None or self.loaded.rnet is None:
+            return False
+        found = next(iter(sorted(cache.glob('*/segmentation.npz'))), None)
+        if found is None:
+            return False
+        with np.load(found) as stored:
+            name = json.loads(str(stored['meta']))['model']
+        reusable = same_cascade(self.loaded, load_model(name, 'cpu'))
+        LOGGER.info(
+            '%s: %s cascade outputs of %s (%s)',
+            self.loaded.name,
+            'reusing the' if reusable else 'not reusing the',
+            name,
+            cache,
+        )
+        return reusable
+
+    def cascade_record(self, case: str) -> dict | None:
+        """The cascade cache's record of a pre-operative case: this model's own, since the
+        post-operative stage is skipped before surgery (``segment(surgery=PRE_OP)``)."""
+        record = cached(self.reused / case) if self.reused else None
+        return record if record and record['surgery'] == PRE_OP else None
+
+    def __call__(
+        self, images: np.ndarray, brain: np.ndarray, case: str | None = None, surgery=None
+    ) -> Segmentation:
+        stored = self.reused / case / 'segmentation.npz' if self.reused and case else None
+        if stored is not None and stored.is_file():
+            cascade = load_segmentation(stored)
+            if surgery == PRE_OP:
+                return dataclasses.replace(cascade, model=self.loaded.name)
+            return apply_postop_stage(cascade, images, brain, self.loaded, threads=self.threads)
         return segment(
-            images, brain, (1.0, 1.0, 1.0), self.loaded, threads=self.threads, keep_views=True
+            images,
+            brain,
+            (1.0, 1.0, 1.0),
+            self.loaded,
+            threads=self.threads,
+            keep_views=True,
+            surgery=surgery,
         )
 
     def variant_maps(self, images: np.ndarray, brain: np.ndarray) -> dict[str, Segmentation]:
@@ -121,12 +167,13 @@ def measure(
     thresholds: Sequence[float] = RECORD_THRESHOLDS,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """The reported volumes and those of every member, as the participant level computes them
-    (``paper`` post-processing inside the brain mask)."""
-    options = {'rules': 'paper', 'brain_mask': brain_mask}
-    labels = postprocess(*fused, spacing, **options)
-    members = interval_members(fused, spacing, views=views, thresholds=thresholds, **options)
+    (``paper`` post-processing inside the brain mask); ``fused`` is (WT, TC, ET[, cavity])."""
+    cavity = fused[3] if len(fused) > 3 else None
+    options = {'rules': 'paper', 'brain_mask': brain_mask, 'cavity': cavity}
+    labels = postprocess(*fused[:3], spacing, **options)
+    members = interval_members(fused[:3], spacing, views=views, thresholds=thresholds, **options)
     volumes = {name: region_volumes_ml(m, spacing) for name, m in members.items()}
-    return region_volumes_ml(labels, spacing), volumes
+    return region_volumes_ml(labels, spacing, include_cavity=cavity is not None), volumes
 
 
 def region_record(
@@ -179,55 +226,101 @@ def phantom_records(
     from bids_arca.sample.dataset import make_dataset
     from bids_arca.workflows.preprocessing import preprocess_sessions
 
-    dataset = cache / f'phantoms-seed{seed}'
     cases = {
         (s, label): f'phantom-seed{seed}-sub-{s:02d}-ses-{label}'
         for s in subjects
         for label in sessions
     }
-    records = [r for r in (cached(cache / name) for name in cases.values()) if r]
-    todo = [key for key, name in cases.items() if cached(cache / name) is None]
-    if not todo:
-        return records
-    wanted = sorted({s for s, _ in todo})
-    made = dataset / f'subjects-{"-".join(map(str, wanted))}'
-    if not (made / 'rawdata').is_dir():
-        LOGGER.info('making phantom subjects %s (seed %d)', wanted, seed)
-        make_dataset(made, wanted, list(sessions), seed=seed, formats=['bids'], overwrite=True)
-    layout = load_layout(made / 'rawdata', validate=False)
-    chosen = [
-        s
-        for s in collect_sessions(layout)
-        if (int(s.subject), s.session) in set(todo)  # type: ignore[arg-type]
-    ]
+    records, todo = [], []
+    for key, name in cases.items():
+        record = cached(cache / name) or _reused(cache, name, segmenter)
+        records += [record] if record else []
+        todo += [] if record else [key]
+    roots = [cache, *([segmenter.reused] if segmenter.reused else [])]
     options = PreprocOptions(omp_nthreads=segmenter.threads or 1)
-    for session in chosen:
-        name = cases[(int(session.subject), session.session)]  # type: ignore[index]
-        started = time.perf_counter()
-        ((_, inputs, _),) = preprocess_sessions(
-            [session], made / 'rawdata', cache / 'preproc', cache / 'work', options, nprocs=1
-        )
-        if isinstance(inputs, Exception):
-            LOGGER.error('%s: preprocessing failed: %s', name, inputs)
-            continue
-        truth_path = (
-            made
-            / 'derivatives/truth'
-            / f'sub-{session.subject}/ses-{session.session}/anat'
-            / f'sub-{session.subject}_ses-{session.session}_desc-truth_dseg.nii.gz'
-        )
-        record = _phantom_record(
-            cache / name, name, session, inputs, truth_path, segmenter, with_variants(name)
-        )
-        LOGGER.info('%s: done in %.0f s', name, time.perf_counter() - started)
-        records.append(record)
+    for made, keys in _phantom_datasets([r / f'phantoms-seed{seed}' for r in roots], todo).items():
+        if not (made / 'rawdata').is_dir():
+            wanted = sorted({s for s, _ in keys})
+            LOGGER.info('making phantom subjects %s (seed %d)', wanted, seed)
+            make_dataset(made, wanted, list(sessions), seed=seed, formats=['bids'], overwrite=True)
+        layout = load_layout(made / 'rawdata', validate=False)
+        chosen = [
+            s
+            for s in collect_sessions(layout)
+            if (int(s.subject), s.session) in set(keys)  # type: ignore[arg-type]
+        ]
+        for session in chosen:
+            name = cases[(int(session.subject), session.session)]  # type: ignore[index]
+            started = time.perf_counter()
+            ((_, inputs, _),) = preprocess_sessions(
+                [session], made / 'rawdata', cache / 'preproc', cache / 'work', options, nprocs=1
+            )
+            if isinstance(inputs, Exception):
+                LOGGER.error('%s: preprocessing failed: %s', name, inputs)
+                continue
+            truth_path = (
+                made
+                / 'derivatives/truth'
+                / f'sub-{session.subject}/ses-{session.session}/anat'
+                / f'sub-{session.subject}_ses-{session.session}_desc-truth_dseg.nii.gz'
+            )
+            record = _phantom_record(
+                cache / name, name, session, inputs, truth_path, segmenter, with_variants(name)
+            )
+            LOGGER.info('%s: done in %.0f s', name, time.perf_counter() - started)
+            records.append(record)
     return records
+
+
+def _phantom_datasets(roots: Sequence[Path], todo: Sequence[tuple[int, str]]) -> dict:
+    """Where each (subject, session) to do is read from: a phantom dataset already made (in any
+    of ``roots``, such as the cascade cache's) that holds the subject, else a new one in the
+    first root for all the others."""
+    made = sorted(p for root in roots for p in root.glob('subjects-*') if (p / 'rawdata').is_dir())
+    found: dict[Path, list] = {}
+    for key in todo:
+        holder = next((p for p in made if (p / f'rawdata/sub-{key[0]:02d}').is_dir()), None)
+        if holder is None:
+            wanted = sorted({s for s, _ in todo})
+            holder = roots[0] / f'subjects-{"-".join(map(str, wanted))}'
+        found.setdefault(holder, []).append(key)
+    return found
+
+
+def _same_grid(folder: Path, space) -> bool:
+    from bids_arca.preprocessing.space import SessionSpace
+
+    if not (folder / 'space.json').is_file():
+        return False
+    before = SessionSpace.load(folder / 'space.json')
+    same = [
+        a.shape == b.shape and np.allclose(a.affine, b.affine, atol=1e-6)
+        for a, b in ((before.grid, space.grid), (before.native['T1ce'], space.native['T1ce']))
+    ]
+    if not all(same):
+        LOGGER.warning('%s: preprocessed onto another grid than its cached cascade output', folder)
+    return all(same)
+
+
+def _surgery(session: str | None) -> str:
+    return PRE_OP if session == 'preop' else POST_OP
+
+
+def _reused(cache: Path, name: str, segmenter: Segmenter) -> dict | None:
+    """The cascade cache's record where it is this model's too (pre-operative cases)."""
+    record = segmenter.cascade_record(name)
+    return _write(cache / name, record) if record else None
 
 
 def _phantom_record(folder, name, session, inputs, truth_path, segmenter, variants) -> dict:
     from bids_arca.results.native import native_mask, native_regions
 
-    result = segmenter(inputs.images, inputs.brain)
+    # the cached cascade output fits where preprocessing gives the same model grid again (the
+    # other contrasts' registrations may differ by hundredths of a millimetre: RNet reads them)
+    fits = segmenter.reused is not None and _same_grid(segmenter.reused / name, inputs.space)
+    result = segmenter(
+        inputs.images, inputs.brain, name if fits else None, _surgery(session.session)
+    )
     folder.mkdir(parents=True, exist_ok=True)
     save_segmentation(folder / 'segmentation.npz', result)
     inputs.space.save(folder / 'space.json')
@@ -235,9 +328,9 @@ def _phantom_record(folder, name, session, inputs, truth_path, segmenter, varian
     spacing = tuple(float(z) for z in t1ce.header.get_zooms()[:3])
     brain_mask = inputs.space.to_native(inputs.brain.astype(np.float32), 'T1ce') >= 0.5
     regions = native_regions(inputs.space, result)
-    reported, members = measure(
-        (regions.wt, regions.tc, regions.et), regions.members, spacing, brain_mask
-    )
+    fused = (regions.wt, regions.tc, regions.et)
+    cavity = () if regions.cavity is None else (regions.cavity,)
+    reported, members = measure(fused + cavity, regions.members, spacing, brain_mask)
     truth_image = nib.load(truth_path)
     truth = resample_labels(
         np.asarray(truth_image.dataobj), truth_image.affine, t1ce.affine, t1ce.shape
@@ -245,9 +338,11 @@ def _phantom_record(folder, name, session, inputs, truth_path, segmenter, varian
     record = {
         'case': name,
         'source': 'phantom',
-        'surgery': 'pre-op' if session.session == 'preop' else 'post-op',
+        'surgery': _surgery(session.session),
         'regions': region_record(reported, members, region_volumes_ml(truth, spacing)),
     }
+    if 'RC' in reported:  # the cavity the post-operative stage found
+        record['cavity_ml'] = reported['RC']
     if variants:
         to_native = lambda p: inputs.space.to_native(p, 'T1ce')  # noqa: E731
         record['variants'] = {}
@@ -272,9 +367,10 @@ def _brats_space_exam(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, tu
 
 
 def _segment_in_place(
-    segmenter: Segmenter, images, brain, spacing
+    segmenter: Segmenter, name: str, images, brain, spacing
 ) -> tuple[Segmentation, dict, dict]:
-    result = segmenter(images, brain)
+    """A pre-operative exam segmented and measured (a post-operative stage is skipped)."""
+    result = segmenter(images, brain, name, PRE_OP)
     fused = tuple(result.probabilities[r] for r in ('WT', 'TC', 'ET'))
     views = [tuple(m[r] > 0.5 for r in ('WT', 'TC', 'ET')) for m in result.members.values()]
     reported, members = measure(fused, views, spacing, brain)
@@ -287,12 +383,12 @@ def expert_records(cache: Path, segmenter: Segmenter, shared: Path) -> list[dict
     scheme = get_scheme('brats2017')
     for folder in sorted((shared / EXPERT).glob('Brats18_*')):
         name = f'expert-{folder.name}'
-        record = cached(cache / name)
+        record = cached(cache / name) or _reused(cache, name, segmenter)
         if record is None:
             started = time.perf_counter()
             paths = [folder / f'{folder.name}_{s}.nii.gz' for s in ('flair', 't1', 't1ce', 't2')]
             images, brain, spacing = _brats_space_exam(paths)
-            result, reported, members = _segment_in_place(segmenter, images, brain, spacing)
+            result, reported, members = _segment_in_place(segmenter, name, images, brain, spacing)
             (cache / name).mkdir(parents=True, exist_ok=True)
             save_segmentation(cache / name / 'segmentation.npz', result)
             truth = scheme.to_ours(
@@ -303,7 +399,7 @@ def expert_records(cache: Path, segmenter: Segmenter, shared: Path) -> list[dict
                 {
                     'case': name,
                     'source': 'expert',
-                    'surgery': 'pre-op',
+                    'surgery': PRE_OP,
                     'regions': region_record(reported, members, region_volumes_ml(truth, spacing)),
                 },
             )
@@ -317,11 +413,11 @@ def reader_records(cache: Path, segmenter: Segmenter, shared: Path) -> list[dict
     records = []
     for exam, (folder, channels, readers) in READER_EXAMS.items():
         name = f'readers-{exam}'
-        record = cached(cache / name)
+        record = cached(cache / name) or _reused(cache, name, segmenter)
         if record is None:
             root = shared / folder
             images, brain, spacing = _brats_space_exam([root / c for c in channels])
-            result, reported, members = _segment_in_place(segmenter, images, brain, spacing)
+            result, reported, members = _segment_in_place(segmenter, name, images, brain, spacing)
             volumes = {
                 reader: region_volumes_ml(
                     get_scheme(scheme).to_ours(read_lps(root / path)[0].astype(np.uint8)), spacing
@@ -334,7 +430,7 @@ def reader_records(cache: Path, segmenter: Segmenter, shared: Path) -> list[dict
                 {
                     'case': name,
                     'source': 'readers',
-                    'surgery': 'pre-op',
+                    'surgery': PRE_OP,
                     'regions': region_record(reported, members, median),
                     'readers': volumes,
                 },

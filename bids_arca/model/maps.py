@@ -67,5 +67,5 @@ def load_segmentation(path: Path) -> Segmentation:
         meta['seconds'],
         meta['cpu_seconds'],
         members,
-        meta['postop_stage'],
+        meta.get('postop_stage', ''),  # files written before the gate: none recorded
     )
