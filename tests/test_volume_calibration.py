@@ -21,7 +21,7 @@ import pytest
 from bids_arca.labels import RC
 from bids_arca.model.brats17 import SHIPPED_CALIBRATION
 from bids_arca.quantification.intervals import (
-    NO_CAVITY,
+    ALL_SESSIONS,
     Sample,
     VolumeCalibration,
     fit,
@@ -29,6 +29,8 @@ from bids_arca.quantification.intervals import (
 )
 
 SESSIONS = Path(__file__).parent / 'data' / 'volume_calibration_sessions.tsv'
+POSTOP_SESSIONS = SESSIONS.with_name('volume_calibration_sessions_arca-postop.tsv')
+POSTOP_MODEL = Path(__file__).resolve().parents[1] / 'models' / 'arca-postop'
 REGIONS = ('WT', 'TC', 'ET', 'ED', 'NEC')
 
 
@@ -62,6 +64,10 @@ def subject(case: str) -> str:
 
 
 def test_the_shipped_calibration_is_the_current_method_on_these_sessions(rows, shipped):
+    assert_fitted_on(rows, shipped)
+
+
+def assert_fitted_on(rows: list[dict], shipped: VolumeCalibration) -> None:
     again = fitted(rows, shipped)
     assert set(shipped.regions) == set(REGIONS)
     for region, model in shipped.regions.items():
@@ -102,15 +108,25 @@ def test_intervals_hold_the_truth_of_phantom_subjects_left_out(rows, shipped):
     assert sum(inside) >= 0.85 * len(inside), f'{sum(inside)} of {len(inside)}'
 
 
-def test_the_postop_model_ships_its_cascades_calibration_for_exams_without_a_cavity():
-    """models/arca-postop keeps the BraTS-2017 cascade's outputs wherever RNet finds no
-    cavity: its calibration is that cascade's, scoped to those exams, and made for its weights."""
-    folder = Path(__file__).resolve().parents[1] / 'models' / 'arca-postop'
-    card = json.loads((folder / 'model.json').read_text())
-    shipped = read_calibration(folder, card['weights_sha256'])
-    cascade = VolumeCalibration.from_dict(json.loads(SHIPPED_CALIBRATION.read_text()))
-    assert card['training']['initial_model']['weights_sha256'] == cascade.model_sha256
-    assert shipped.scope == NO_CAVITY and shipped.regions == cascade.regions
-    assert shipped.covers(np.zeros((3, 3, 3), np.uint8))
-    assert not shipped.covers(np.full((3, 3, 3), RC, np.uint8))
-    assert json.loads(cascade.to_json()).get('scope') is None  # calibrated for all sessions
+def test_the_postop_model_ships_a_calibration_of_its_own_for_all_sessions(rows):
+    """models/arca-postop is calibrated on its cascade's sessions (``make calibrate
+    MODEL=arca-postop``): before surgery RNet is skipped, so those sessions measure what the
+    cascade measured; after surgery RNet's cavity and enhancement change them. Its file covers
+    exams with a cavity, is made for its weights and is what the method fits on its sessions."""
+    card = json.loads((POSTOP_MODEL / 'model.json').read_text())
+    shipped = read_calibration(POSTOP_MODEL, card['weights_sha256'])
+    assert shipped is not None and shipped.scope == ALL_SESSIONS
+    assert shipped.covers(np.full((3, 3, 3), RC, np.uint8))
+    with POSTOP_SESSIONS.open(newline='') as handle:
+        own = list(csv.DictReader(handle, delimiter='\t'))
+    assert_fitted_on(own, shipped)
+
+    def by_case(found: list[dict], surgery: str) -> dict:
+        return {(x['case'], x['region']): x for x in found if x['surgery'] == surgery}
+
+    assert by_case(own, 'pre-op') == by_case(rows, 'pre-op') and len(by_case(own, 'pre-op')) > 50
+    after, cascade = by_case(own, 'post-op'), by_case(rows, 'post-op')
+    assert after.keys() == cascade.keys()
+    enhancing = [k for k in after if k[1] == 'ET']
+    changed = [k for k in enhancing if after[k]['reported_ml'] != cascade[k]['reported_ml']]
+    assert len(changed) >= len(enhancing) / 2  # RNet's veto changed most post-operative ET
