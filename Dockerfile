@@ -42,13 +42,13 @@ RUN python3.11 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pypro
     && /opt/venv/bin/pip install ${PIP_OPTIONS} -r /tmp/requirements.txt
 COPY README.md LICENSE /src/
 COPY heuristics /src/heuristics
-# the shipped post-operative model (arca-postop: BraTS-2017 cascade + RNet; opt-in) is package data
+# the default model, arca-postop (BraTS-2017 cascade + RNet, shipped with bids-arca), is package data
 COPY models /src/models
 COPY bids_arca /src/bids_arca
 RUN /opt/venv/bin/pip install ${PIP_OPTIONS} --no-deps /src
 
 # BraTS-2017 CA-CNN weights (Wang et al. 2017, BSD-3-Clause), converted into the model store, for
-# the default model `brats17-cacnn`, the BraTS-2017 cascade (arca-postop carries the same weights).
+# `--model brats17-cacnn`, the cascade alone (the default arca-postop carries the same weights).
 # BRATS17_WEIGHTS is a folder of the build context: when it holds the checkpoints they are used,
 # otherwise they are fetched from the repository at BRATS17_COMMIT. Either way their SHA-256
 # must match containers/brats17-model17.sha256.

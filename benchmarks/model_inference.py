@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int, help='CPU threads (default: all)')
     parser.add_argument('--precision', default='float32', help='comma-separated list')
     parser.add_argument('--repeat', type=int, default=1)
-    parser.add_argument('--model', help='model name or path (default: brats17-cacnn)')
+    parser.add_argument('--model', help="model name or path (default: the app's, arca-postop)")
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args(argv)
     if args.export:

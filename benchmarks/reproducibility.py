@@ -36,7 +36,7 @@ SETTINGS = ((2, 2), (2, 2), (1, 1), (2, 1))  # (--nprocs, --omp-nthreads)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--exam', default='GLI00001', choices=list(EXAMS))
-    parser.add_argument('--model', help='model name or path (default: brats17-cacnn)')
+    parser.add_argument('--model', help="model name or path (default: the app's, arca-postop)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix='bids-arca-repro-') as scratch:

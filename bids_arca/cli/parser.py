@@ -215,10 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=model_argument,
         metavar='NAME|PATH',
         help='segmentation model: a name in the model store ($BIDS_ARCA_MODELS, see '
-        '"bids-arca-models list") or a model folder; default: brats17-cacnn, the BraTS-2017 '
-        'CA-CNN of Wang et al. once imported ("bids-arca-models import-brats17 PATH"); '
-        "arca-postop, shipped with bids-arca, adds a post-operative stage after Wang's "
-        'cascade that finds the resection cavity (RC; experimental, models/arca-postop)',
+        '"bids-arca-models list") or a model folder; default: arca-postop, shipped with '
+        "bids-arca: Wang et al.'s BraTS-2017 CA-CNN and a post-operative stage that finds the "
+        'resection cavity (RC), switched off for sessions that sessions.tsv marks pre-op '
+        '(models/arca-postop); brats17-cacnn: the cascade alone, once imported '
+        '("bids-arca-models import-brats17 PATH")',
     )
     segmentation.add_argument(
         '--postprocessing',

@@ -97,7 +97,7 @@ def segment(
 
     Args:
         model: name in the model store, path of a model folder, a loaded model, or None for the
-            default (``brats17-cacnn``).
+            default (``arca-postop``, :data:`~bids_arca.model.store.DEFAULT_MODEL`).
         device: ``auto`` (CUDA if visible), ``cpu`` or ``cuda[:N]``.
         threads: CPU threads for the networks (default: PyTorch's, i.e. all cores).
         precision: ``float32``; on CUDA also ``tf32``, ``bfloat16`` or ``float16`` (faster;

@@ -24,10 +24,10 @@ from bids_arca.paths import absolute_path
 
 #: Wang et al.'s BraTS-2017 weights, once imported with ``bids-arca-models import-brats17``
 BRATS17_MODEL = 'brats17-cacnn'
-#: the default stays the BraTS-2017 cascade: the shipped post-operative model (models/arca-postop,
-#: the cascade and RNet after it) finds cavities after surgery, but put a 2.4 mL cavity into the
-#: demo's pre-operative phantom and a false progression into its follow-up (its README)
-DEFAULT_MODEL = BRATS17_MODEL
+#: the shipped post-operative model (models/arca-postop: the BraTS-2017 cascade and RNet after
+#: it), found without an import: it finds the cavity after surgery, and a session sessions.tsv
+#: marks pre-op is segmented as the cascade alone segments it (the surgery gate, its README)
+DEFAULT_MODEL = 'arca-postop'
 ENVIRONMENT_VARIABLE = 'BIDS_ARCA_MODELS'
 CARD = 'model.json'
 # The model's volume calibration (bids_arca.quantification.intervals), beside its card.

@@ -42,18 +42,18 @@ def test_resolve_by_name_path_and_card(monkeypatch, tmp_path, make_tiny_model):
 
 
 def test_shipped_models_are_found_by_name_after_the_store(monkeypatch, tmp_path, make_tiny_model):
-    """A model shipped with bids-arca is found without an import; a store copy of the same name
-    takes precedence; the default (BraTS-2017) model still needs its import."""
+    """A model shipped with bids-arca is found without an import, and it is the default; a store
+    copy of the same name takes precedence; the BraTS-2017 cascade alone needs its import."""
     monkeypatch.setenv('BIDS_ARCA_MODELS', str(tmp_path / 'store'))
     shipped = make_tiny_model(tmp_path / 'shipped' / SHIPPED)
     monkeypatch.setattr(store, 'bundled_dir', lambda: tmp_path / 'shipped')
-    assert resolve_model(SHIPPED) == shipped
+    assert DEFAULT_MODEL == SHIPPED
+    assert resolve_model(SHIPPED) == shipped == resolve_model()
     assert list_models() == [SHIPPED]
     mine = make_tiny_model(tmp_path / 'store' / SHIPPED, seed=1)
-    assert resolve_model(SHIPPED) == mine
-    assert DEFAULT_MODEL == BRATS17_MODEL
+    assert resolve_model(SHIPPED) == mine == resolve_model()
     with pytest.raises(MissingInputError, match='bids-arca-models import-brats17') as error:
-        resolve_model()
+        resolve_model(BRATS17_MODEL)
     assert BRATS17_MODEL in str(error.value)
     with pytest.raises(MissingInputError, match=f"model 'other' is not installed.*{SHIPPED}"):
         resolve_model('other')
