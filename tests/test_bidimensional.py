@@ -66,6 +66,25 @@ def test_a_ring_is_measured_across_its_cavity():
     assert lesion.perpendicular_mm == pytest.approx(30, abs=PIXEL * 1.5)
 
 
+def test_a_rim_lining_a_resection_cavity_is_measurable_only_with_a_nodule_of_10_mm():
+    """RANO: a surgical cavity is not measurable unless a nodular component is 10 mm or more."""
+    shape, spacing = (80, 80, 40), (1.0, 1.0, 1.0)
+    cavity = ellipsoid(shape, spacing, (40, 40, 20), (12, 12, 10))
+    rim = ellipsoid(shape, spacing, (40, 40, 20), (15, 15, 13)) & ~cavity  # 3 mm thick
+    (lesion,) = measure_lesions(rim, axial_affine(spacing), cavity=cavity)
+    assert lesion.longest_mm >= 29 and lesion.nodule_mm < 8 and not lesion.measurable
+    (alone,) = measure_lesions(rim, axial_affine(spacing))  # no cavity: a ring, measured across
+    assert alone.nodule_mm is None and alone.measurable
+    # a nodule 14 mm across on the rim: measurable, with the diameters of the whole lesion
+    nodular = rim | ellipsoid(shape, spacing, (40, 60, 20), (7, 7, 7))
+    (lesion,) = measure_lesions(nodular, axial_affine(spacing), cavity=cavity)
+    assert lesion.nodule_mm >= 13 and lesion.measurable
+    # enhancement away from the cavity is measured as before
+    away = ellipsoid(shape, spacing, (12, 12, 20), (6, 6, 6))
+    found = measure_lesions(rim | away, axial_affine(spacing), cavity=cavity)
+    assert [(x.nodule_mm is None, x.measurable) for x in found] == [(False, False), (True, True)]
+
+
 def test_small_and_thin_lesions_are_not_measurable():
     spacing = (1.0, 1.0, 5.0)
     small = ellipsoid((60, 60, 10), spacing, (30, 30, 25), (4, 4, 10))  # 8 mm across

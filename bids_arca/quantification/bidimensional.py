@@ -23,13 +23,21 @@ Automatically, on a label map with its affine:
 * **Perpendicular diameter**: among the lines perpendicular to the longest diameter, one pixel
   apart, the longest extent of the lesion along one of them (edge to edge; a ring-shaped lesion is
   measured across its cavity, from outer margin to outer margin, as readers do).
+* **Enhancement lining a resection cavity** (a lesion touching the label map's cavity, given as
+  ``cavity``) is measurable only when it holds a nodular part at least 10 mm across: RANO counts
+  cystic or surgical cavities as non-measurable unless there is a nodular component of 10 mm or
+  more, and the cavity itself is not measured (Wen et al. 2010; RANO 2.0 keeps the rule). The
+  nodule is the widest ball the lesion holds (twice the largest distance from a lesion voxel to
+  the nearest voxel outside it, in 3-D: on one axial slice a rim cut obliquely looks thick). A
+  thin rim that follows the cavity wall is then not measured as if it were a mass whose diameter
+  the cavity sets, which changes with how much of the rim is called ET, not with the disease.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -55,6 +63,7 @@ class Lesion:
     perpendicular_mm: float
     longest_ends_mm: tuple[tuple[float, float, float], tuple[float, float, float]]
     perpendicular_ends_mm: tuple[tuple[float, float, float], tuple[float, float, float]]
+    nodule_mm: float | None = None  # lining a resection cavity: its widest nodular part
 
     @property
     def product_mm2(self) -> float:
@@ -66,6 +75,7 @@ class Lesion:
             self.longest_mm >= MEASURABLE_MM
             and self.perpendicular_mm >= MEASURABLE_MM
             and self.slices >= MEASURABLE_SLICES
+            and (self.nodule_mm is None or self.nodule_mm >= MEASURABLE_MM)
         )
 
 
@@ -77,19 +87,29 @@ def axial_grid(affine: np.ndarray) -> tuple[int, int, int]:
     return (*[a for a in range(3) if a != slice_axis], slice_axis)  # type: ignore[return-value]
 
 
-def measure_lesions(mask: np.ndarray, affine: np.ndarray) -> list[Lesion]:
-    """Every lesion of ``mask`` measured bidimensionally, largest product first."""
+def measure_lesions(
+    mask: np.ndarray, affine: np.ndarray, cavity: np.ndarray | None = None
+) -> list[Lesion]:
+    """Every lesion of ``mask`` measured bidimensionally, largest product first; a lesion that
+    touches ``cavity`` (a resection cavity's mask) gets the width of its nodular part."""
     affine = np.asarray(affine, dtype=float)
     order = axial_grid(affine)
     components = Components(mask)
     if components.labels is None or components.window is None:
         return []
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    lining = None
+    if cavity is not None and np.any(cavity):
+        near = ndimage.binary_dilation(cavity, ndimage.generate_binary_structure(3, 3))
+        lining = near[components.window]
     found = []
     for k, box in enumerate(ndimage.find_objects(components.labels), start=1):
         start = np.array([w.start + b.start for w, b in zip(components.window, box, strict=True)])
         lesion = components.labels[box] == k
-        found.append(_measure(lesion, start, affine, order, voxel_ml))
+        measured = _measure(lesion, start, affine, order, voxel_ml)
+        if lining is not None and np.any(lining[box] & lesion):
+            measured = replace(measured, nodule_mm=_nodule_mm(lesion, affine))
+        found.append(measured)
     found.sort(key=lambda lesion: (-lesion.product_mm2, -lesion.voxels))
     return [_renumbered(lesion, i) for i, lesion in enumerate(found, start=1)]
 
@@ -97,6 +117,14 @@ def measure_lesions(mask: np.ndarray, affine: np.ndarray) -> list[Lesion]:
 def sum_of_products(lesions: Sequence[Lesion], measurable_only: bool = True) -> float:
     """The SPD (mm²) of the (measurable) lesions."""
     return float(sum(x.product_mm2 for x in lesions if x.measurable or not measurable_only))
+
+
+def _nodule_mm(lesion: np.ndarray, affine: np.ndarray) -> float:
+    """The diameter of the widest ball the lesion holds (twice the largest distance, in mm, from
+    one of its voxels to the nearest voxel outside it)."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    padded = np.pad(lesion, 1)
+    return 2 * float(ndimage.distance_transform_edt(padded, sampling=spacing).max())
 
 
 def _renumbered(lesion: Lesion, index: int) -> Lesion:
@@ -249,7 +277,10 @@ def lesions_sidecar(grid: str = 'native T1ce grid') -> dict:
         'axial_slices': {'Description': 'Number of axial slices the lesion appears on.'},
         'measurable': {
             'Description': f'true when both diameters are at least {MEASURABLE_MM:g} mm and the '
-            f'lesion appears on at least {MEASURABLE_SLICES} axial slices (RANO).'
+            f'lesion appears on at least {MEASURABLE_SLICES} axial slices (RANO); enhancement '
+            'touching the resection cavity (RC) only when it also holds a nodular part at least '
+            f'{MEASURABLE_MM:g} mm across (RANO: cavities are not measurable unless there is a '
+            'nodular component of 10 mm or more).'
         },
         'slice_index': {
             'Description': f'0-based index, along the voxel axis of the {grid} closest to '

@@ -225,7 +225,8 @@ def _measurements(context: ReportContext) -> str:
     return (
         '<p>Each enhancing lesion measured on the axial slice where it is largest: the longest '
         'diameter and the longest diameter perpendicular to it. Measurable: both at least 10 mm '
-        f'and seen on two or more axial slices. Sum of products of the measurable lesions: '
+        'and seen on two or more axial slices; enhancement lining the resection cavity only with '
+        'a nodular part at least 10 mm across (RANO). Sum of products of the measurable lesions: '
         f'<b>{spd:.0f} mm²</b> ({len(measurable)} of {len(lesions)} lesions).</p>\n'
         '<table id="lesions-table"><tr><th>Lesion</th><th>Longest (mm)</th>'
         '<th>Perpendicular (mm)</th><th>Product (mm²)</th><th>Axial slices</th>'

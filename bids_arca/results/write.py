@@ -26,7 +26,7 @@ import numpy as np
 
 from bids_arca.derivatives.session_files import FlairResampler, SessionWriter
 from bids_arca.grids import resample_labels
-from bids_arca.labels import ET
+from bids_arca.labels import ET, RC
 from bids_arca.model.inference import SKIPPED_PRE_OP
 from bids_arca.postprocessing import postprocess
 from bids_arca.postprocessing.rules import Rules
@@ -250,7 +250,7 @@ def _measure(
         include_cavity=p.cavity is not None,
     )
     lesions = {
-        'ET': measure_lesions(labels == ET, t1ce.affine),
+        'ET': measure_lesions(labels == ET, t1ce.affine, cavity=labels == RC),
         'WT': measure_lesions(labels > 0, t1ce.affine),
     }
     qc.add(*segmentation_checks(labels, spacing, brain_mask))
