@@ -111,6 +111,29 @@ def test_calibrated_interval_from_the_error_model():
     assert tc.region == 'TC' and tc.ci_method == 'uncalibrated'
 
 
+def test_residual_enhancing_tumour_shares_the_calibrated_interval_of_et():
+    # RET is ET's voxels after surgery: the same volume, so the same calibrated interval
+    model = RegionModel(offset_ml=1.0, weight=1.0, quantile=2.0, n=40, strata=plain(0.0, 0.1))
+    point = labels_with({ET: 3000, RC: 2000})
+    members = [labels_with({ET: 2500, RC: 2000}), labels_with({ET: 3500, RC: 2000})]
+    rows = {
+        r.region: r
+        for r in volume_table(
+            point,
+            (1, 1, 1),
+            members=members,
+            calibration=calibration_for('ET', model),
+            include_cavity=True,
+        )
+    }
+    assert rows['ET'].ci_method == rows['RET'].ci_method == 'calibrated'
+    assert (rows['RET'].ci_low_ml, rows['RET'].ci_high_ml) == (
+        rows['ET'].ci_low_ml,
+        rows['ET'].ci_high_ml,
+    )
+    assert rows['RC'].ci_method == rows['RT'].ci_method == 'uncalibrated'
+
+
 def test_calibrated_interval_holds_the_volume_and_stays_positive():
     biased = RegionModel(offset_ml=0.25, weight=0.0, quantile=2.0, n=40, strata=plain(-1.0, 0.05))
     low, high = biased.interval(2.0, [])

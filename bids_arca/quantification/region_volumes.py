@@ -172,7 +172,9 @@ def volume_table(
         by_name = {str(name): found[region] for name, found in spread.items()}
         values = list(by_name.values())
         calibrated = (
-            calibration.interval(region, volume, by_name, stratum) if calibration else None
+            calibration.interval(_calibrated_as(region), volume, by_name, stratum)
+            if calibration
+            else None
         )
         method: str | None = 'calibrated'
         if calibrated is not None:
@@ -184,6 +186,14 @@ def volume_table(
             method = None
         rows.append(VolumeRow(region, volume, float(low), float(high), method))
     return rows
+
+
+def _calibrated_as(region: str) -> str:
+    """The reported region made of the same labels (RET is ET), whose calibration then holds
+    for this one as well: the same voxels give the same volume and the same error."""
+    labels = set(POSTOP_REGIONS.get(region, ()))
+    same = (name for name, (found, _) in VOLUME_REGIONS.items() if set(found) == labels)
+    return next(same, region)
 
 
 def volumes_tsv(rows: Sequence[VolumeRow]) -> str:
