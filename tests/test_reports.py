@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from bids_arca.labels import ET, NETC, SNFH
 from bids_arca.quantification import measure_lesions, volume_table
+from bids_arca.quantification.region_volumes import VolumeRow
 from bids_arca.reports import (
     ReportContext,
     SessionQC,
@@ -187,3 +189,29 @@ def test_report_renders_in_chromium(report, tmp_path):
     banner = (rgb[..., 0] > 200) & (rgb[..., 1] < 40) & (rgb[..., 2] < 40)  # the red frame
     assert blue.sum() > 500  # the overlay images were decoded and drawn
     assert red.sum() > 50 and banner.sum() > 100
+
+
+def test_rows_the_calibration_does_not_cover_are_marked():
+    # a calibrated table where the cavity's row has only the views' range
+    image, labels = head_and_tumour()
+    rows = [
+        VolumeRow('ET', 1.0, 0.5, 1.5, 'calibrated'),
+        VolumeRow('RC', 4.0, 3.8, 4.1, 'uncalibrated'),
+    ]
+    context = ReportContext(
+        subject='01',
+        session='postop',
+        background=image,
+        labels=labels,
+        volumes=rows,
+        interval='calibrated',
+        lesions=[],
+        qc=SessionQC(),
+        methods=([], []),
+        inputs={},
+        model={'Name': 'test', 'Version': '0'},
+    )
+    page = render_report(context)
+    cells = re.findall(r'<td class="number">([^<]*)</td></tr>', page)
+    assert cells == ['0.50 to 1.50', '3.80 to 4.10 (uncalibrated range)']
+    assert 'marked "uncalibrated range" (RC) are not covered' in html.unescape(page)

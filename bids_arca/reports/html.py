@@ -154,11 +154,11 @@ def render_report(context: ReportContext) -> str:
             for item in context.qc.sorted()
         )
         or '<tr><td colspan="3">no checks were run</td></tr>\n',
-        volumes=_volume_rows(context.volumes),
+        volumes=_volume_rows(context.volumes, context.interval),
         interval_header='95% interval (mL)'
         if context.interval == 'calibrated'
         else 'Range (mL), uncalibrated',
-        interval=html.escape(INTERVAL_TEXT.get(context.interval or '', NO_INTERVAL)),
+        interval=html.escape(_interval_text(context)),
         measurements=_measurements(context),
         legend=''.join(
             f'<span class="swatch" style="background:{label.color}"></span>'
@@ -172,7 +172,9 @@ def render_report(context: ReportContext) -> str:
     )
 
 
-def _volume_rows(rows: Sequence[VolumeRow]) -> str:
+def _volume_rows(rows: Sequence[VolumeRow], interval: str | None) -> str:
+    """The table's rows; under a calibrated header, a row the calibration does not cover (the
+    cavity and the residual tumour so far) says that its range is uncalibrated."""
     meanings = {name: text for name, (_, text) in regions_for(include_cavity=True).items()}
     return ''.join(
         f'<tr><td>{html.escape(r.region)}</td><td>{html.escape(meanings.get(r.region, ""))}</td>'
@@ -182,9 +184,18 @@ def _volume_rows(rows: Sequence[VolumeRow]) -> str:
             if math.isnan(r.ci_low_ml)
             else f'{_number(r.ci_low_ml)} to {_number(r.ci_high_ml)}'
         )
+        + (UNCOVERED_MARK if interval == 'calibrated' and r.ci_method == 'uncalibrated' else '')
         + '</td></tr>\n'
         for r in rows
     )
+
+
+def _interval_text(context: ReportContext) -> str:
+    text = INTERVAL_TEXT.get(context.interval or '', NO_INTERVAL)
+    uncovered = [r.region for r in context.volumes if r.ci_method == 'uncalibrated']
+    if context.interval == 'calibrated' and uncovered:
+        text += UNCOVERED_TEXT.format(regions=', '.join(uncovered))
+    return text
 
 
 INTERVAL_TEXT = {
@@ -197,6 +208,11 @@ INTERVAL_TEXT = {
     'much narrower than the real error.',
 }
 NO_INTERVAL = 'No interval was computed for this run.'
+UNCOVERED_MARK = ' (uncalibrated range)'
+UNCOVERED_TEXT = (
+    ' The rows marked "uncalibrated range" ({regions}) are not covered by the calibration: their '
+    "range only shows how much the model's views and thresholds disagree, not a 95% interval."
+)
 SHOWN_LESIONS = 3
 
 
