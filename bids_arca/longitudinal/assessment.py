@@ -2,8 +2,9 @@
 
 The glue between the participant outputs (:mod:`.trajectories`) and the rules (:mod:`.rano`):
 which disease is followed, the scans as RANO reads them, lesions matched across sessions
-(:mod:`.lesions`, after registering each session after the baseline to it, :mod:`.alignment`:
-only when a later session has a measurable lesion, the only case where a new lesion can
+(:mod:`.lesions`, after registering each session after the baseline to it, :mod:`.alignment`,
+against the earlier sessions' lesions and the extent of their disease read from their label
+maps: only when a later session has a measurable lesion, the only case where a new lesion can
 change a category), and the rows of ``group_rano.tsv``.
 """
 
@@ -12,11 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import nibabel as nib
 import numpy as np
 
 from bids_arca.longitudinal import rano
 from bids_arca.longitudinal.alignment import to_baseline
-from bids_arca.longitudinal.lesions import new_measurable_lesions
+from bids_arca.longitudinal.lesions import (
+    Extent,
+    LesionRow,
+    disease_extent,
+    new_measurable_lesions,
+)
 from bids_arca.longitudinal.response import Volume
 from bids_arca.longitudinal.trajectories import Visit
 
@@ -71,7 +78,17 @@ def _new_lesions(visits: list[Visit], region: str, start: int) -> list[int]:
         else np.eye(4)
         for v in later[1:]
     ]
-    return [0] * start + new_measurable_lesions(lesions, matrices)
+    extents = [_extent(v, region, found) for v, found in zip(later, lesions, strict=True)]
+    return [0] * start + new_measurable_lesions(lesions, matrices, extents)
+
+
+def _extent(visit: Visit, region: str, lesions: list[LesionRow]) -> Extent | None:
+    """Where the visit's disease lies, from its label map (None without one)."""
+    if visit.segmentation is None:
+        return None
+    image = nib.load(visit.segmentation)
+    labels = np.asarray(image.dataobj).astype(np.uint8)
+    return disease_extent(labels, image.affine, lesions, region)
 
 
 def rano_rows(subject: str, visits: list[Visit], found: SubjectAssessment) -> list[dict]:

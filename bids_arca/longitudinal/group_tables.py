@@ -211,8 +211,10 @@ RANO_DESCRIPTIONS: dict[str, dict] = {
         'Units': 'mm^2',
     },
     'new_lesions': {
-        'Description': 'Measurable lesions matching no lesion seen from the baseline to the '
-        'previous scan (after registering the session to the baseline).'
+        'Description': 'New measurable lesions: matching no lesion seen from the baseline to '
+        "the previous scan and lying more than 5 mm from those scans' known disease (tumour "
+        'core with the resection cavity for ET; whole tumour for WT), after registering the '
+        'session to the baseline.'
     },
     **_track('bidimensional', 'sum of products of diameters', rano.BIDIMENSIONAL_PCT),
     'notes': {'Description': 'Caveats: the baseline chosen, unknown radiotherapy dates.'},

@@ -39,6 +39,7 @@ class Visit:
     lesions: tuple[LesionRow, ...] | None = None  # None: no lesion table
     t1ce: Path | None = None  # the native T1ce the results lie on
     brain_mask: Path | None = None
+    segmentation: Path | None = None  # the label map on that T1ce
 
     def spd_mm2(self, region: str) -> float | None:
         """The sum of products of the region's measurable lesions (None: not measured)."""
@@ -109,6 +110,7 @@ def collect(
                 tuple(read_lesions(lesions[key])) if key in lesions else None,
                 _t1ce(segmentations.get(key), bids_dir),
                 masks.get(key),
+                segmentations.get(key),
             )
             for key, path in found
         ]
