@@ -253,7 +253,9 @@ def recipe_section(args, started: float, device: str) -> dict:
     return {
         'command': f'python recipes/arca_postop.py --scale {args.scale} --seed {args.seed}'
         + (f' --architecture {args.architecture}' if args.architecture != 'arca' else ''),
-        'make_target': 'make model' if args.scale == 'cpu' else None,
+        'make_target': 'make model'
+        if (args.scale, args.architecture) == ('cpu', 'arca')
+        else None,
         'commit': commit(),
         'seconds': {'cases': round(args.prepared), 'total': round(time.monotonic() - started)},
         'threads': args.threads,
