@@ -132,10 +132,12 @@ def segment_case(
 
 
 def _stored(model_dir: str, folder: str, work: str, surgery_known: bool = True) -> Path:
+    """Where a segmentation is cached; the status matters only to a post-operative stage."""
     from bids_arca.checksums import file_sha256
 
     weights = file_sha256(Path(model_dir) / 'model.safetensors')[:16]
-    status = '' if surgery_known else '.surgery-unknown'
+    card = json.loads((Path(model_dir) / 'model.json').read_text())
+    status = '' if surgery_known or 'postop_stage' not in card else '.surgery-unknown'
     return Path(work) / weights / f'{Path(folder).name}{status}.npz'
 
 

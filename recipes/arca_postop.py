@@ -20,8 +20,9 @@ Two ways, by scale:
 ``--scale smoke`` the cpu plumbing in minutes (one patient, a few iterations).
 
 Seeds are fixed (``--seed``); cases are cached in ``--work`` (a rerun reuses them). Progress: one
-line per prepared case and per validation. ``--architecture cacnn`` trains the same recipe
-without the VAE (the paper's comparison, docs/training.md).
+line per prepared case and per validation. The paper's comparison (docs/training.md), at the
+cpu scale: ``--architecture cacnn`` trains the same recipe without the VAE, ``--architecture
+ar`` with Myronenko's SegResNetVAE (MONAI) as the post-operative stage instead of RNet.
 
     python recipes/arca_postop.py [--scale cpu|full] [--out models/arca-postop] [--work DIR]
 """
@@ -206,9 +207,11 @@ def commit() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scale', choices=sorted(SCALES), default='cpu')
-    parser.add_argument('--architecture', choices=('arca', 'cacnn'), default='arca')
+    parser.add_argument('--architecture', choices=('arca', 'cacnn', 'ar'), default='arca')
     parser.add_argument('--out', type=Path, help='model folder (default models/<name>)')
-    parser.add_argument('--name', default=None, help='model name (default arca-postop)')
+    parser.add_argument(
+        '--name', default=None, help='model name (default <architecture>-postop: arca-postop, ...)'
+    )
     parser.add_argument('--work', type=Path, default=REPO / '.work' / 'arca-postop')
     parser.add_argument(
         '--shared',
@@ -221,9 +224,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--threads', type=int, default=2, help='CPU threads of the training')
     parser.add_argument('--resume', action='store_true')
     args = parser.parse_args(argv)
+    if args.architecture == 'ar' and not SCALES[args.scale].postop_stage:
+        parser.error('--architecture ar: the post-operative stage of the cpu scales only')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     scale = SCALES[args.scale]
-    name = args.name or ('arca-postop' if args.architecture == 'arca' else 'cacnn-postop')
+    name = args.name or f'{args.architecture}-postop'
     out = args.out or REPO / 'models' / name
     args.cache = args.work / 'cases'
     started = time.monotonic()
@@ -248,7 +253,9 @@ def recipe_section(args, started: float, device: str) -> dict:
     return {
         'command': f'python recipes/arca_postop.py --scale {args.scale} --seed {args.seed}'
         + (f' --architecture {args.architecture}' if args.architecture != 'arca' else ''),
-        'make_target': 'make model' if args.scale == 'cpu' else None,
+        'make_target': 'make model'
+        if (args.scale, args.architecture) == ('cpu', 'arca')
+        else None,
         'commit': commit(),
         'seconds': {'cases': round(args.prepared), 'total': round(time.monotonic() - started)},
         'threads': args.threads,
@@ -258,17 +265,23 @@ def recipe_section(args, started: float, device: str) -> dict:
 
 def train_postop_stage(cases, init, scale: Scale, name: str, out: Path, args, started) -> str:
     """The cpu way: the BraTS-2017 cascade as it is, and RNet trained after it."""
+    from bids_arca.model.rnet import RNetConfig
     from bids_arca.training.export import export_postop_stage, training_section
     from bids_arca.training.networks import Variant
     from bids_arca.training.postop_stage import StageRecipe, train_rnet
 
-    vae = args.architecture == 'arca'
+    ar = args.architecture == 'ar'
+    vae = args.architecture in ('arca', 'ar')
     recipe = StageRecipe(**scale.postop_stage, vae=vae)
-    rnet, rows = train_rnet(cases['train'], cases['validation'], recipe, seed=args.seed)
+    config = RNetConfig(network='segresnetvae' if ar else 'rnet')
+    rnet, rows = train_rnet(
+        cases['train'], cases['validation'], recipe, seed=args.seed, config=config
+    )
     variant = Variant(args.architecture)
+    where = 'SegResNetVAE (its own VAE loss, weight 0.1)' if ar else 'RNet encoder'
     recorded = {
         'postop_stage': {**scale.postop_stage, 'learning_rate': recipe.learning_rate},
-        'vae': {'on': 'RNet encoder', 'l2': recipe.vae_weights[0], 'kl': recipe.vae_weights[1]}
+        'vae': {'on': where, 'l2': recipe.vae_weights[0], 'kl': recipe.vae_weights[1]}
         if vae
         else None,
         'cascade': 'BraTS-2017 WNet, TNet and ENet as they are (not trained)',
@@ -279,10 +292,11 @@ def train_postop_stage(cases, init, scale: Scale, name: str, out: Path, args, st
     training['variant'] = {'architecture': args.architecture, 'trained': 'rnet (post-op stage)'}
     training['networks'] = {'rnet': {'validation': rows}}
     training['recipe'] = recipe_section(args, started, 'cpu')
-    family = 'AR-CA' if vae else 'CA-CNN'
+    family = {'arca': 'AR-CA', 'cacnn': 'CA-CNN', 'ar': 'AR'}[args.architecture]
+    network = "Myronenko's SegResNet" if ar else 'RNet'
     description = (
         f"{family} at CPU scale: Wang et al.'s BraTS-2017 CA-CNN cascade and a post-operative "
-        'stage after it (RNet: resection cavity and which enhancement is tumour), trained '
+        f'stage after it ({network}: resection cavity and which enhancement is tumour), trained '
         f'{"with a VAE regulariser " if vae else ""}on real exams before and after simulated '
         f'resections and on phantoms (recipes/arca_postop.py, {args.scale} scale)'
     )

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from bids_arca.checksums import file_sha256
 from bids_arca.errors import InputDataError, MissingInputError, OutputError
 from bids_arca.model.cacnn import CACNN
-from bids_arca.model.rnet import RNet, RNetConfig
+from bids_arca.model.rnet import ARStage, RNet, RNetConfig, postop_network
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.model.store import CARD, FORMAT_VERSION, read_card
 
@@ -46,7 +46,7 @@ class CascadeModel:
     nets: dict[str, dict[str, CACNN]]
     card: dict
     path: Path
-    rnet: RNet | None = None  # the post-operative stage after the cascade, if the model has one
+    rnet: RNet | ARStage | None = None  # the post-operative stage, if the model has one
 
     @property
     def device(self) -> torch.device:
@@ -59,7 +59,7 @@ def write_bundle(
     card: dict,
     license_text: str,
     overwrite: bool = False,
-    rnet: RNet | None = None,
+    rnet: RNet | ARStage | None = None,
 ) -> Path:
     """Write a model folder atomically: a failed write leaves no partial model behind. With
     ``rnet`` the card gets its ``postop_stage`` section."""
@@ -140,7 +140,7 @@ def load_bundle(folder: Path, device: torch.device | str = 'cpu') -> CascadeMode
             nets[stage][view] = net.eval().requires_grad_(False).to(device)
     rnet = None
     if POSTOP_STAGE in card:
-        rnet = RNet(RNetConfig.from_dict(card[POSTOP_STAGE]['network']))
+        rnet = postop_network(RNetConfig.from_dict(card[POSTOP_STAGE]['network']))
         state = {k[len(RNET_PREFIX) :]: v for k, v in tensors.items() if k.startswith(RNET_PREFIX)}
         try:
             rnet.load_state_dict(state, strict=True)

@@ -16,6 +16,10 @@ The network is a three-level 3-D U-Net of the blocks of :mod:`bids_arca.model.bl
 (convolution, batch norm with running statistics, PReLU) with a dilated bottleneck (receptive
 field about 50 voxels) and some 80,000 parameters; its bottleneck features feed the VAE
 regulariser during training (:mod:`bids_arca.training.vae`), which is not part of the weights.
+
+For the paper's comparison the stage's network can instead be Myronenko's (``network =
+'segresnetvae'``, :class:`ARStage`: MONAI's SegResNet, trained as SegResNetVAE with its own VAE
+branch, which is dropped after training as RNet's is); everything around it is the same.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from scipy import ndimage
 from torch import Tensor, nn
 
+from bids_arca.errors import InputDataError
 from bids_arca.labels import ET, NETC, RC
 from bids_arca.model.blocks import Conv, ConvNormAct, ConvTranspose
 from bids_arca.morphology import Components, bounding_box
@@ -43,6 +48,8 @@ class RNetConfig:
     region where a cavity may be labelled; the crop is that region's box plus ``margin``.
     ``min_cavity_voxels``: smaller connected pieces of cavity are dropped (necrosis that RNet
     takes for fluid in pre-operative exams comes in such pieces: docs/training.md).
+    ``network``: ``rnet`` (:class:`RNet`) or ``segresnetvae`` (:class:`ARStage`, whose
+    ``init_filters`` is ``channels[0]``).
     """
 
     in_channels: int = 4
@@ -51,6 +58,7 @@ class RNetConfig:
     wt_dilation: int = 10
     margin: int = 8
     min_cavity_voxels: int = 2000
+    network: str = 'rnet'
 
     def to_dict(self) -> dict:
         return asdict(self) | {'channels': list(self.channels)}
@@ -62,6 +70,8 @@ class RNetConfig:
 
 class RNet(nn.Module):
     """(N, 4, D, H, W) -> logits (N, 3, D, H, W); D, H, W multiples of 4."""
+
+    multiple = MULTIPLE
 
     def __init__(self, config: RNetConfig | None = None):
         super().__init__()
@@ -100,6 +110,54 @@ class RNet(nn.Module):
         return self.decode(*self.forward_features(x))
 
 
+class ARStage(nn.Module):
+    """Myronenko's network (MONAI's SegResNet: blocks 1-2-2-4 down, 1-1-1 up, group norm) as
+    the post-operative stage, the AR of the paper's comparison: (N, 4, D, H, W) -> logits
+    (N, 3, D, H, W), sides multiples of 8. With ``vae_patch`` it is built as SegResNetVAE for
+    training (its VAE branch on the bottleneck, latent 128 with estimated sigma, for cubes of
+    that side); :meth:`without_vae` keeps what inference needs."""
+
+    multiple = 8
+
+    def __init__(self, config: RNetConfig, vae_patch: int | None = None):
+        from monai.networks.nets import SegResNet, SegResNetVAE
+
+        super().__init__()
+        self.config = config
+        shape = {
+            'spatial_dims': 3,
+            'init_filters': config.channels[0],
+            'in_channels': config.in_channels,
+            'out_channels': config.num_classes,
+            'blocks_down': (1, 2, 2, 4),
+            'blocks_up': (1, 1, 1),
+        }
+        if vae_patch is None:
+            self.net = SegResNet(**shape)
+        else:
+            size = (vae_patch,) * 3
+            self.net = SegResNetVAE(size, vae_estimate_std=True, vae_nz=128, **shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if any(size % self.multiple for size in x.shape[2:]):
+            raise ValueError(f'AR input {tuple(x.shape[2:])} is not a multiple of {self.multiple}')
+        out = self.net(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def without_vae(self) -> ARStage:
+        plain = ARStage(self.config)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith('net.vae_')}
+        plain.load_state_dict(state, strict=True)
+        return plain
+
+
+def postop_network(config: RNetConfig) -> nn.Module:
+    """The stage's network as its config names it (for inference: no VAE branch)."""
+    if config.network not in ('rnet', 'segresnetvae'):
+        raise InputDataError(f'post-operative network {config.network!r}: rnet or segresnetvae')
+    return RNet(config) if config.network == 'rnet' else ARStage(config)
+
+
 def tumour_region(wt: np.ndarray, brain: np.ndarray, dilation: int) -> np.ndarray:
     """The cascade's whole tumour (p > 0.5) dilated by ``dilation`` voxels, inside the brain."""
     ball = ndimage.generate_binary_structure(3, 1)
@@ -108,7 +166,7 @@ def tumour_region(wt: np.ndarray, brain: np.ndarray, dilation: int) -> np.ndarra
 
 
 def rnet_probabilities(
-    net: RNet, images: Tensor, brain: np.ndarray, wt: np.ndarray
+    net: RNet | ARStage, images: Tensor, brain: np.ndarray, wt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RNet's cavity and enhancing-tumour probabilities (model space, 0 outside the dilated
     whole tumour) on ``images`` (4, Z, Y, X, noise outside the brain), and that region (all
@@ -120,7 +178,7 @@ def rnet_probabilities(
         empty = np.zeros(brain.shape, np.float32)
         return empty, empty.copy(), region
     crop = images[(slice(None), *box)]
-    pads = [(-size) % MULTIPLE for size in crop.shape[1:]]
+    pads = [(-size) % net.multiple for size in crop.shape[1:]]
     padded = torch.nn.functional.pad(crop, [p for pad in reversed(pads) for p in (0, pad)])
     weight = next(net.parameters())
     with torch.no_grad():

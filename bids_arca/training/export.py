@@ -17,7 +17,7 @@ import torch
 
 from bids_arca import __version__
 from bids_arca.model.bundle import CascadeModel, write_bundle
-from bids_arca.model.rnet import RNet
+from bids_arca.model.rnet import ARStage, RNet
 from bids_arca.model.settings import CascadeSettings
 from bids_arca.model.store import CALIBRATION, read_card
 from bids_arca.quantification.intervals import inherited, read_calibration
@@ -176,7 +176,7 @@ def export_postop_stage(
     destination: Path,
     name: str,
     init: CascadeModel,
-    rnet: RNet,
+    rnet: RNet | ARStage,
     training: dict,
     description: str,
     overwrite: bool = False,

@@ -8,7 +8,9 @@ cavity, teach RNet where not to put one. Outside the brain the patch gets fresh 
 as inference gives it; augmentation is a left-right mirror and a per-channel intensity scale
 and shift. Loss: cross-entropy plus soft Dice (:func:`~bids_arca.training.losses.
 softmax_dice_loss`), plus, for AR-CA, Myronenko's VAE regulariser on the bottleneck features
-(:class:`~bids_arca.training.vae.VAEHead`: 0.1 L2 + 0.1 KL), dropped after training. The
+(:class:`~bids_arca.training.vae.VAEHead`: 0.1 L2 + 0.1 KL), dropped after training. The same
+recipe trains the AR baseline (``RNetConfig.network = 'segresnetvae'``: MONAI's SegResNetVAE,
+whose own VAE loss, KL + L2, gets the weight 0.1). The
 best of the periodic validations (mean Dice of cavity and enhancing tumour on whole crops of the
 validation cases) is kept. Everything is seeded: the same seed gives the same weights on the CPU.
 """
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 
 from bids_arca.labels import ET, RC
 from bids_arca.model.reference_cases import dice
-from bids_arca.model.rnet import CAVITY, ENHANCING, MULTIPLE, RNet, RNetConfig, tumour_region
+from bids_arca.model.rnet import CAVITY, ENHANCING, ARStage, RNet, RNetConfig, tumour_region
 from bids_arca.morphology import bounding_box
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.losses import softmax_dice_loss, vae_terms
@@ -108,10 +110,10 @@ def draw_batch(crops: Sequence[Crop], size: int, patch: int, rng: np.random.Gene
     return torch.from_numpy(images), torch.from_numpy(targets)
 
 
-def crop_dice(net: RNet, crop: Crop, seed: int = 0) -> tuple[float, float]:
+def crop_dice(net: RNet | ARStage, crop: Crop, seed: int = 0) -> tuple[float, float]:
     """Dice of the cavity and of enhancing tumour on a whole crop (NaN where both are empty)."""
     rng = np.random.default_rng(seed)
-    pads = [(-s) % MULTIPLE for s in crop.target.shape]
+    pads = [(-s) % net.multiple for s in crop.target.shape]
     noise = rng.standard_normal(crop.images.shape, dtype=np.float32)
     image = np.where(crop.brain, crop.images, noise)
     image = np.pad(image, [(0, 0)] + [(0, p) for p in pads])
@@ -129,17 +131,19 @@ def train_rnet(
     seed: int = 0,
     config: RNetConfig | None = None,
     report: Callable[[str], None] = print,
-) -> tuple[RNet, list[dict]]:
-    """RNet trained on ``train``, the best validation state kept; and the validation rows."""
+) -> tuple[RNet | ARStage, list[dict]]:
+    """The stage's network (``config.network``) trained on ``train``, the best validation
+    state kept (without a VAE branch); and the validation rows."""
     config = config or RNetConfig()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     crops = [c for c in (tumour_crop(case, config) for case in train) if c is not None]
     checks = [c for c in (tumour_crop(case, config) for case in validation) if c is not None]
-    net = RNet(config)
     p = recipe.patch
+    ar = config.network == 'segresnetvae'
+    net = ARStage(config, p if recipe.vae else None) if ar else RNet(config)
     head = None
-    if recipe.vae:
+    if recipe.vae and not ar:
         head = VAEHead((config.channels[2], p // 4, p // 4, p // 4), (4, p, p, p))
     vae = VAEConfig.form('paper', recipe.vae_weights)
     parameters = list(net.parameters()) + (list(head.parameters()) if head else [])
@@ -150,9 +154,15 @@ def train_rnet(
     for iteration in range(1, recipe.iterations + 1):
         net.train()
         images, target = draw_batch(crops, recipe.batch_size, p, rng)
-        f1, f2, f3 = net.forward_features(images)
-        logits = net.decode(f1, f2, f3)
+        if ar:
+            out = net.net(images)  # SegResNetVAE: (logits, its VAE loss) in training
+            logits, ar_vae = out if isinstance(out, tuple) else (out, None)
+        else:
+            f1, f2, f3 = net.forward_features(images)
+            logits = net.decode(f1, f2, f3)
         loss = F.cross_entropy(logits, target) + softmax_dice_loss(logits, target)
+        if ar and ar_vae is not None:
+            loss = loss + vae.w_l2 * ar_vae
         if head is not None:
             recon, mu, logvar = head(f3)
             l2, kl = vae_terms(recon, images, mu, logvar)
@@ -187,4 +197,6 @@ def train_rnet(
             f'(best mean {best:.3f})'
         )
     net.load_state_dict(best_state)
+    if ar:
+        net = net.without_vae()
     return net.eval().requires_grad_(False), rows

@@ -12,6 +12,7 @@ from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.model.bundle import load_bundle, write_bundle
 from bids_arca.model.inference import SKIPPED_PRE_OP, load_model, segment
 from bids_arca.model.rnet import (
+    ARStage,
     RNet,
     RNetConfig,
     apply_rnet,
@@ -171,3 +172,22 @@ def test_training_is_seeded_and_learns_the_cavity():
         torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
     assert [r['iteration'] for r in rows] == [3, 6]
     assert not any(p.requires_grad for p in first.parameters())
+
+
+def test_the_ar_baseline_trains_as_segresnetvae_and_runs_as_the_stage(make_tiny_model, tmp_path):
+    """The paper's AR as the post-operative stage: trained with its VAE branch, kept without
+    it, written into a model folder and run by segment() as RNet is."""
+    cases = [_case(i, 'post-op' if i % 2 else 'pre-op') for i in range(2)]
+    config = RNetConfig(**(SMALL.to_dict() | {'channels': (8, 8, 8), 'network': 'segresnetvae'}))
+    recipe = StageRecipe(patch=16, batch_size=2, iterations=2, validate_every=2)
+    net, rows = train_rnet(cases, cases[:1], recipe, seed=3, config=config, report=lambda _: None)
+    assert isinstance(net, ARStage) and len(rows) == 1
+    assert not any(key.startswith('net.vae_') for key in net.state_dict())
+    tiny = load_bundle(make_tiny_model(tmp_path / 'tiny', views=('axial',)))
+    folder = write_bundle(tmp_path / 'ar', tiny.nets, tiny.card, 'licence\n', rnet=net)
+    loaded = load_bundle(folder)
+    assert isinstance(loaded.rnet, ARStage)
+    assert loaded.card['postop_stage']['network'] == config.to_dict()
+    images = np.random.default_rng(0).standard_normal((4, 24, 20, 16)).astype(np.float32)
+    result = segment(images, np.ones((24, 20, 16), bool), (1, 1, 1), loaded, device='cpu')
+    assert result.postop_stage == 'applied' and 'RC' in result.probabilities
