@@ -73,12 +73,14 @@ def test_a_rim_lining_a_resection_cavity_is_measurable_only_with_a_nodule_of_10_
     rim = ellipsoid(shape, spacing, (40, 40, 20), (15, 15, 13)) & ~cavity  # 3 mm thick
     (lesion,) = measure_lesions(rim, axial_affine(spacing), cavity=cavity)
     assert lesion.longest_mm >= 29 and lesion.nodule_mm < 8 and not lesion.measurable
+    assert lesion.unmeasurable_because.startswith('lines the cavity, nodular part')
     (alone,) = measure_lesions(rim, axial_affine(spacing))  # no cavity: a ring, measured across
     assert alone.nodule_mm is None and alone.measurable
     # a nodule 14 mm across on the rim: measurable, with the diameters of the whole lesion
     nodular = rim | ellipsoid(shape, spacing, (40, 60, 20), (7, 7, 7))
     (lesion,) = measure_lesions(nodular, axial_affine(spacing), cavity=cavity)
     assert lesion.nodule_mm >= 13 and lesion.measurable
+    assert lesion.unmeasurable_because is None
     # enhancement away from the cavity is measured as before
     away = ellipsoid(shape, spacing, (12, 12, 20), (6, 6, 6))
     found = measure_lesions(rim | away, axial_affine(spacing), cavity=cavity)
@@ -90,10 +92,12 @@ def test_small_and_thin_lesions_are_not_measurable():
     small = ellipsoid((60, 60, 10), spacing, (30, 30, 25), (4, 4, 10))  # 8 mm across
     (lesion,) = measure_lesions(small, axial_affine(spacing))
     assert lesion.longest_mm < 10 and not lesion.measurable
+    assert lesion.unmeasurable_because == 'a diameter under 10 mm'
     flat = np.zeros((60, 60, 10), bool)
     flat[10:40, 10:40, 4] = True  # 30 x 30 mm but on one slice only
     (lesion,) = measure_lesions(flat, axial_affine(spacing))
     assert lesion.perpendicular_mm >= 10 and lesion.slices == 1 and not lesion.measurable
+    assert lesion.unmeasurable_because == 'on fewer than 2 axial slices'
 
 
 def test_lesions_are_ordered_by_product_and_summed():
@@ -135,5 +139,7 @@ def test_table_and_sidecar_agree():
     header, row = text.splitlines()
     assert set(header.split('\t')) == set(lesions_sidecar())
     cells = dict(zip(header.split('\t'), row.split('\t'), strict=True))
-    assert cells['region'] == 'ET' and cells['measurable'] == 'true'
+    assert (
+        cells['region'] == 'ET' and cells['measurable'] == 'true' and cells['nodule_mm'] == 'n/a'
+    )
     assert float(cells['longest_mm']) == pytest.approx(24, abs=1.5)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bids_arca.labels import ET, NETC, SNFH
+from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.quantification import measure_lesions, volume_table
 from bids_arca.quantification.region_volumes import VolumeRow
 from bids_arca.reports import (
@@ -173,6 +173,30 @@ def test_report_content(report):
         '<td>sub-01/ses-preop/anat/sub-01_ses-preop_ce-gadolinium_T1w.nii.gz</td>'
         '<td>the filter file selects 2 images; 3D before 2D (acq- label)</td>'
     ) in page
+
+
+def test_the_lesion_table_says_why_a_lesion_is_not_measurable():
+    """A rim of enhancement around a cavity, wider than 10 mm: 'no', and the reason."""
+    image, labels = head_and_tumour()
+    labels[36:54, 26:46, 6:18] = ET
+    labels[38:52, 28:44, 7:17] = RC  # a 2 mm rim (4 mm across slices) lines the cavity
+    (rim,) = measure_lesions(labels == ET, image.affine, cavity=labels == RC)
+    assert rim.longest_mm >= 18 and rim.perpendicular_mm >= 18
+    context = ReportContext(
+        subject='01',
+        session='postop',
+        background=image,
+        labels=labels,
+        volumes=[],
+        interval=None,
+        lesions=[rim],
+        qc=SessionQC(),
+        methods=([], []),
+        inputs={},
+        model={'Name': 'test', 'Version': '0'},
+    )
+    page = render_report(context)
+    assert f'no (lines the cavity, nodular part {rim.nodule_mm:.0f} mm)</td>' in page
 
 
 def test_report_renders_in_chromium(report, tmp_path):

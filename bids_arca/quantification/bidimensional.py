@@ -70,13 +70,19 @@ class Lesion:
         return self.longest_mm * self.perpendicular_mm
 
     @property
+    def unmeasurable_because(self) -> str | None:
+        """Why RANO would not measure the lesion, in a reader's words; None when measurable."""
+        if min(self.longest_mm, self.perpendicular_mm) < MEASURABLE_MM:
+            return f'a diameter under {MEASURABLE_MM:g} mm'
+        if self.slices < MEASURABLE_SLICES:
+            return f'on fewer than {MEASURABLE_SLICES} axial slices'
+        if self.nodule_mm is not None and self.nodule_mm < MEASURABLE_MM:
+            return f'lines the cavity, nodular part {self.nodule_mm:.0f} mm'
+        return None
+
+    @property
     def measurable(self) -> bool:
-        return (
-            self.longest_mm >= MEASURABLE_MM
-            and self.perpendicular_mm >= MEASURABLE_MM
-            and self.slices >= MEASURABLE_SLICES
-            and (self.nodule_mm is None or self.nodule_mm >= MEASURABLE_MM)
-        )
+        return self.unmeasurable_because is None
 
 
 def axial_grid(affine: np.ndarray) -> tuple[int, int, int]:
@@ -220,6 +226,7 @@ LESION_COLUMNS = (
     'product_mm2',
     'axial_slices',
     'measurable',
+    'nodule_mm',
     'slice_index',
     'centroid_x_mm',
     'centroid_y_mm',
@@ -244,6 +251,7 @@ def lesions_tsv(lesions: dict[str, Sequence[Lesion]]) -> str:
                 f'{x.product_mm2:.1f}',
                 str(x.slices),
                 'true' if x.measurable else 'false',
+                'n/a' if x.nodule_mm is None else f'{x.nodule_mm:.1f}',
                 str(x.slice_index),
                 *(f'{v:.2f}' for v in x.centroid_mm),
             ]
@@ -282,6 +290,11 @@ def lesions_sidecar(grid: str = 'native T1ce grid') -> dict:
             f'{MEASURABLE_MM:g} mm across (RANO: cavities are not measurable unless there is a '
             'nodular component of 10 mm or more).'
         },
+        'nodule_mm': {
+            'Description': 'For enhancement touching the resection cavity: the width of its '
+            'widest nodular part (the widest ball it holds, in 3-D); n/a for other lesions.'
+        }
+        | mm,
         'slice_index': {
             'Description': f'0-based index, along the voxel axis of the {grid} closest to '
             'head-foot, of the axial slice measured.'

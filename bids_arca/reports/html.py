@@ -227,7 +227,7 @@ def _measurements(context: ReportContext) -> str:
         f'<tr><td>{x.index}</td><td class="number">{x.longest_mm:.0f}</td>'
         f'<td class="number">{x.perpendicular_mm:.0f}</td>'
         f'<td class="number">{x.product_mm2:.0f}</td><td class="number">{x.slices}</td>'
-        f'<td class="number">{x.volume_ml:.2f}</td><td>{"yes" if x.measurable else "no"}</td>'
+        f'<td class="number">{x.volume_ml:.2f}</td><td>{_measurable_cell(x)}</td>'
         '</tr>\n'
         for x in lesions
     )
@@ -248,6 +248,11 @@ def _measurements(context: ReportContext) -> str:
         '<th>Perpendicular (mm)</th><th>Product (mm²)</th><th>Axial slices</th>'
         f'<th>Volume (mL)</th><th>Measurable</th></tr>\n{rows}</table>\n{figures}'
     )
+
+
+def _measurable_cell(lesion: Lesion) -> str:
+    reason = lesion.unmeasurable_because
+    return 'yes' if reason is None else f'no ({html.escape(reason)})'
 
 
 def _number(value: float) -> str:
