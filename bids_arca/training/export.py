@@ -10,6 +10,7 @@ from imported weights keeps their licence and copyright, and its card names the 
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
@@ -181,7 +182,9 @@ def export_postop_stage(
     description: str,
     overwrite: bool = False,
 ) -> Path:
-    """``init``'s cascade as it is, with ``rnet`` after it (:mod:`bids_arca.model.rnet`)."""
+    """``init``'s cascade as it is, with ``rnet`` after it (:mod:`bids_arca.model.rnet`), and a
+    volume calibration: the folder's own when it was made for the same weights, else the
+    cascade's for exams without a cavity."""
     card = {
         key: init.card[key]
         for key in ('cascade', 'input', 'licence', 'copyright', 'citation', 'source')
@@ -209,11 +212,29 @@ def export_postop_stage(
         'training_data': training['data'].get('description', ''),
     }
     license_text = (init.path / 'LICENSE.txt').read_text()
+    earlier = _calibration_text(destination)
     folder = write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)
+    weights = read_card(folder)['weights_sha256']
+    if earlier is not None and _calibrated_weights(earlier) == weights:
+        # a rerun that gave the same weights (make model): their own calibration still holds
+        (folder / CALIBRATION).write_text(earlier)
+        return folder
     # RNet leaves the cascade's outputs as they are where it finds no cavity, so the cascade's
     # volume calibration holds there (and only there) until this model is calibrated itself
     cascade = read_calibration(init.path, init.card['weights_sha256'])
     if cascade is not None:
-        weights = read_card(folder)['weights_sha256']
         (folder / CALIBRATION).write_text(inherited(cascade, weights).to_json())
     return folder
+
+
+def _calibration_text(folder: Path) -> str | None:
+    path = folder / CALIBRATION
+    return path.read_text() if path.is_file() else None
+
+
+def _calibrated_weights(text: str) -> str | None:
+    """The weights a calibration file was made for (None when it cannot be read)."""
+    try:
+        return json.loads(text).get('model_sha256')
+    except (ValueError, AttributeError):
+        return None

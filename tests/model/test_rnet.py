@@ -3,6 +3,8 @@ cascade's, its place in a model folder and in ``segment()``, and a seeded traini
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -20,8 +22,18 @@ from bids_arca.model.rnet import (
     rnet_probabilities,
     tumour_region,
 )
+from bids_arca.model.store import CALIBRATION, read_card
+from bids_arca.quantification.intervals import (
+    ANY,
+    NO_CAVITY,
+    RegionModel,
+    Stratum,
+    VolumeCalibration,
+    read_calibration,
+)
 from bids_arca.sessions import POST_OP, PRE_OP
 from bids_arca.training.cases import TrainingCase
+from bids_arca.training.export import export_postop_stage
 from bids_arca.training.postop_stage import StageRecipe, draw_batch, train_rnet, tumour_crop
 
 SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2, min_cavity_voxels=10)
@@ -191,3 +203,26 @@ def test_the_ar_baseline_trains_as_segresnetvae_and_runs_as_the_stage(make_tiny_
     images = np.random.default_rng(0).standard_normal((4, 24, 20, 16)).astype(np.float32)
     result = segment(images, np.ones((24, 20, 16), bool), (1, 1, 1), loaded, device='cpu')
     assert result.postop_stage == 'applied' and 'RC' in result.probabilities
+
+
+def test_retraining_to_the_same_weights_keeps_the_models_own_calibration(
+    make_tiny_model, tmp_path
+):
+    """make model again: weights identical to the calibrated ones keep their calibration; other
+    weights get the cascade's, for exams without a cavity only."""
+    init = load_bundle(make_tiny_model(tmp_path / 'tiny', views=('axial',)))
+    regions = {'WT': RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})}
+    cascade = VolumeCalibration(init.card['weights_sha256'], (0.4, 0.6), regions)
+    (init.path / CALIBRATION).write_text(cascade.to_json())
+    out, training = tmp_path / 'postop', {'data': {}}
+    torch.manual_seed(0)
+    first = RNet(SMALL).eval()
+    export_postop_stage(out, 'postop', init, first, training, 'test')
+    assert read_calibration(out, read_card(out)['weights_sha256']).scope == NO_CAVITY
+    own = replace(cascade, model_sha256=read_card(out)['weights_sha256']).to_json()
+    (out / CALIBRATION).write_text(own)
+    export_postop_stage(out, 'postop', init, first, training, 'test', overwrite=True)
+    assert (out / CALIBRATION).read_text() == own
+    torch.manual_seed(1)
+    export_postop_stage(out, 'postop', init, RNet(SMALL).eval(), training, 'test', overwrite=True)
+    assert read_calibration(out, read_card(out)['weights_sha256']).scope == NO_CAVITY
