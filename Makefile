@@ -65,8 +65,8 @@ demo: install $(MODELS)/brats17-cacnn/model.json
 
 # The shipped post-operative model (models/arca-postop) from the shared data: the BraTS-2017
 # cascade kept and RNet, its post-operative stage, trained on real exams with simulated resections
-# and phantoms (recipes/arca_postop.py, docs/training.md). About 30 minutes on 2 shared CPU cores
-# (20 more to make the cases the first time); cases are kept in .work/.
+# and phantoms (recipes/arca_postop.py, docs/training.md). About 12 minutes on 2 idle CPU cores
+# (25 on shared ones; 2 more to make the cases the first time); cases are kept in .work/.
 model: install
 	nice -n 10 $(BIN)/python recipes/arca_postop.py --scale cpu
 
