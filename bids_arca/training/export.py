@@ -25,6 +25,7 @@ from bids_arca.quantification.intervals import inherited, read_calibration
 from bids_arca.training.networks import Variant, count_parameters
 from bids_arca.training.trainer import TrainResult
 
+README = 'README.md'  # a model folder's hand-written card (the machine-readable one: model.json)
 FAMILIES = {
     'arca': 'AR-CA: CA-CNN cascade trained with a VAE regulariser (Lotan et al. 2022)',
     'cacnn': 'CA-CNN cascade (Wang et al. 2017)',
@@ -213,7 +214,13 @@ def export_postop_stage(
     }
     license_text = (init.path / 'LICENSE.txt').read_text()
     earlier = _calibration_text(destination)
+    readme = destination / README
+    model_card = readme.read_text() if readme.is_file() else None
     folder = write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)
+    if model_card is not None:
+        # the hand-written model card (its figures are the developer's to update) outlives a
+        # retraining, which rewrites the folder
+        (folder / README).write_text(model_card)
     weights = read_card(folder)['weights_sha256']
     if earlier is not None and _calibrated_weights(earlier) == weights:
         # a rerun that gave the same weights (make model): their own calibration still holds

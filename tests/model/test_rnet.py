@@ -209,7 +209,7 @@ def test_retraining_to_the_same_weights_keeps_the_models_own_calibration(
     make_tiny_model, tmp_path
 ):
     """make model again: weights identical to the calibrated ones keep their calibration; other
-    weights get the cascade's, for exams without a cavity only."""
+    weights get the cascade's, for exams without a cavity only; the hand-written card stays."""
     init = load_bundle(make_tiny_model(tmp_path / 'tiny', views=('axial',)))
     regions = {'WT': RegionModel(0.5, 1.0, 2.0, 40, {ANY: Stratum(0.0, 0.1)})}
     cascade = VolumeCalibration(init.card['weights_sha256'], (0.4, 0.6), regions)
@@ -221,8 +221,10 @@ def test_retraining_to_the_same_weights_keeps_the_models_own_calibration(
     assert read_calibration(out, read_card(out)['weights_sha256']).scope == NO_CAVITY
     own = replace(cascade, model_sha256=read_card(out)['weights_sha256']).to_json()
     (out / CALIBRATION).write_text(own)
+    (out / 'README.md').write_text('# postop\nThe hand-written card.\n')
     export_postop_stage(out, 'postop', init, first, training, 'test', overwrite=True)
     assert (out / CALIBRATION).read_text() == own
+    assert (out / 'README.md').read_text() == '# postop\nThe hand-written card.\n'
     torch.manual_seed(1)
     export_postop_stage(out, 'postop', init, RNet(SMALL).eval(), training, 'test', overwrite=True)
     assert read_calibration(out, read_card(out)['weights_sha256']).scope == NO_CAVITY
