@@ -21,15 +21,15 @@ import pytest
 from bids_arca.labels import RC
 from bids_arca.model.brats17 import SHIPPED_CALIBRATION
 from bids_arca.quantification.intervals import (
-    NO_CAVITY,
+    ALL_SESSIONS,
     Sample,
     VolumeCalibration,
     fit,
-    inherited,
     read_calibration,
 )
 
 SESSIONS = Path(__file__).parent / 'data' / 'volume_calibration_sessions.tsv'
+POSTOP_SESSIONS = SESSIONS.with_name('volume_calibration_sessions_arca-postop.tsv')
 POSTOP_MODEL = Path(__file__).resolve().parents[1] / 'models' / 'arca-postop'
 REGIONS = ('WT', 'TC', 'ET', 'ED', 'NEC')
 
@@ -108,15 +108,35 @@ def test_intervals_hold_the_truth_of_phantom_subjects_left_out(rows, shipped):
     assert sum(inside) >= 0.85 * len(inside), f'{sum(inside)} of {len(inside)}'
 
 
-def test_the_postop_model_ships_its_cascades_calibration_for_exams_without_a_cavity(shipped):
-    """models/arca-postop's weights are newer than its last calibration of its own (``make
-    model`` trains RNet for 3000 iterations since 2026-12-07): it carries its cascade's
-    calibration, which holds where RNet finds no cavity (the cascade's outputs are then kept as
-    they are), made for its weights and refused for exams with a cavity, until ``make calibrate
-    MODEL=arca-postop`` fits its own (docs/outputs.md)."""
+def test_the_postop_model_ships_a_calibration_of_its_own_for_all_sessions(rows):
+    """models/arca-postop is calibrated on its cascade's sessions (``make calibrate
+    MODEL=arca-postop``): before surgery RNet is skipped, so those sessions measure what the
+    cascade measured; after surgery RNet's cavity and enhancement veto change them. Its file
+    covers exams with a cavity, is made for its weights and is what the method fits on its
+    sessions. Its cascade cache was rebuilt on another machine than the exported cascade
+    sessions (and holds three more expert cases): registration differs there a little, so the
+    shared pre-operative sessions agree within 5 % (2.9 % at most, measured 2026-12-07)."""
     card = json.loads((POSTOP_MODEL / 'model.json').read_text())
-    carried = read_calibration(POSTOP_MODEL, card['weights_sha256'])
-    assert carried is not None and carried.scope == NO_CAVITY
-    assert not carried.covers(np.full((3, 3, 3), RC, np.uint8))
-    assert carried.covers(np.full((3, 3, 3), 3, np.uint8))
-    assert carried == inherited(shipped, card['weights_sha256'])
+    shipped = read_calibration(POSTOP_MODEL, card['weights_sha256'])
+    assert shipped is not None and shipped.scope == ALL_SESSIONS
+    assert shipped.covers(np.full((3, 3, 3), RC, np.uint8))
+    with POSTOP_SESSIONS.open(newline='') as handle:
+        own = list(csv.DictReader(handle, delimiter='\t'))
+    assert_fitted_on(own, shipped)
+
+    def by_case(found: list[dict], surgery: str) -> dict:
+        return {(x['case'], x['region']): x for x in found if x['surgery'] == surgery}
+
+    def log_ratio(a: dict, b: dict, offset: float) -> float:
+        return math.log((float(a['reported_ml']) + offset) / (float(b['reported_ml']) + offset))
+
+    before, cascade = by_case(own, 'pre-op'), by_case(rows, 'pre-op')
+    assert cascade.keys() <= before.keys() and len(cascade) > 50
+    for key, row in cascade.items():
+        assert before[key]['truth_ml'] == row['truth_ml']
+        assert abs(log_ratio(before[key], row, 1.0)) < 0.05, key
+    after, cascade = by_case(own, 'post-op'), by_case(rows, 'post-op')
+    assert after.keys() == cascade.keys()
+    enhancing = [k for k in after if k[1] == 'ET']
+    vetoed = [k for k in enhancing if log_ratio(after[k], cascade[k], 0.25) < math.log(0.9)]
+    assert len(vetoed) >= len(enhancing) / 2  # RNet's veto lowered most post-operative ET
