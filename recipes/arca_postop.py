@@ -11,9 +11,9 @@ Two ways, by scale:
 ``--scale cpu``   (default, ``make model``) about 12 minutes on 2 idle CPU cores (25 shared with
                   other jobs; 2 more to make the cases the first time): Wang's BraTS-2017 WNet,
                   TNet and ENet kept as they are (``../shared/weights/brats17-cacnn``,
-                  BSD-3-Clause), and a small post-operative
-                  stage after them trained (RNet, :mod:`bids_arca.model.rnet`, with the VAE
-                  regulariser on its encoder: the "AR" of AR-CA at this scale;
+                  BSD-3-Clause), and a small post-operative stage after them trained (RNet,
+                  :mod:`bids_arca.model.rnet`, with the VAE regulariser on its encoder: the
+                  "AR" of AR-CA at this scale;
                   :mod:`bids_arca.training.postop_stage`);
 ``--scale full``  for a GPU (``bash recipes/arca_postop_gpu.sh``): the whole cascade fine-tuned
                   with the VAE, TNet with a cavity class, 12 operations per exam, more

@@ -213,18 +213,19 @@ def export_postop_stage(
         'training_data': training['data'].get('description', ''),
     }
     license_text = (init.path / 'LICENSE.txt').read_text()
-    earlier = _calibration_text(destination)
-    readme = destination / README
-    model_card = readme.read_text() if readme.is_file() else None
+    # what a retraining, which rewrites the folder, may keep of it
+    earlier = {
+        name: (destination / name).read_text()
+        for name in (README, CALIBRATION)
+        if (destination / name).is_file()
+    }
     folder = write_bundle(destination, init.nets, card, license_text, overwrite, rnet=rnet)
-    if model_card is not None:
-        # the hand-written model card (its figures are the developer's to update) outlives a
-        # retraining, which rewrites the folder
-        (folder / README).write_text(model_card)
+    if README in earlier:  # the hand-written card: its figures are the developer's to update
+        (folder / README).write_text(earlier[README])
     weights = read_card(folder)['weights_sha256']
-    if earlier is not None and _calibrated_weights(earlier) == weights:
+    if _calibrated_weights(earlier.get(CALIBRATION, '')) == weights:
         # a rerun that gave the same weights (make model): their own calibration still holds
-        (folder / CALIBRATION).write_text(earlier)
+        (folder / CALIBRATION).write_text(earlier[CALIBRATION])
         return folder
     # RNet leaves the cascade's outputs as they are where it finds no cavity, so the cascade's
     # volume calibration holds there (and only there) until this model is calibrated itself
@@ -232,11 +233,6 @@ def export_postop_stage(
     if cascade is not None:
         (folder / CALIBRATION).write_text(inherited(cascade, weights).to_json())
     return folder
-
-
-def _calibration_text(folder: Path) -> str | None:
-    path = folder / CALIBRATION
-    return path.read_text() if path.is_file() else None
 
 
 def _calibrated_weights(text: str) -> str | None:
