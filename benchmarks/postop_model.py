@@ -178,7 +178,7 @@ def _rnet_after(
     start = time.process_time()
     crop_p = {r: v.transpose(2, 1, 0)[window] for r, v in p.items()}
     found = rnet_probabilities(model.rnet, crop, crop_brain, crop_p['WT'])
-    crop_p = apply_rnet(crop_p, *found)
+    crop_p = apply_rnet(crop_p, found)
     cpu = time.process_time() - start
     full = {r: paste(brain_zyx.shape, window, v).transpose(2, 1, 0) for r, v in crop_p.items()}
     return full, cpu

@@ -23,7 +23,7 @@ import torch
 
 from bids_arca.model.bundle import CascadeModel
 from bids_arca.model.inference import Segmentation, model_space_crop
-from bids_arca.model.rnet import apply_rnet, apply_rnet_labels, rnet_probabilities
+from bids_arca.model.rnet import RNetMaps, apply_rnet, apply_rnet_labels, rnet_probabilities
 from bids_arca.model.runtime import inference_context
 from bids_arca.morphology import paste
 
@@ -70,15 +70,12 @@ def apply_postop_stage(
     def uncrop(values: np.ndarray) -> np.ndarray:
         return paste(brain.shape, window, values).transpose(2, 1, 0)
 
-    cavity, enhancing, region = (uncrop(v) for v in found)
+    found = RNetMaps(*(uncrop(v) for v in found))
     return dataclasses.replace(
         cascade,
-        labels=apply_rnet_labels(cascade.labels, cavity, enhancing, region),
-        probabilities=apply_rnet(cascade.probabilities, cavity, enhancing, region),
-        members={
-            name: apply_rnet(maps, cavity, enhancing, region)
-            for name, maps in cascade.members.items()
-        },
+        labels=apply_rnet_labels(cascade.labels, found),
+        probabilities=apply_rnet(cascade.probabilities, found),
+        members={name: apply_rnet(maps, found) for name, maps in cascade.members.items()},
         model=model.name,
         postop_stage='applied',
     )

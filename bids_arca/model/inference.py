@@ -22,7 +22,7 @@ import torch
 from bids_arca.errors import InputDataError, UsageError
 from bids_arca.model.bundle import CascadeModel, load_bundle
 from bids_arca.model.cascade import CascadeOptions, run_cascade
-from bids_arca.model.rnet import apply_rnet, apply_rnet_labels, rnet_probabilities
+from bids_arca.model.rnet import RNetMaps, apply_rnet, apply_rnet_labels, rnet_probabilities
 from bids_arca.model.runtime import inference_context, select_device
 from bids_arca.model.settings import CAVITY_CLASS, STAGES, VIEWS
 from bids_arca.model.slabs import predict_classes
@@ -172,23 +172,22 @@ def segment(
             cpu_seconds[f'{stage}/{view}'] = time.process_time() - cpu_start
         return (total / (len(views) * len(flip_sets))).cpu().numpy()
 
-    found = None  # RNet's cavity, enhancing tumour and region, for a model with that stage
+    found = None  # RNet's maps, for a model with that stage
     postop_stage = ''
     with inference_context(torch_device, threads, precision):
         result = run_cascade(crop, crop_brain, settings, predict, options, tuple(spacing)[::-1])
         if cascade_model.rnet is not None and surgery == PRE_OP:
-            # nothing found, nothing changed: an empty cavity and the cascade's ET everywhere
-            empty = np.zeros(crop_brain.shape, np.float32)
-            found = empty, empty.copy(), np.zeros(crop_brain.shape, bool)
-            result.probabilities = apply_rnet(result.probabilities, *found)
+            # nothing found, nothing changed: an empty cavity and the cascade's maps everywhere
+            found = RNetMaps.nothing(crop_brain.shape)
+            result.probabilities = apply_rnet(result.probabilities, found)
             postop_stage = SKIPPED_PRE_OP
         elif cascade_model.rnet is not None:
             start, cpu_start = time.perf_counter(), time.process_time()
             found = rnet_probabilities(
                 cascade_model.rnet, crop, crop_brain, result.probabilities['WT']
             )
-            result.probabilities = apply_rnet(result.probabilities, *found)
-            result.labels = apply_rnet_labels(result.labels, *found)
+            result.probabilities = apply_rnet(result.probabilities, found)
+            result.labels = apply_rnet_labels(result.labels, found)
             seconds['rnet'] = time.perf_counter() - start
             cpu_seconds['rnet'] = time.process_time() - cpu_start
             postop_stage = 'applied'
@@ -203,7 +202,7 @@ def segment(
     members = {}
     for name, stages in passes.items():
         regions = _regions(stages, crop_brain, result)
-        regions = apply_rnet(regions, *found) if found is not None else regions
+        regions = apply_rnet(regions, found) if found is not None else regions
         members[name] = {region: uncrop(v) for region, v in regions.items()}
     return Segmentation(
         labels.transpose(2, 1, 0),

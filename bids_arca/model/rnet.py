@@ -2,15 +2,18 @@
 
 The BraTS-2017 cascade never saw a resection: it labels a cavity non-enhancing core and blood
 products or a thin enhancing rim enhancing tumour. RNet reads the four z-scored contrasts on a
-crop around the cascade's whole tumour (dilated) and gives, per voxel, three classes: 0 neither,
-1 resection cavity (its fluid, blood, air and wall: label RC of :mod:`bids_arca.resection`), 2
-enhancing tumour. Its outputs change the cascade's probabilities in two ways only
-(:func:`apply_rnet`): RC where RNet says cavity inside the dilated whole tumour, in pieces of at
-least ``min_cavity_voxels`` (the core then includes it, as Lotan et al. define TC after surgery),
-and, in an exam where it finds such a cavity, ET only where the cascade *and* RNet say enhancing
-tumour (the minimum of the two), so that enhancement RNet rejects (T1-bright blood, a rim) is no
-longer ET. An exam without a cavity keeps the cascade's segmentation as it is; the benchmark
-measures how often a pre-operative exam gets one (``benchmarks/postop_model.py``).
+crop around the cascade's whole tumour (dilated) and gives, per voxel, four classes: 0 none of
+these (oedema, brain), 1 resection cavity (its fluid, blood, air and wall: label RC of
+:mod:`bids_arca.resection`), 2 enhancing tumour, 3 non-enhancing core (necrosis, non-enhancing
+tumour). Its outputs change the cascade's probabilities in three ways only (:func:`apply_rnet`):
+RC where RNet says cavity inside the dilated whole tumour, in pieces of at least
+``min_cavity_voxels`` (the core then includes it, as Lotan et al. define TC after surgery), and,
+in an exam where it finds such a cavity, ET only where the cascade *and* RNet say enhancing
+tumour and TC only where both say core (the minimum of the two each time), so that enhancement
+RNet rejects (T1-bright blood, a rim) is no longer ET, and oedema around the cavity, which the
+cascade takes for core, no longer counts as residual tumour. An exam without a cavity keeps the
+cascade's segmentation as it is; the benchmark measures how often a pre-operative exam gets one
+(``benchmarks/postop_model.py``).
 
 The network is a three-level 3-D U-Net of the blocks of :mod:`bids_arca.model.blocks`
 (convolution, batch norm with running statistics, PReLU) with a dilated bottleneck (receptive
@@ -25,6 +28,7 @@ branch, which is dropped after training as RNet's is); everything around it is t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,11 +36,11 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from bids_arca.errors import InputDataError
-from bids_arca.labels import ET, NETC, RC
+from bids_arca.labels import ET, NETC, RC, SNFH
 from bids_arca.model.blocks import Conv, ConvNormAct, ConvTranspose
 from bids_arca.morphology import Components, bounding_box
 
-CAVITY, ENHANCING = 1, 2  # RNet's classes besides 0
+CAVITY, ENHANCING, CORE = 1, 2, 3  # RNet's classes besides 0
 MULTIPLE = 4  # two x2 downsamplings: crops are padded to a multiple of this
 
 
@@ -53,7 +57,7 @@ class RNetConfig:
     """
 
     in_channels: int = 4
-    num_classes: int = 3
+    num_classes: int = 4
     channels: tuple[int, int, int] = (8, 16, 32)
     wt_dilation: int = 10
     margin: int = 8
@@ -69,7 +73,7 @@ class RNetConfig:
 
 
 class RNet(nn.Module):
-    """(N, 4, D, H, W) -> logits (N, 3, D, H, W); D, H, W multiples of 4."""
+    """(N, 4, D, H, W) -> logits (N, 4, D, H, W); D, H, W multiples of 4."""
 
     multiple = MULTIPLE
 
@@ -113,7 +117,7 @@ class RNet(nn.Module):
 class ARStage(nn.Module):
     """Myronenko's network (MONAI's SegResNet: blocks 1-2-2-4 down, 1-1-1 up, group norm) as
     the post-operative stage, the AR of the paper's comparison: (N, 4, D, H, W) -> logits
-    (N, 3, D, H, W), sides multiples of 8. With ``vae_patch`` it is built as SegResNetVAE for
+    (N, 4, D, H, W), sides multiples of 8. With ``vae_patch`` it is built as SegResNetVAE for
     training (its VAE branch on the bottleneck, latent 128 with estimated sigma, for cubes of
     that side); :meth:`without_vae` keeps what inference needs."""
 
@@ -165,18 +169,33 @@ def tumour_region(wt: np.ndarray, brain: np.ndarray, dilation: int) -> np.ndarra
     return region & brain
 
 
+class RNetMaps(NamedTuple):
+    """What RNet found in an exam (model space): probabilities of the cavity (0 outside its kept
+    pieces), of enhancing tumour and of the core (cavity, enhancing or non-enhancing core: what
+    the cascade's TC may keep), and the region where they apply (empty when no cavity is kept:
+    the exam is then taken as pre-operative and left as the cascade segments it)."""
+
+    cavity: np.ndarray
+    enhancing: np.ndarray
+    core: np.ndarray
+    region: np.ndarray
+
+    @classmethod
+    def nothing(cls, shape: tuple[int, ...]) -> RNetMaps:
+        empty = np.zeros(shape, np.float32)
+        return cls(empty, empty.copy(), empty.copy(), np.zeros(shape, bool))
+
+
 def rnet_probabilities(
     net: RNet | ARStage, images: Tensor, brain: np.ndarray, wt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RNet's cavity and enhancing-tumour probabilities (model space, 0 outside the dilated
-    whole tumour) on ``images`` (4, Z, Y, X, noise outside the brain), and that region (all
-    empty without a tumour)."""
+) -> RNetMaps:
+    """RNet's maps (:class:`RNetMaps`, model space, 0 outside the dilated whole tumour) on
+    ``images`` (4, Z, Y, X, noise outside the brain)."""
     cfg = net.config
     region = tumour_region(wt, brain, cfg.wt_dilation)
     box = bounding_box(region, cfg.margin)
     if box is None:
-        empty = np.zeros(brain.shape, np.float32)
-        return empty, empty.copy(), region
+        return RNetMaps.nothing(brain.shape)
     crop = images[(slice(None), *box)]
     pads = [(-size) % net.multiple for size in crop.shape[1:]]
     padded = torch.nn.functional.pad(crop, [p for pad in reversed(pads) for p in (0, pad)])
@@ -186,37 +205,33 @@ def rnet_probabilities(
     probabilities = torch.softmax(logits, dim=0).cpu().numpy()
     inside = tuple(slice(0, size) for size in crop.shape[1:])
     out = []
-    for k in (CAVITY, ENHANCING):
+    for classes in ((CAVITY,), (ENHANCING,), (CAVITY, ENHANCING, CORE)):
         full = np.zeros(brain.shape, np.float32)
-        full[box] = probabilities[k][inside]
+        full[box] = probabilities[list(classes)].sum(axis=0)[inside]
         out.append(full * region)
     pieces = Components(out[0] > 0.5)
     cavity = out[0] * pieces.select(pieces.sizes >= cfg.min_cavity_voxels)
-    # without a cavity the exam is taken as pre-operative: RNet's enhancement is not consulted
-    return cavity, out[1], region if cavity.any() else np.zeros_like(region)
+    # without a cavity the exam is taken as pre-operative: RNet's other maps are not consulted
+    return RNetMaps(cavity, out[1], out[2], region if cavity.any() else np.zeros_like(region))
 
 
-def apply_rnet(
-    probabilities: dict[str, np.ndarray],
-    cavity: np.ndarray,
-    enhancing: np.ndarray,
-    region: np.ndarray,
-) -> dict[str, np.ndarray]:
+def apply_rnet(probabilities: dict[str, np.ndarray], found: RNetMaps) -> dict[str, np.ndarray]:
     """The cascade's region probabilities after RNet (see the module docstring): ``RC`` from
-    RNet, ``ET`` the minimum of the cascade's and RNet's inside ``region``."""
-    et = probabilities['ET']
+    RNet, ``ET`` and ``TC`` the minimum of the cascade's and RNet's inside the region."""
+    et, tc = probabilities['ET'], probabilities['TC']
     return probabilities | {
-        'RC': cavity,
-        'ET': np.where(region, np.minimum(et, enhancing), et).astype(et.dtype),
+        'RC': found.cavity,
+        'ET': np.where(found.region, np.minimum(et, found.enhancing), et).astype(et.dtype),
+        'TC': np.where(found.region, np.minimum(tc, found.core), tc).astype(tc.dtype),
     }
 
 
-def apply_rnet_labels(
-    labels: np.ndarray, cavity: np.ndarray, enhancing: np.ndarray, region: np.ndarray
-) -> np.ndarray:
-    """The cascade's fused labels after RNet: its ET only where RNet agrees (else NETC), and RC
-    where RNet says cavity and not enhancing tumour."""
+def apply_rnet_labels(labels: np.ndarray, found: RNetMaps) -> np.ndarray:
+    """The cascade's fused labels after RNet: its ET only where RNet agrees (else NETC), its
+    core only where RNet says core (else oedema), and RC where RNet says cavity and not
+    enhancing tumour."""
     out = labels.copy()
-    out[(labels == ET) & region & (enhancing <= 0.5)] = NETC
-    out[(cavity > 0.5) & (out != ET)] = RC
+    out[(labels == ET) & found.region & (found.enhancing <= 0.5)] = NETC
+    out[(out == NETC) & found.region & (found.core <= 0.5)] = SNFH
+    out[(found.cavity > 0.5) & (out != ET)] = RC
     return out

@@ -2,17 +2,18 @@
 
 Each case is reduced once to its reference whole tumour dilated as at inference, plus the margin
 (the cascade's whole tumour stands in for it there). Patches are cubes drawn class-balanced: a
-third centred on a cavity voxel, a third on an enhancing-tumour voxel, a third anywhere in the
-crop (a class the case lacks gives its share to the last), so pre-operative exams, which have no
-cavity, teach RNet where not to put one. Outside the brain the patch gets fresh N(0, 1) noise,
-as inference gives it; augmentation is a left-right mirror and a per-channel intensity scale
-and shift. Loss: cross-entropy plus soft Dice (:func:`~bids_arca.training.losses.
+quarter centred on a cavity voxel, a quarter on enhancing tumour, a quarter on non-enhancing
+core, a quarter anywhere in the crop (a class the case lacks gives its share to the last), so
+pre-operative exams, which have no cavity, teach RNet where not to put one, and the oedema
+around a cavity is seen as often as the core. Outside the brain the patch gets fresh N(0, 1)
+noise, as inference gives it; augmentation is a left-right mirror and a per-channel intensity
+scale and shift. Loss: cross-entropy plus soft Dice (:func:`~bids_arca.training.losses.
 softmax_dice_loss`), plus, for AR-CA, Myronenko's VAE regulariser on the bottleneck features
 (:class:`~bids_arca.training.vae.VAEHead`: 0.1 L2 + 0.1 KL), dropped after training. The same
 recipe trains the AR baseline (``RNetConfig.network = 'segresnetvae'``: MONAI's SegResNetVAE,
-whose own VAE loss, KL + L2, gets the weight 0.1). The
-best of the periodic validations (mean Dice of cavity and enhancing tumour on whole crops of the
-validation cases) is kept. Everything is seeded: the same seed gives the same weights on the CPU.
+whose own VAE loss, KL + L2, gets the weight 0.1). The best of the periodic validations (mean
+Dice of cavity, enhancing tumour and non-enhancing core on whole crops of the validation cases)
+is kept. Everything is seeded: the same seed gives the same weights on the CPU.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bids_arca.labels import ET, RC
+from bids_arca.labels import ET, NETC, RC
 from bids_arca.model.reference_cases import dice
-from bids_arca.model.rnet import CAVITY, ENHANCING, ARStage, RNet, RNetConfig, tumour_region
+from bids_arca.model.rnet import CAVITY, CORE, ENHANCING, ARStage, RNet, RNetConfig, tumour_region
 from bids_arca.morphology import bounding_box
 from bids_arca.training.cases import TrainingCase
 from bids_arca.training.losses import softmax_dice_loss, vae_terms
@@ -55,10 +56,12 @@ class Crop:
 
 
 def rnet_target(labels: np.ndarray) -> np.ndarray:
-    """Reference labels as RNet's classes: 1 the cavity (RC), 2 enhancing tumour, 0 the rest."""
+    """Reference labels as RNet's classes: 1 the cavity (RC), 2 enhancing tumour, 3
+    non-enhancing core (NETC), 0 the rest."""
     target = np.zeros(labels.shape, np.int64)
     target[labels == RC] = CAVITY
     target[labels == ET] = ENHANCING
+    target[labels == NETC] = CORE
     return target
 
 
@@ -79,8 +82,8 @@ def draw_batch(crops: Sequence[Crop], size: int, patch: int, rng: np.random.Gene
     targets = np.zeros((size, patch, patch, patch), np.int64)
     for n in range(size):
         crop = crops[int(rng.integers(len(crops)))]
-        wanted = int(rng.integers(3))
-        voxels = np.argwhere(crop.target == wanted + 1) if wanted < 2 else None
+        wanted = int(rng.integers(4))
+        voxels = np.argwhere(crop.target == wanted + 1) if wanted < 3 else None
         if voxels is None or not len(voxels):
             centre = [int(rng.integers(s)) for s in crop.target.shape]
         else:
@@ -110,8 +113,9 @@ def draw_batch(crops: Sequence[Crop], size: int, patch: int, rng: np.random.Gene
     return torch.from_numpy(images), torch.from_numpy(targets)
 
 
-def crop_dice(net: RNet | ARStage, crop: Crop, seed: int = 0) -> tuple[float, float]:
-    """Dice of the cavity and of enhancing tumour on a whole crop (NaN where both are empty)."""
+def crop_dice(net: RNet | ARStage, crop: Crop, seed: int = 0) -> tuple[float, float, float]:
+    """Dice of the cavity, enhancing tumour and non-enhancing core on a whole crop (NaN where
+    both are empty)."""
     rng = np.random.default_rng(seed)
     pads = [(-s) % net.multiple for s in crop.target.shape]
     noise = rng.standard_normal(crop.images.shape, dtype=np.float32)
@@ -121,7 +125,7 @@ def crop_dice(net: RNet | ARStage, crop: Crop, seed: int = 0) -> tuple[float, fl
     with torch.no_grad():
         logits = net(torch.from_numpy(image)[None])[0]
     predicted = logits.argmax(0).numpy()[tuple(slice(0, s) for s in crop.target.shape)]
-    return tuple(dice(predicted == k, crop.target == k) for k in (CAVITY, ENHANCING))
+    return tuple(dice(predicted == k, crop.target == k) for k in (CAVITY, ENHANCING, CORE))
 
 
 def train_rnet(
@@ -174,11 +178,13 @@ def train_rnet(
         losses.append(loss.item())
         if iteration % recipe.validate_every and iteration != recipe.iterations:
             continue
-        scores = np.array([crop_dice(net, c) for c in checks]) if checks else np.zeros((0, 2))
-        cavity, enhancing = (
-            float(np.nanmean(scores[:, k])) if len(scores) else 0.0 for k in (0, 1)
+        scores = np.array([crop_dice(net, c) for c in checks]) if checks else np.zeros((0, 3))
+        cavity, enhancing, core = (
+            float(np.nanmean(scores[:, k])) if len(scores) else 0.0 for k in (0, 1, 2)
         )
-        score = (cavity + enhancing) / 2
+        # a class no validation crop has, nor any prediction, is left out of the mean
+        known = [value for value in (cavity, enhancing, core) if not np.isnan(value)]
+        score = float(np.mean(known)) if known else 0.0
         if score > best:
             best = score
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -188,13 +194,14 @@ def train_rnet(
             'loss': round(float(np.mean(losses[-recipe.validate_every :])), 4),
             'val_cavity_dice': round(cavity, 4),
             'val_et_dice': round(enhancing, 4),
+            'val_core_dice': round(core, 4),
             'best': round(best, 4),
         }
         rows.append(row)
         report(
             f'rnet: iteration {iteration}/{recipe.iterations}, {row["seconds"]:.0f} s, loss '
             f'{row["loss"]:.4f}, validation Dice cavity {cavity:.3f} ET {enhancing:.3f} '
-            f'(best mean {best:.3f})'
+            f'core {core:.3f} (best mean {best:.3f})'
         )
     net.load_state_dict(best_state)
     if ar:

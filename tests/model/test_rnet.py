@@ -17,6 +17,7 @@ from bids_arca.model.rnet import (
     ARStage,
     RNet,
     RNetConfig,
+    RNetMaps,
     apply_rnet,
     apply_rnet_labels,
     rnet_probabilities,
@@ -42,18 +43,18 @@ SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2, min_cavity_voxel
 def test_logits_keep_the_input_size_and_odd_sizes_are_refused():
     net = RNet(SMALL).eval()
     with torch.no_grad():
-        assert net(torch.randn(1, 4, 12, 16, 8)).shape == (1, 3, 12, 16, 8)
+        assert net(torch.randn(1, 4, 12, 16, 8)).shape == (1, 4, 12, 16, 8)
     with pytest.raises(ValueError, match='multiple of 4'):
         net(torch.randn(1, 4, 12, 14, 8))
     assert 50_000 < sum(p.numel() for p in RNet().parameters()) < 100_000
 
 
-def _biased(config: RNetConfig, cavity: float, enhancing: float) -> RNet:
+def _biased(config: RNetConfig, cavity: float, enhancing: float, core: float = -50.0) -> RNet:
     """An RNet whose output is its head's bias wherever it looks."""
     net = RNet(config).eval()
     with torch.no_grad():
         net.head.weight.zero_()
-        net.head.bias.copy_(torch.tensor([0.0, cavity, enhancing]))
+        net.head.bias.copy_(torch.tensor([0.0, cavity, enhancing, core]))
     return net
 
 
@@ -63,39 +64,43 @@ def test_rnet_looks_only_inside_the_dilated_whole_tumour_and_drops_small_cavitie
     wt = np.zeros(shape, np.float32)
     wt[8:12, 9:13, 7:10] = 0.9
     images = torch.randn(4, *shape)
-    cavity, enhancing, region = rnet_probabilities(_biased(SMALL, 5.0, 0.0), images, brain, wt)
+    cavity, enhancing, core, region = rnet_probabilities(
+        _biased(SMALL, 5.0, 0.0), images, brain, wt
+    )
     np.testing.assert_array_equal(region, tumour_region(wt, brain, 2))
     assert region.sum() > (wt > 0.5).sum()
     np.testing.assert_array_equal(cavity > 0.5, region)  # one piece, above the minimum
     assert cavity[~region].max() == 0 and enhancing[~region].max() == 0
+    # the core is cavity, enhancing or non-enhancing core: here cavity and enhancing
+    np.testing.assert_allclose(core[region], (cavity + enhancing)[region], rtol=1e-5)
     large = RNetConfig(**(SMALL.to_dict() | {'min_cavity_voxels': int(region.sum()) + 1}))
-    cavity, _, region = rnet_probabilities(_biased(large, 5.0, 0.0), images, brain, wt)
+    cavity, _, _, region = rnet_probabilities(_biased(large, 5.0, 0.0), images, brain, wt)
     assert not cavity.any() and not region.any()  # no cavity: the exam is left as it is
     nothing = rnet_probabilities(_biased(SMALL, 5.0, 0.0), images, brain, 0 * wt)
     assert not any(part.any() for part in nothing)  # no tumour: no cavity, no region
 
 
-def test_rnet_gives_the_cavity_and_keeps_enhancement_only_where_both_agree():
-    shape = (3,)
-    region = np.array([True, True, False])
+def test_rnet_gives_the_cavity_and_keeps_enhancement_and_core_only_where_both_agree():
+    region = np.array([True, True, True, False])
     p = {
-        'WT': np.ones(shape, np.float32),
-        'TC': np.ones(shape, np.float32),
-        'ET': np.array([0.9, 0.9, 0.9], np.float32),
+        'WT': np.ones(4, np.float32),
+        'TC': np.array([0.9, 0.9, 0.9, 0.9], np.float32),
+        'ET': np.array([0.9, 0.9, 0.2, 0.9], np.float32),
     }
-    cavity = np.array([0.8, 0.1, 0.0], np.float32)
-    enhancing = np.array([0.1, 0.7, 0.0], np.float32)
-    out = apply_rnet(p, cavity, enhancing, region)
-    np.testing.assert_allclose(out['ET'], [0.1, 0.7, 0.9])  # outside the region: as it was
+    cavity = np.array([0.8, 0.1, 0.0, 0.0], np.float32)
+    enhancing = np.array([0.1, 0.7, 0.0, 0.0], np.float32)
+    core = np.array([0.95, 0.8, 0.3, 0.0], np.float32)  # oedema at the third voxel
+    found = RNetMaps(cavity, enhancing, core, region)
+    out = apply_rnet(p, found)
+    np.testing.assert_allclose(out['ET'], [0.1, 0.7, 0.0, 0.9])  # outside the region: as it was
+    np.testing.assert_allclose(out['TC'], [0.9, 0.8, 0.3, 0.9])
     np.testing.assert_array_equal(out['RC'], cavity)
     assert p['ET'][0] == pytest.approx(0.9)  # the cascade's maps are not changed in place
-    labels = np.array([ET, ET, SNFH], np.uint8)
-    np.testing.assert_array_equal(
-        apply_rnet_labels(labels, cavity, enhancing, region), [RC, ET, SNFH]
-    )
-    labels = np.array([ET, NETC, SNFH], np.uint8)
-    rejected = apply_rnet_labels(labels, 0 * cavity, np.zeros(3, np.float32), region)
-    np.testing.assert_array_equal(rejected, [NETC, NETC, SNFH])
+    labels = np.array([ET, ET, NETC, NETC], np.uint8)
+    np.testing.assert_array_equal(apply_rnet_labels(labels, found), [RC, ET, SNFH, NETC])
+    labels = np.array([ET, NETC, SNFH, ET], np.uint8)
+    rejected = RNetMaps(0 * cavity, np.zeros(4, np.float32), core, region)
+    np.testing.assert_array_equal(apply_rnet_labels(labels, rejected), [NETC, NETC, SNFH, ET])
 
 
 def test_a_model_folder_carries_rnet_and_segment_gives_rc(make_tiny_model, tmp_path):
@@ -166,10 +171,17 @@ def _case(seed: int, surgery: str) -> TrainingCase:
 def test_patches_are_drawn_class_balanced_from_the_tumour_crop():
     crops = [tumour_crop(_case(0, 'post-op'), SMALL)]
     assert crops[0].target.shape == (12 + 8, 12 + 8, 12 + 8)  # the WT box, dilated 2, margin 2
-    images, target = draw_batch(crops, 30, 8, np.random.default_rng(0))
-    assert images.shape == (30, 4, 8, 8, 8) and target.shape == (30, 8, 8, 8)
-    centres = target[:, 4, 4, 4].numpy()
-    assert (centres == 1).sum() >= 5 and (centres == 2).sum() >= 5  # the cavity, the ET voxels
+    images, target = draw_batch(crops, 60, 8, np.random.default_rng(0))
+    assert images.shape == (60, 4, 8, 8, 8) and target.shape == (60, 8, 8, 8)
+
+    def centred(target: torch.Tensor, k: int) -> int:
+        """Patches with class k at their centre (voxel 4, or 3 once mirrored left-right)."""
+        return int((target[:, 4, 4, 3:5] == k).any(dim=-1).sum())
+
+    assert centred(target, 1) >= 10 and centred(target, 2) >= 10  # the cavity, the ET voxels
+    pre = [tumour_crop(_case(0, 'pre-op'), SMALL)]
+    _, target = draw_batch(pre, 60, 8, np.random.default_rng(0))
+    assert centred(target, 3) >= 10  # the non-enhancing core
 
 
 def test_training_is_seeded_and_learns_the_cavity():
