@@ -11,7 +11,8 @@ tells it what sessions.tsv says (before surgery no post-operative stage runs);
 
 * ``cases.tsv``: per model and case, Dice of WT, TC (cavity included), ET, RC and residual tumour
   (TC - RC), false enhancing tumour (predicted ET outside the reference, mL), false cavity (mL,
-  pre-operative exams), CPU seconds of the networks;
+  pre-operative exams), the cavity's and the residual tumour's volumes (mL, with the reference's)
+  and the residual volume's absolute error, CPU seconds of the networks;
 * ``summary.tsv``: mean and standard deviation per model, pre- and post-operative apart;
 * ``goals.json``: each goal of the issue with its figure and whether it is met.
 
@@ -195,6 +196,11 @@ def scores(labels: np.ndarray, reference: np.ndarray) -> dict:
     out['false_rc_ml'] = float(((labels == RC) & (reference != RC)).sum()) / 1000
     out['rc_ml'] = float((labels == RC).sum()) / 1000
     out['rc_ref_ml'] = float((reference == RC).sum()) / 1000
+    # the residual volume is what extent of resection and RANO resect are read from; Dice
+    # cannot rate it where the reference has none (any leftover voxel scores 0)
+    out['residual_ml'] = float(np.isin(labels, (NETC, ET)).sum()) / 1000
+    out['residual_ref_ml'] = float(np.isin(reference, (NETC, ET)).sum()) / 1000
+    out['residual_error_ml'] = abs(out['residual_ml'] - out['residual_ref_ml'])
     return out
 
 
@@ -212,6 +218,9 @@ COLUMNS = (
     'false_rc_ml',
     'rc_ml',
     'rc_ref_ml',
+    'residual_ml',
+    'residual_ref_ml',
+    'residual_error_ml',
     'cpu_s',
 )
 

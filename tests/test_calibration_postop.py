@@ -23,7 +23,7 @@ SMALL = RNetConfig(channels=(4, 4, 8), wt_dilation=2, margin=2, min_cavity_voxel
 def models(make_tiny_model, store: Path) -> tuple[Path, Path]:
     """A tiny cascade and the same cascade with an RNet that finds a cavity of uneven shape."""
     tiny = make_tiny_model(store / 'tiny', views=('axial', 'sagittal'))
-    torch.manual_seed(3)
+    torch.manual_seed(6)  # a seed whose RNet finds a cavity in part of the exam
     rnet = RNet(SMALL).eval()
     with torch.no_grad():  # random weights made decisive
         rnet.head.weight.mul_(30.0)

@@ -56,7 +56,9 @@ CAVITY_OUTPUT = (
 )
 POSTOP_STAGE_OUTPUT = (
     'resection cavity (RC): RNet, the post-operative stage after the cascade, inside the '
-    "cascade's whole tumour dilated; labelled RC where it is not enhancing, and part of TC"
+    "cascade's whole tumour dilated; labelled RC where it is not enhancing, and part of TC; in "
+    "an exam where it is found, the cascade's ET and TC are kept only where RNet also says "
+    'enhancing tumour and core'
 )
 USER_TRAINED_LICENSE = (
     'These weights were trained with bids-arca on the data named in model.json.\n'

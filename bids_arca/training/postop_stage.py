@@ -128,6 +128,12 @@ def crop_dice(net: RNet | ARStage, crop: Crop, seed: int = 0) -> tuple[float, fl
     return tuple(dice(predicted == k, crop.target == k) for k in (CAVITY, ENHANCING, CORE))
 
 
+def _known_mean(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN; NaN when none is."""
+    known = values[~np.isnan(values)]
+    return float(known.mean()) if known.size else float('nan')
+
+
 def train_rnet(
     train: Sequence[TrainingCase],
     validation: Sequence[TrainingCase],
@@ -178,10 +184,8 @@ def train_rnet(
         losses.append(loss.item())
         if iteration % recipe.validate_every and iteration != recipe.iterations:
             continue
-        scores = np.array([crop_dice(net, c) for c in checks]) if checks else np.zeros((0, 3))
-        cavity, enhancing, core = (
-            float(np.nanmean(scores[:, k])) if len(scores) else 0.0 for k in (0, 1, 2)
-        )
+        scores = np.array([crop_dice(net, c) for c in checks]).reshape(-1, 3)
+        cavity, enhancing, core = (_known_mean(scores[:, k]) for k in range(3))
         # a class no validation crop has, nor any prediction, is left out of the mean
         known = [value for value in (cavity, enhancing, core) if not np.isnan(value)]
         score = float(np.mean(known)) if known else 0.0

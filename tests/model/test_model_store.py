@@ -67,7 +67,7 @@ def test_the_repository_ships_the_post_operative_model():
     assert folder.name == SHIPPED and folder.parent == store.bundled_dir()
     # Wang's cascade as it is, and the post-operative stage after it
     assert card['cascade']['stages']['tc']['network']['num_classes'] == 2
-    assert card['postop_stage']['network']['num_classes'] == 3
+    assert card['postop_stage']['network']['num_classes'] == 4  # RC, ET, NETC and the rest
     assert card['architecture']['stages'] == ['wt', 'tc', 'et', 'rnet']
     # Wang et al.'s BSD-3 notice travels with the weights made from theirs
     notice = (folder / 'LICENSE.txt').read_text()
