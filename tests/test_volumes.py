@@ -260,7 +260,7 @@ def test_regions_with_few_sessions_share_one_finite_quantile():
     held_out = {region: simulated(1000, rng) for region in few}
     pooled = np.mean([coverage(models[r], held_out[r]) for r in few])
     assert 0.85 <= pooled <= 0.995  # 24 pooled scores: the 24th of 24 (conformal, finite n)
-    wt = simulated(60, rng)
+    wt = simulated(100, rng)  # at least POOL_BELOW (79): a quantile of its own
     many = fit({'WT': wt, 'ET': simulated(12, rng)}, 'abc', (0.4, 0.6))
     assert many.regions['WT'].quantile == fit_region(wt, offset_ml=1.0).quantile  # its own
     assert math.isfinite(many.regions['ET'].quantile)  # pooled with WT's scores
