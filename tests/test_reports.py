@@ -119,20 +119,24 @@ def test_methods_number_citations_in_order():
     assert 'RANO' in text and any(r.doi == '10.1200/JCO.2009.26.3541' for r in references)
     assert 'highdicom' in text
     assert 'cavity (RC)' not in text
-    cavity, _ = methods(
-        model_name='m', model_version='1', rules='paper', interval=None, cavity=True
-    )
-    assert 'cavity (RC)' in ' '.join(cavity)
-    skipped = ' '.join(
-        methods(
+
+    def cavity_text(postop_stage: str) -> str:
+        found, _ = methods(
             model_name='m',
             model_version='1',
             rules='paper',
             interval=None,
             cavity=True,
-            postop_skipped=True,
-        )[0]
-    )  # sessions.tsv says pre-op: the stage was not run, and the text says why
+            postop_stage=postop_stage,
+        )
+        return ' '.join(found)
+
+    third_class, stage = cavity_text(''), cavity_text('applied')
+    assert 'cavity (RC)' in third_class and 'third class' in third_class
+    # a post-operative stage after the cascade (arca-postop's RNet) is described as such
+    assert 'cavity (RC)' in stage and 'post-operative stage' in stage
+    assert 'third class' not in stage and 'oedema' in stage
+    skipped = cavity_text('skipped')  # sessions.tsv says pre-op: not run, and the text says why
     assert 'cavity (RC)' not in skipped and 'sessions.tsv marks this session as pre' in skipped
 
 

@@ -130,6 +130,21 @@ class _Cite(dict):
         return self.citations[key]
 
 
+#: What the methods say of the resection cavity, by the post-operative stage's status.
+CAVITY_SENTENCES = {
+    '': 'The tumour-core network has a third class, the resection cavity, so that the cavity (RC) '
+    'is told apart from the residual tumour (the core without the cavity); the model decides '
+    'from the images where a cavity is.',
+    'applied': 'A post-operative stage after the cascade, a small 3-D network reading the four '
+    'contrasts around the whole tumour, labels the resection cavity (RC) apart from the residual '
+    "tumour (the core without the cavity); where it finds a cavity, the cascade's enhancing "
+    'tumour and core are kept only where it agrees, so that blood, a rim or the oedema around '
+    'the cavity are not read as tumour. The model decides from the images where a cavity is.',
+    'skipped': 'The post-operative stage (resection cavity) was not run: sessions.tsv marks this '
+    'session as pre-operative.',
+}
+
+
 def methods(
     *,
     model_name: str,
@@ -142,10 +157,12 @@ def methods(
     wang_min_voxels: int = 2000,
     dicom_outputs: bool = False,
     cavity: bool = False,
-    postop_skipped: bool = False,
+    postop_stage: str = '',
 ) -> tuple[list[str], list[Reference]]:
     """The methods paragraphs (citations as ``[n]``) and the references they cite, in order.
-    ``postop_skipped``: the model's post-operative stage was not run (sessions.tsv: pre-op)."""
+    ``cavity``: the model has a cavity output; ``postop_stage``: ``''`` when the model has no
+    post-operative stage (a cavity then comes from the tumour-core network's third class),
+    ``'applied'`` when that stage ran, ``'skipped'`` when it did not (sessions.tsv: pre-op)."""
     citations = _Citations()
     cite = _Cite(citations, wang_min_voxels=wang_min_voxels)
     model = f'{model_name} {model_version}'.strip()
@@ -158,23 +175,7 @@ def methods(
             _Cite(citations, version=__version__, model=model)
         ),
         _with_citations(preprocessing, [citations[key] for key in preprocessing_references]),
-        *(
-            [
-                'The tumour-core network has a third class, the resection cavity, so that the '
-                'cavity (RC) is told apart from the residual tumour (the core without the '
-                'cavity); the model decides from the images where a cavity is.'
-            ]
-            if cavity and not postop_skipped
-            else []
-        ),
-        *(
-            [
-                'The post-operative stage (resection cavity) was not run: sessions.tsv marks '
-                'this session as pre-operative.'
-            ]
-            if postop_skipped
-            else []
-        ),
+        *([CAVITY_SENTENCES[postop_stage]] if cavity or postop_stage else []),
         'The probabilities of the {count} views ({views}) were averaged {wang2018} and '
         'thresholded at 0.5; the regions were nested so that the enhancing tumour lies inside '
         'the core and the core inside the whole tumour. '.format_map(

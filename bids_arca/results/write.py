@@ -168,7 +168,7 @@ def write_results(
             views=p.views,
             dicom_outputs=bool(dicom_series),
             cavity=has_cavity,
-            postop_skipped=parameters.get('postop_stage') == SKIPPED_PRE_OP,
+            postop_stage=_postop_stage(parameters.get('postop_stage', '')),
             **({'preprocessing': preprocessing_text} if preprocessing_text else {}),
             **(
                 {'preprocessing_references': preprocessing_references}
@@ -294,3 +294,8 @@ def _write_dicom(
 
 def _flair(writer: SessionWriter) -> np.ndarray:
     return np.asarray(nib.load(writer.staged(writer.outputs.flair_dseg)).dataobj)
+
+
+def _postop_stage(status: str) -> str:
+    """The provenance's ``postop_stage`` as the methods text takes it: '', applied, skipped."""
+    return 'skipped' if status == SKIPPED_PRE_OP else status
