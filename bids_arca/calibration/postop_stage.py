@@ -70,12 +70,12 @@ def apply_postop_stage(
     def uncrop(values: np.ndarray) -> np.ndarray:
         return paste(brain.shape, window, values).transpose(2, 1, 0)
 
-    found = RNetMaps(*(uncrop(v) for v in found))
+    native = RNetMaps(*(uncrop(v) for v in found))
     return dataclasses.replace(
         cascade,
-        labels=apply_rnet_labels(cascade.labels, found),
-        probabilities=apply_rnet(cascade.probabilities, found),
-        members={name: apply_rnet(maps, found) for name, maps in cascade.members.items()},
+        labels=apply_rnet_labels(cascade.labels, native),
+        probabilities=apply_rnet(cascade.probabilities, native),
+        members={name: apply_rnet(maps, native) for name, maps in cascade.members.items()},
         model=model.name,
         postop_stage='applied',
     )

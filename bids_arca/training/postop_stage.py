@@ -187,8 +187,7 @@ def train_rnet(
         scores = np.array([crop_dice(net, c) for c in checks]).reshape(-1, 3)
         cavity, enhancing, core = (_known_mean(scores[:, k]) for k in range(3))
         # a class no validation crop has, nor any prediction, is left out of the mean
-        known = [value for value in (cavity, enhancing, core) if not np.isnan(value)]
-        score = float(np.mean(known)) if known else 0.0
+        score = float(np.nan_to_num(_known_mean(np.array([cavity, enhancing, core]))))
         if score > best:
             best = score
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
